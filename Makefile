@@ -1,0 +1,31 @@
+# One command each: `make test` (set up + run the tests), `make course` (set up + run the main job).
+# Each target creates the virtual environment it needs on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SKINLIB_DATA ?= $(abspath ../shared/data/ham10000)
+export SKINLIB_DATA
+
+.PHONY: setup test course book clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[course,test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest
+
+course: setup
+	$(VENV)/bin/skinlib check-data
+	$(VENV)/bin/skinlib split --verify
+
+book: setup
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+clean:
+	rm -rf _build .pytest_cache

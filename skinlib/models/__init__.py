@@ -1,0 +1,1 @@
+"""Keras 3 models: backbones, attention modules and the stage-2 classifier."""

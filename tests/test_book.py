@@ -1,0 +1,26 @@
+"""The Jupyter Book builds offline, with warnings treated as errors."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings(tmp_path):
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    if not jupyter_book.exists():
+        jupyter_book = shutil.which("jupyter-book")
+    assert jupyter_book, "jupyter-book is not installed: pip install -e '.[course]'"
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(REPO), "--path-output", str(tmp_path), "--warningiserror", "--keep-going"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = tmp_path / "_build" / "html"
+    assert (html / "book" / "intro.html").is_file()
+    assert "HAM10000" in (html / "book" / "data.html").read_text()
