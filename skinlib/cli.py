@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +41,61 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_train_unet(args) -> int:
+    from .segmentation.report import train_and_ship_unet
+    from .training import UNetConfig
+
+    config = UNetConfig(data_dir=args.data, image_size=tuple(args.size), encoder=args.encoder,
+                        batch_size=args.batch_size, frozen_epochs=args.frozen_epochs, epochs=args.epochs,
+                        seed=args.seed, train_limit=args.train_limit, val_limit=args.val_limit)
+    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    metrics = train_and_ship_unet(config, run_dir=args.run_dir, out_dir=args.out, command=command,
+                                  progress=not args.quiet)
+    print(json.dumps(metrics["test"], indent=2))
+    return 0
+
+
+def cmd_segment(args) -> int:
+    from .segmentation.apply import segment_files
+    from .segmentation.segmenter import load_segmenter
+
+    segmenter = load_segmenter(args.method, args.model)
+    result = segment_files(args.images, args.out, segmenter, progress=not args.quiet)
+    print(f"segmented {len(result.written)} image(s) with {segmenter.name}; masks and overlays in {args.out}")
+    for path, note in result.notes.items():
+        print(f"  note: {path}: {note}")
+    for path, error in result.failed.items():
+        print(f"  FAILED: {error}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_evaluate(args) -> int:
+    if args.masks is None and args.labels is None:
+        raise DataError("evaluate needs --masks DIR (segmentation) or --labels CSV (classification).")
+    if args.labels is not None:
+        raise DataError("classification evaluation (--labels) needs the stage-2 classifier, which is not "
+                        "shipped yet; use --masks DIR to score segmentation.")
+    from .segmentation.apply import pair_images_and_masks
+    from .segmentation.segmenter import evaluate_segmenter, load_segmenter
+
+    images, masks, unmatched = pair_images_and_masks(args.images, args.masks)
+    if unmatched:
+        print(f"note: {len(unmatched)} image(s) have no mask and are not scored, e.g. {unmatched[:5]}")
+    segmenter = load_segmenter(args.method, args.model)
+    scores = evaluate_segmenter(segmenter, images, masks, progress=not args.quiet)
+    per_image = scores.pop("per_image")
+    scores = {"method": segmenter.name, "images": str(args.images), "masks": str(args.masks),
+              "unscored_images_without_mask": len(unmatched), **scores}
+    print(f"{segmenter.name} on {scores['count']} image(s):")
+    for name in ("dice", "iou", "thresholded_jaccard"):
+        print(f"  {name:<20} mean {scores[name + '_mean']:.4f}   median {scores[name + '_median']:.4f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**scores, "per_image": per_image}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .data import DEFAULT_FRACTIONS, DEFAULT_SEED
@@ -60,6 +116,39 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--out", metavar="CSV", help="write the split here (a .json with the seed goes beside it)")
     split.add_argument("--verify", action="store_true", help="check that the split file equals a fresh split")
     split.set_defaults(func=cmd_split)
+
+    segment = sub.add_parser("segment", help="write a lesion mask and an overlay PNG per image")
+    segment.add_argument("images", nargs="+", metavar="IMAGE")
+    segment.add_argument("--out", required=True, metavar="DIR")
+    segment.add_argument("--method", choices=["unet", "classical"], default="unet")
+    segment.add_argument("--model", metavar="DIR", help="U-Net model folder (default: the shipped models/unet)")
+    segment.add_argument("--quiet", action="store_true")
+    segment.set_defaults(func=cmd_segment)
+
+    evaluate = sub.add_parser("evaluate", help="score the shipped models on any labelled folder")
+    evaluate.add_argument("--images", required=True, metavar="DIR")
+    evaluate.add_argument("--masks", metavar="DIR", help="folder of <image_id>_segmentation.png masks")
+    evaluate.add_argument("--labels", metavar="CSV", help="class labels (HAM10000 metadata or ISIC 2018 Task 3)")
+    evaluate.add_argument("--method", choices=["unet", "classical"], default="unet")
+    evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped one)")
+    evaluate.add_argument("--out", metavar="JSON", help="write the metrics (and per-image scores) here")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    unet = sub.add_parser("train-unet", help="train the stage-1 U-Net, score it on test, write a model folder")
+    _add_data_argument(unet)
+    unet.add_argument("--out", default="models/unet", help="model folder to write (default: models/unet)")
+    unet.add_argument("--run-dir", default="runs/unet", help="checkpoints and logs; rerun to resume")
+    unet.add_argument("--size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
+    unet.add_argument("--encoder", choices=["lite0", "plain"], default="lite0")
+    unet.add_argument("--batch-size", type=int, default=16)
+    unet.add_argument("--frozen-epochs", type=int, default=2)
+    unet.add_argument("--epochs", type=int, default=5)
+    unet.add_argument("--seed", type=int, default=0)
+    unet.add_argument("--train-limit", type=int, help="use a random subset of N training images (quick runs)")
+    unet.add_argument("--val-limit", type=int)
+    unet.add_argument("--quiet", action="store_true")
+    unet.set_defaults(func=cmd_train_unet)
     return parser
 
 
@@ -68,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except DataError as error:
+    except (DataError, FileNotFoundError) as error:
         print(f"skinlib {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@
 
 from .classes import CLASS_INDEX, CLASSES, DISPLAY_NAMES, MALIGNANT, class_index
 from .errors import DataError
-from .images import fit_size, read_image, read_mask, to_rgb
+from .images import fit_size, read_image, read_mask, to_rgb, unfit_size
 from .layout import DATA_ENV, Layout, find_layout, resolve_data_dir
 from .metadata import DataWarning, load_metadata, read_metadata_csv
 from .splits import (
@@ -23,7 +23,7 @@ from .splits import (
 
 __all__ = [
     "CLASSES", "CLASS_INDEX", "DISPLAY_NAMES", "MALIGNANT", "class_index", "DataError", "DataWarning",
-    "fit_size", "read_image", "read_mask", "to_rgb", "DATA_ENV", "Layout", "find_layout", "resolve_data_dir",
+    "fit_size", "read_image", "read_mask", "to_rgb", "unfit_size", "DATA_ENV", "Layout", "find_layout", "resolve_data_dir",
     "load_metadata", "read_metadata_csv", "DEFAULT_FRACTIONS", "DEFAULT_SEED", "DEFAULT_SPLIT_PATH", "SPLITS",
     "attach_split", "class_weights", "make_split", "read_split", "split_summary", "write_split",
     "load_split_frame",

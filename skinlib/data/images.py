@@ -133,3 +133,29 @@ def fit_size(image: np.ndarray, size: tuple[int, int], fit: str = "pad", interpo
     else:
         raise ValueError(f"fit must be 'pad', 'crop' or 'stretch', not {fit!r}")
     return out.astype(bool) if is_mask else out
+
+
+def unfit_size(array: np.ndarray, original_shape: tuple[int, int], fit: str = "pad") -> np.ndarray:
+    """Map a model-sized array (an image or a probability map) back onto the original image's pixels.
+
+    The inverse of `fit_size`: removes the padding (or re-pads what a crop cut off with zeros) and
+    resizes bilinearly, so a prediction can be compared with a mask at the mask's own resolution.
+    """
+    height, width = array.shape[:2]
+    h, w = original_shape[:2]
+    source = array.astype(np.float32)
+    if fit == "pad" and h * width != w * height:
+        scale = min(height / h, width / w)
+        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+        top, left = (height - new_h) // 2, (width - new_w) // 2
+        source = source[top : top + new_h, left : left + new_w]
+    elif fit == "crop" and h * width != w * height:
+        scale = max(height / h, width / w)
+        full_h, full_w = max(height, round(h * scale)), max(width, round(w * scale))
+        canvas = np.zeros((full_h, full_w) + source.shape[2:], np.float32)
+        top, left = (full_h - height) // 2, (full_w - width) // 2
+        canvas[top : top + height, left : left + width] = source
+        source = canvas
+    elif fit not in ("pad", "crop", "stretch"):
+        raise ValueError(f"fit must be 'pad', 'crop' or 'stretch', not {fit!r}")
+    return cv2.resize(source, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -115,7 +115,8 @@ class Augmentation:
             stacked = self._random_affine(stacked, seeds[3], height, width)
         image, mask = stacked[..., :3], tf.cast(stacked[..., 3:] > 127.5, tf.float32) * 255.0
         image = self._colour_jitter(image / 255.0, seeds[4:]) * 255.0
-        return image, mask
+        # the 90° branch hides the static shape from TensorFlow; models need it back
+        return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(mask, (height, width, 1))
 
     def _random_affine(self, stacked, seed, height, width):
         values = tf.random.stateless_uniform((2,), seed, dtype=tf.float32)

@@ -1,0 +1,109 @@
+"""Load a trained U-Net (or the classical method) and segment images of any size.
+
+A shipped model folder holds `model.json` (architecture and input size), `weights.npz`
+(float16, see `skinlib.models.storage`) and `metrics.json` (test metrics and the command that made it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import fit_size, unfit_size
+from .classical import ClassicalParams, segment_classical
+from .postprocess import postprocess_mask
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_UNET = REPO_MODELS / "unet"
+
+
+@dataclass
+class UNetSegmenter:
+    """A U-Net with its input size and threshold; `segment` takes and returns original-size arrays."""
+
+    model: object
+    image_size: tuple[int, int]
+    fit: str = "pad"
+    threshold: float = 0.5
+    name: str = "unet"
+
+    @classmethod
+    def load(cls, folder: str | Path = DEFAULT_UNET) -> "UNetSegmenter":
+        from ..models.storage import load_compact_weights
+        from .unet import build_unet
+
+        folder = Path(folder)
+        spec_path = folder / "model.json"
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{spec_path} not found: train a U-Net with `skinlib train-unet --out {folder}`")
+        spec = json.loads(spec_path.read_text())
+        size = tuple(spec["image_size"])
+        model = build_unet((*size, 3), encoder=spec["encoder"], encoder_weights=None,
+                           decoder_filters=tuple(spec["decoder_filters"]))
+        load_compact_weights(model, folder / spec.get("weights", "weights.npz"))
+        return cls(model=model, image_size=size, fit=spec.get("fit", "pad"), threshold=spec.get("threshold", 0.5))
+
+    def probabilities(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Lesion probability maps at each image's own size."""
+        batch = np.stack([fit_size(image, self.image_size, self.fit) for image in images]).astype(np.float32)
+        maps = self.model.predict(batch, batch_size=batch_size, verbose=0)[..., 0]
+        return [unfit_size(m, image.shape[:2], self.fit) for m, image in zip(maps, images)]
+
+    def segment(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Boolean masks at each image's own size (largest component, holes filled)."""
+        return [postprocess_mask(p, self.threshold) for p in self.probabilities(images, batch_size)]
+
+
+@dataclass
+class ClassicalSegmenter:
+    """The classical pipeline behind the same interface as the U-Net."""
+
+    params: ClassicalParams = ClassicalParams()
+    name: str = "classical"
+
+    def segment(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        return [segment_classical(image, self.params) for image in images]
+
+
+def load_segmenter(method: str = "unet", model_dir: str | Path | None = None):
+    """`"unet"` (the shipped model, or `model_dir`) or `"classical"`."""
+    if method == "unet":
+        return UNetSegmenter.load(model_dir or DEFAULT_UNET)
+    if method == "classical":
+        return ClassicalSegmenter()
+    raise ValueError(f"method must be 'unet' or 'classical', not {method!r}")
+
+
+def evaluate_segmenter(segmenter, image_paths, mask_paths, batch_size: int = 32, progress: bool = True) -> dict:
+    """Score a segmenter against masks at each mask's own resolution.
+
+    Returns the summary of `segmentation_scores` plus `per_image` (id -> dice, iou) for error analysis.
+    Images are read with `read_image`, masks strictly (only 0 and 255), and a mask whose size differs
+    from its image is an error, not a silent resize.
+    """
+    from tqdm.auto import tqdm
+
+    from ..data.errors import DataError
+    from ..data.images import read_image, read_mask
+    from ..evaluation.segmentation import dice, iou, segmentation_scores
+
+    image_paths, mask_paths = [Path(p) for p in image_paths], [Path(p) for p in mask_paths]
+    preds, trues, names = [], [], []
+    for start in tqdm(range(0, len(image_paths), batch_size), desc=f"segmenting ({segmenter.name})", unit="batch",
+                      disable=not progress):
+        images = [read_image(p) for p in image_paths[start : start + batch_size]]
+        masks = [read_mask(p, strict=True) for p in mask_paths[start : start + batch_size]]
+        for image, mask, path in zip(images, masks, mask_paths[start : start + batch_size]):
+            if image.shape[:2] != mask.shape:
+                raise DataError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                                f"{image.shape[1]}x{image.shape[0]}; masks must match their image's size.")
+        preds += segmenter.segment(images, batch_size)
+        trues += masks
+        names += [p.stem for p in image_paths[start : start + batch_size]]
+    summary = segmentation_scores(preds, trues)
+    summary["per_image"] = {n: {"dice": round(dice(p, t), 4), "iou": round(iou(p, t), 4)}
+                            for n, p, t in zip(names, preds, trues)}
+    return summary
