@@ -69,12 +69,68 @@ def cmd_segment(args) -> int:
     return 1 if result.failed else 0
 
 
+def _evaluate_classification(args) -> int:
+    from .data.classes import CLASSES
+    from .predict import DualStage, score_labelled_folder
+
+    pipeline = DualStage.load(classifier_dir=args.model)
+    report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet)
+    if report["labelled_but_missing"]:
+        print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
+              f"scored, e.g. {report['missing_examples'][:5]}")
+    print(f"dual-stage pipeline on {report['n_samples']} image(s){' with TTA' if args.tta else ''}:")
+    for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "macro_f1", "expected_calibration_error"):
+        print(f"  {key:<28} {report[key]:.4f}")
+    print(f"  {'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
+    for code in CLASSES:
+        c = report["per_class"][code]
+        print(f"  {code:<6} {c['recall']:7.3f} {c['precision']:9.3f} {c['specificity']:11.3f} {c['roc_auc']:6.3f} "
+              f"{c['support']:7d}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import DualStage, predict_files
+
+    pipeline = DualStage.load(classifier_dir=args.model)
+    result = predict_files(args.images, args.out, pipeline, tta=args.tta, progress=not args.quiet)
+    for path, json_path in result["written"].items():
+        record = json.loads(Path(json_path).read_text())
+        flag = "  UNCERTAIN" if record["uncertain"] else ""
+        note = f" ({record['crop_note']})" if record["crop_note"] else ""
+        print(f"{path}: {record['prediction']} {record['confidence']:.3f}{flag}{note}")
+    for path, error in result["failed"].items():
+        print(f"FAILED: {error}", file=sys.stderr)
+    print(f"wrote {len(result['written'])} prediction(s) to {args.out}")
+    return 1 if result["failed"] else 0
+
+
+def cmd_train_classifier(args) -> int:
+    from .training.classifier import ClassifierConfig, train_and_ship_classifier
+
+    config = ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
+                              attention=not args.no_attention,
+                              backbone_weights=None if args.random_init else "imagenet",
+                              train_views=args.views, seed=args.seed, train_limit=args.train_limit,
+                              val_limit=args.val_limit)
+    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    metrics = train_and_ship_classifier(config, run_dir=args.run_dir, out_dir=args.out, command=command,
+                                        progress=not args.quiet)
+    test = metrics["test"]["plain"]
+    print(f"test balanced accuracy {test['balanced_accuracy']:.4f}, macro AUC {test['macro_roc_auc']:.4f}, "
+          f"melanoma recall {test['per_class']['mel']['recall']:.4f}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     if args.masks is None and args.labels is None:
         raise DataError("evaluate needs --masks DIR (segmentation) or --labels CSV (classification).")
     if args.labels is not None:
-        raise DataError("classification evaluation (--labels) needs the stage-2 classifier, which is not "
-                        "shipped yet; use --masks DIR to score segmentation.")
+        return _evaluate_classification(args)
     from .segmentation.apply import pair_images_and_masks
     from .segmentation.segmenter import evaluate_segmenter, load_segmenter
 
@@ -129,11 +185,36 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--images", required=True, metavar="DIR")
     evaluate.add_argument("--masks", metavar="DIR", help="folder of <image_id>_segmentation.png masks")
     evaluate.add_argument("--labels", metavar="CSV", help="class labels (HAM10000 metadata or ISIC 2018 Task 3)")
-    evaluate.add_argument("--method", choices=["unet", "classical"], default="unet")
+    evaluate.add_argument("--method", choices=["unet", "classical"], default="unet", help="segmentation method")
+    evaluate.add_argument("--tta", action="store_true", help="classification: average the 8 flips/turns")
     evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped one)")
     evaluate.add_argument("--out", metavar="JSON", help="write the metrics (and per-image scores) here")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="classify images: probabilities (JSON) and mask overlay per image")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--out", required=True, metavar="DIR")
+    predict.add_argument("--tta", action="store_true", help="test-time augmentation: average the 8 flips/turns")
+    predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped models/classifier)")
+    predict.add_argument("--quiet", action="store_true")
+    predict.set_defaults(func=cmd_predict)
+
+    classifier = sub.add_parser("train-classifier", help="train the stage-2 classifier, score it, write a model folder")
+    _add_data_argument(classifier)
+    classifier.add_argument("--out", default="models/classifier")
+    classifier.add_argument("--run-dir", default="runs/classifier")
+    classifier.add_argument("--size", type=int, default=224, help="square input size (default 224)")
+    classifier.add_argument("--source", choices=["crop", "full"], default="crop", help="lesion crop or full image")
+    classifier.add_argument("--loss", choices=["focal", "weighted_ce", "ce"], default="focal")
+    classifier.add_argument("--no-attention", action="store_true")
+    classifier.add_argument("--random-init", action="store_true", help="no ImageNet weights (ablation)")
+    classifier.add_argument("--views", type=int, default=8, help="augmented views per training image to cache")
+    classifier.add_argument("--seed", type=int, default=0)
+    classifier.add_argument("--train-limit", type=int)
+    classifier.add_argument("--val-limit", type=int)
+    classifier.add_argument("--quiet", action="store_true")
+    classifier.set_defaults(func=cmd_train_classifier)
 
     unet = sub.add_parser("train-unet", help="train the stage-1 U-Net, score it on test, write a model folder")
     _add_data_argument(unet)

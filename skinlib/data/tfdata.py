@@ -151,13 +151,15 @@ def _random_rot90(stacked, seed, height, width):
 
 
 def make_dataset(images, labels=None, masks=None, *, training: bool, batch_size: int = 32, seed: int = 0,
-                 augmentation: Augmentation | None = None, num_classes: int = len(CLASSES)) -> tf.data.Dataset:
+                 augmentation: Augmentation | None = None, num_classes: int = len(CLASSES),
+                 shuffle: bool | None = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` over in-memory arrays.
 
     Yields `(image, target)` where `image` is float32 [0, 255] and `target` is the one-hot label, the mask
     (float32 {0, 1}, shape H×W×1), or `{"label": ..., "mask": ...}` when both are given. Training shuffles and
     augments (image and mask share the same geometry), with a different but seeded draw every epoch;
-    validation and test data pass through untouched, in order.
+    validation and test data pass through untouched, in order. `shuffle=False` augments training data
+    but keeps its order (to cache features of augmented views aligned with their labels).
     """
     if labels is None and masks is None:
         raise ValueError("make_dataset needs labels, masks or both as targets")
@@ -169,7 +171,8 @@ def make_dataset(images, labels=None, masks=None, *, training: bool, batch_size:
     data = tf.data.Dataset.from_tensor_slices((images, mask_array, label_array))
     augmentation = augmentation if augmentation is not None else Augmentation()
     if training:
-        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        if shuffle is None or shuffle:
+            data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         data = tf.data.Dataset.zip((data, seeds))
 

@@ -29,6 +29,7 @@ class UNetSegmenter:
     fit: str = "pad"
     threshold: float = 0.5
     name: str = "unet"
+    weights_file: Path | None = None
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_UNET) -> "UNetSegmenter":
@@ -44,7 +45,8 @@ class UNetSegmenter:
         model = build_unet((*size, 3), encoder=spec["encoder"], encoder_weights=None,
                            decoder_filters=tuple(spec["decoder_filters"]))
         load_compact_weights(model, folder / spec.get("weights", "weights.npz"))
-        return cls(model=model, image_size=size, fit=spec.get("fit", "pad"), threshold=spec.get("threshold", 0.5))
+        return cls(model=model, image_size=size, fit=spec.get("fit", "pad"), threshold=spec.get("threshold", 0.5),
+                   weights_file=folder / spec.get("weights", "weights.npz"))
 
     def probabilities(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Lesion probability maps at each image's own size."""

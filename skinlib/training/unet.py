@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_split_frame
+from ..data import load_split_frame
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _subset(frame, name: str, limit: int | None, seed: int):
 
 def load_segmentation_data(config: UNetConfig, progress: bool = True):
     """Train and validation arrays (images, masks) of the shared split at the configured size."""
-    from .data.tfdata import load_arrays
+    from ..data.tfdata import load_arrays
 
     frame = load_split_frame(config.data_dir, config.split_path)
     parts = {}
@@ -93,9 +93,9 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
     import keras
     import pandas as pd
 
-    from .data.tfdata import make_dataset
-    from .losses import DiceBCELoss
-    from .segmentation.unet import DiceScore, IoUScore, ThresholdedJaccard, build_unet
+    from ..data.tfdata import make_dataset
+    from ..losses import DiceBCELoss
+    from ..segmentation.unet import DiceScore, IoUScore, ThresholdedJaccard, build_unet
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
 
 def export_unet(model, config: UNetConfig, out_dir: str | Path) -> Path:
     """Write a shipped model folder: `model.json` + float16 `weights.npz`."""
-    from .models.storage import save_compact_weights
+    from ..models.storage import save_compact_weights
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

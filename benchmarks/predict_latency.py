@@ -1,0 +1,62 @@
+"""Latency of `predict` per image on this machine: stage 1 + stage 2, without and with TTA.
+
+    python benchmarks/predict_latency.py [--images 32] [--repeats 3]
+
+Each image goes through the whole dual-stage pipeline alone (batch 1, as `skinlib predict` runs it):
+U-Net mask, post-processing, lesion crop, classifier (1 view, or 8 with --tta), calibration.
+Reading the file is excluded. Results go to benchmarks/results/predict_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from skinlib.data import load_split_frame, read_image
+from skinlib.predict import DualStage
+
+
+def per_image_ms(pipeline: DualStage, images, tta: bool, repeats: int) -> float:
+    pipeline.predict(images[:1], tta=tta)  # warm-up
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for image in images:
+            pipeline.predict([image], tta=tta)
+        timings.append((time.perf_counter() - start) / len(images) * 1000)
+    return float(np.median(timings))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data")
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results/predict_latency.json")
+    args = parser.parse_args()
+    frame = load_split_frame(args.data)
+    paths = frame[frame["split"] == "test"].sort_values("image_id")["image_path"].iloc[: args.images]
+    images = [read_image(p) for p in paths]
+    pipeline = DualStage.load()
+    results = {
+        "predict_ms": per_image_ms(pipeline, images, False, args.repeats),
+        "predict_tta_ms": per_image_ms(pipeline, images, True, args.repeats),
+        "images": len(images), "image_size": list(images[0].shape[:2]),
+        "classifier_input": pipeline.classifier.image_size, "unet_input": list(pipeline.segmenter.image_size),
+        "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "command": "python benchmarks/predict_latency.py",
+    }
+    print(f"predict        {results['predict_ms']:7.1f} ms/image (target < 100)")
+    print(f"predict --tta  {results['predict_tta_ms']:7.1f} ms/image (target < 400)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The dual-stage pipeline a user calls: segment, crop, classify (optionally with TTA), calibrate.
+
+A shipped classifier folder holds `model.json` (architecture, input size, crop margin, temperature,
+uncertainty threshold), `weights.npz` (float16) and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data.classes import CLASSES
+from .data.images import fit_size
+from .evaluation.calibration import apply_temperature
+from .training.features import dihedral
+
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_CLASSIFIER = REPO_MODELS / "classifier"
+
+#: Below this calibrated top probability a prediction is flagged "uncertain" (refer to a clinician).
+UNCERTAIN_BELOW = 0.5
+
+
+@dataclass
+class StageTwo:
+    """The shipped classifier with its input size, crop margin and calibration."""
+
+    model: object
+    image_size: int
+    margin: float = 0.25
+    source: str = "crop"
+    temperature: float = 1.0
+    uncertain_below: float = UNCERTAIN_BELOW
+    spec: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> "StageTwo":
+        from .models.classifier import build_classifier
+        from .models.storage import load_compact_weights
+
+        folder = Path(folder)
+        spec_path = folder / "model.json"
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{spec_path} not found: train one with `skinlib train-classifier --out {folder}`")
+        spec = json.loads(spec_path.read_text())
+        size = int(spec["image_size"])
+        model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
+                                 attention=spec["attention"], dropout=spec.get("dropout", 0.3))
+        load_compact_weights(model, folder / spec.get("weights", "weights.npz"))
+        return cls(model=model, image_size=size, margin=spec.get("margin", 0.25), source=spec.get("source", "crop"),
+                   temperature=spec.get("temperature", 1.0), uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW),
+                   spec=spec)
+
+    def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64) -> np.ndarray:
+        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3); TTA averages the 8 dihedral views."""
+        views = range(8) if tta else range(1)
+        total = 0
+        for view in views:
+            batch = dihedral(inputs, view).astype(np.float32)
+            total = total + self.model.predict(batch, batch_size=batch_size, verbose=0)
+        return total / len(views)
+
+    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64) -> np.ndarray:
+        """Calibrated (temperature-scaled) probabilities."""
+        return apply_temperature(self.raw_probabilities(inputs, tta, batch_size), self.temperature)
+
+
+@dataclass
+class DualStage:
+    """Stage 1 (U-Net) + stage 2 (classifier). `predict` takes RGB arrays of any size."""
+
+    segmenter: object
+    classifier: StageTwo
+
+    @classmethod
+    def load(cls, unet_dir=None, classifier_dir=None) -> "DualStage":
+        from .segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
+
+        return cls(UNetSegmenter.load(unet_dir or DEFAULT_UNET), StageTwo.load(classifier_dir or DEFAULT_CLASSIFIER))
+
+    def prepare(self, images: list[np.ndarray]):
+        """Masks, crop records and the classifier's square inputs for a list of images."""
+        from .segmentation.postprocess import lesion_crop
+
+        masks = self.segmenter.segment(images)
+        crops = [lesion_crop(image, mask, self.classifier.margin) for image, mask in zip(images, masks)]
+        size = self.classifier.image_size
+        pictures = [c.image if self.classifier.source == "crop" else image for c, image in zip(crops, images)]
+        inputs = np.stack([fit_size(p, (size, size), "pad") for p in pictures])
+        return masks, crops, inputs
+
+    def predict(self, images: list[np.ndarray], tta: bool = False) -> list[dict]:
+        """Per image: calibrated probabilities per class, the top class, an `uncertain` flag and crop notes."""
+        masks, crops, inputs = self.prepare(images)
+        probs = self.classifier.probabilities(inputs, tta)
+        results = []
+        for p, mask, crop in zip(probs, masks, crops):
+            top = int(np.argmax(p))
+            results.append({
+                "probabilities": {c: round(float(v), 6) for c, v in zip(CLASSES, p)},
+                "prediction": CLASSES[top],
+                "confidence": round(float(p[top]), 6),
+                "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask),
+                "lesion_found": bool(crop.used_mask),
+                "crop_note": crop.reason,
+                "mask": mask,
+            })
+        return results
+
+
+def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, progress: bool = True) -> dict:
+    """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image.
+
+    Returns {"written": {path: json_path}, "failed": {path: message}}: one bad file never stops the batch.
+    """
+    from tqdm.auto import tqdm
+
+    from .data.errors import DataError
+    from .data.images import read_image
+    from .visualize import overlay_mask, write_rgb
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, failed = {}, {}
+    for path in tqdm([Path(p) for p in paths], desc="predicting", unit="img", disable=not progress):
+        try:
+            image = read_image(path)
+        except DataError as error:
+            failed[str(path)] = str(error)
+            continue
+        result = pipeline.predict([image], tta=tta)[0]
+        mask = result.pop("mask")
+        record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
+                  "calibrated": True, "uncertain_below": pipeline.classifier.uncertain_below, **result}
+        json_path = out_dir / f"{path.stem}.json"
+        json_path.write_text(json.dumps(record, indent=2) + "\n")
+        write_rgb(out_dir / f"{path.stem}_overlay.png", overlay_mask(image, mask))
+        written[str(path)] = json_path
+    return {"written": written, "failed": failed}
+
+
+def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
+                          progress: bool = True) -> dict:
+    """Classification metrics of the pipeline on any folder of images with a label CSV.
+
+    Images are matched to labels by file stem; labelled images that are missing are counted and listed,
+    never silently dropped. Unreadable images are an error naming the file.
+    """
+    from tqdm.auto import tqdm
+
+    from .data.errors import DataError
+    from .data.images import read_image
+    from .data.labels import read_labels
+    from .data.layout import IMAGE_SUFFIXES
+    from .evaluation.classification import classification_report_dict
+
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise DataError(f"images folder {images_dir} does not exist.")
+    labels = read_labels(labels_csv)
+    files = {p.stem: p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+             and not p.stem.endswith("_segmentation")}
+    present = labels[labels["image_id"].isin(files)].reset_index(drop=True)
+    missing = labels.loc[~labels["image_id"].isin(files), "image_id"].tolist()
+    if present.empty:
+        raise DataError(f"none of the {len(labels)} labelled images of {labels_csv} is in {images_dir}.")
+    probs, lesion_found = [], []
+    for start in tqdm(range(0, len(present), batch_size), desc="evaluating", unit="batch", disable=not progress):
+        ids = present["image_id"].iloc[start : start + batch_size]
+        images = [read_image(files[i]) for i in ids]
+        _, crops, inputs = pipeline.prepare(images)
+        probs.append(pipeline.classifier.probabilities(inputs, tta=tta))
+        lesion_found += [c.used_mask for c in crops]
+    probs = np.concatenate(probs)
+    report = classification_report_dict(present["label"].to_numpy(), probs)
+    report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
+                   "labelled_but_missing": len(missing), "missing_examples": missing[:20],
+                   "fraction_with_lesion_crop": float(np.mean(lesion_found))})
+    return report

@@ -1,0 +1,68 @@
+"""Stage-2 building blocks: labels of any format, temperature scaling, dihedral views, feature batches."""
+
+import numpy as np
+import pytest
+
+from skinlib.data import DataError
+from skinlib.data.labels import read_labels
+from skinlib.evaluation.calibration import apply_temperature, fit_temperature, negative_log_likelihood
+from skinlib.training.features import DIHEDRAL, FeatureSequence, dihedral
+
+
+def test_ham_and_isic_label_files(tmp_path):
+    ham = tmp_path / "ham.csv"
+    ham.write_text("lesion_id,image_id,dx\nL1,ISIC_1,mel\nL2,ISIC_2,nv\n")
+    isic = tmp_path / "isic.csv"
+    isic.write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,1.0,0.0,0.0,0.0,0.0,0.0,0.0\n"
+                    "ISIC_2,0.0,0.0,0.0,0.0,0.0,0.0,1.0\n")
+    assert read_labels(ham)[["image_id", "dx"]].values.tolist() == [["ISIC_1", "mel"], ["ISIC_2", "nv"]]
+    frame = read_labels(isic)
+    assert frame["dx"].tolist() == ["mel", "vasc"] and frame["label"].tolist() == [4, 6]
+
+
+def test_bad_label_files(tmp_path):
+    weird = tmp_path / "weird.csv"
+    weird.write_text("file,class\na,b\n")
+    with pytest.raises(DataError, match="unknown label format"):
+        read_labels(weird)
+    not_onehot = tmp_path / "two.csv"
+    not_onehot.write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,1,1,0,0,0,0,0\n")
+    with pytest.raises(DataError, match=r"row 2 \(ISIC_1\)"):
+        read_labels(not_onehot)
+    with pytest.raises(DataError, match="not found"):
+        read_labels(tmp_path / "absent.csv")
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 7))
+    true_probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(7, p=p) for p in true_probs])
+    overconfident = apply_temperature(true_probs, 0.5)  # sharpened: log p / 0.5
+    fitted = fit_temperature(labels, overconfident)
+    assert fitted == pytest.approx(2.0, rel=0.1)
+    assert negative_log_likelihood(labels, apply_temperature(overconfident, fitted)) < \
+        negative_log_likelihood(labels, overconfident)
+    assert np.array_equal(apply_temperature(overconfident, 3.0).argmax(1), overconfident.argmax(1))
+
+
+def test_dihedral_views_are_the_eight_symmetries():
+    image = np.arange(9, dtype=np.uint8).reshape(1, 3, 3, 1)
+    views = {dihedral(image, k).tobytes() for k in range(8)}
+    assert len(DIHEDRAL) == 8 and len(views) == 8
+    assert np.array_equal(dihedral(image, 0), image)
+
+
+def test_feature_sequence_uses_each_image_once_per_epoch():
+    features = np.stack([np.full((5, 2, 2, 1), v, np.float16) for v in range(3)])  # 3 views, 5 images
+    features += np.arange(5, dtype=np.float16).reshape(1, 5, 1, 1, 1) * 10
+    labels = np.array([0, 1, 2, 3, 4])
+    sequence = FeatureSequence(features, labels, num_classes=7, batch_size=2, seed=1)
+    seen = []
+    for i in range(len(sequence)):
+        x, y = sequence[i]
+        assert x.dtype == np.float32 and y.shape == (len(x), 7)
+        image_index = (x[:, 0, 0, 0] // 10).astype(int)
+        assert np.array_equal(image_index, y.argmax(1)), "features stay paired with their labels"
+        seen += image_index.tolist()
+    assert sorted(seen) == [0, 1, 2, 3, 4]
