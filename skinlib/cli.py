@@ -74,7 +74,8 @@ def _evaluate_classification(args) -> int:
     from .predict import DualStage, score_labelled_folder
 
     pipeline = DualStage.load(classifier_dir=args.model)
-    report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet)
+    report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
+                                   report_dir=args.report)
     if report["labelled_but_missing"]:
         print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
               f"scored, e.g. {report['missing_examples'][:5]}")
@@ -86,6 +87,8 @@ def _evaluate_classification(args) -> int:
         c = report["per_class"][code]
         print(f"  {code:<6} {c['recall']:7.3f} {c['precision']:9.3f} {c['specificity']:11.3f} {c['roc_auc']:6.3f} "
               f"{c['support']:7d}")
+    if args.report:
+        print(f"report (figures as PNG and SVG, report.json, report.md) in {args.report}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
@@ -97,7 +100,8 @@ def cmd_predict(args) -> int:
     from .predict import DualStage, predict_files
 
     pipeline = DualStage.load(classifier_dir=args.model)
-    result = predict_files(args.images, args.out, pipeline, tta=args.tta, progress=not args.quiet)
+    result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
+                           progress=not args.quiet)
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = "  UNCERTAIN" if record["uncertain"] else ""
@@ -129,6 +133,8 @@ def cmd_train_classifier(args) -> int:
 def cmd_evaluate(args) -> int:
     if args.masks is None and args.labels is None:
         raise DataError("evaluate needs --masks DIR (segmentation) or --labels CSV (classification).")
+    if args.report and args.labels is None:
+        raise DataError("--report is for classification: add --labels CSV.")
     if args.labels is not None:
         return _evaluate_classification(args)
     from .segmentation.apply import pair_images_and_masks
@@ -187,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--labels", metavar="CSV", help="class labels (HAM10000 metadata or ISIC 2018 Task 3)")
     evaluate.add_argument("--method", choices=["unet", "classical"], default="unet", help="segmentation method")
     evaluate.add_argument("--tta", action="store_true", help="classification: average the 8 flips/turns")
+    evaluate.add_argument("--report", metavar="DIR", help="classification: write the full report (figures, JSON, "
+                          "Markdown) here")
     evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped one)")
     evaluate.add_argument("--out", metavar="JSON", help="write the metrics (and per-image scores) here")
     evaluate.add_argument("--quiet", action="store_true")
@@ -196,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, metavar="DIR")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation: average the 8 flips/turns")
+    predict.add_argument("--explain", action="store_true", help="also write Grad-CAM and attention overlays")
     predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped models/classifier)")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(func=cmd_predict)

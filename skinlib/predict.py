@@ -63,9 +63,13 @@ class StageTwo:
             total = total + self.model.predict(batch, batch_size=batch_size, verbose=0)
         return total / len(views)
 
+    def temperature_for(self, tta: bool) -> float:
+        """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother)."""
+        return float(self.spec.get("temperature_tta", self.temperature)) if tta else self.temperature
+
     def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
-        return apply_temperature(self.raw_probabilities(inputs, tta, batch_size), self.temperature)
+        return apply_temperature(self.raw_probabilities(inputs, tta, batch_size), self.temperature_for(tta))
 
 
 @dataclass
@@ -92,6 +96,20 @@ class DualStage:
         inputs = np.stack([fit_size(p, (size, size), "pad") for p in pictures])
         return masks, crops, inputs
 
+    def explain(self, inputs: np.ndarray, layer_name: str | None = None) -> list[dict]:
+        """Grad-CAM (predicted class) and spatial-attention overlays on the classifier's inputs (the crops)."""
+        from .explain import attention_maps, gradcam, gradcam_overlay
+        from .visualize import overlay_heatmap
+
+        model = self.classifier.model
+        cams = gradcam(model, inputs.astype(np.float32), layer_name=layer_name)
+        out = [{"gradcam": gradcam_overlay(x, cam)} for x, cam in zip(inputs, cams)]
+        if self.classifier.spec.get("attention", True):
+            spatial = attention_maps(model, inputs.astype(np.float32))["spatial"]
+            for record, x, attention in zip(out, inputs, spatial):
+                record["attention"] = overlay_heatmap(x, attention)
+        return out
+
     def predict(self, images: list[np.ndarray], tta: bool = False) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, an `uncertain` flag and crop notes."""
         masks, crops, inputs = self.prepare(images)
@@ -111,8 +129,10 @@ class DualStage:
         return results
 
 
-def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, progress: bool = True) -> dict:
-    """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image.
+def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
+                  progress: bool = True) -> dict:
+    """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
+    with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
 
     Returns {"written": {path: json_path}, "failed": {path: message}}: one bad file never stops the batch.
     """
@@ -138,12 +158,15 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, progre
         json_path = out_dir / f"{path.stem}.json"
         json_path.write_text(json.dumps(record, indent=2) + "\n")
         write_rgb(out_dir / f"{path.stem}_overlay.png", overlay_mask(image, mask))
+        if explain:
+            for kind, picture in pipeline.explain(pipeline.prepare([image])[2])[0].items():
+                write_rgb(out_dir / f"{path.stem}_{kind}.png", picture)
         written[str(path)] = json_path
     return {"written": written, "failed": failed}
 
 
 def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
-                          progress: bool = True) -> dict:
+                          progress: bool = True, report_dir=None) -> dict:
     """Classification metrics of the pipeline on any folder of images with a label CSV.
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
@@ -167,15 +190,25 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     missing = labels.loc[~labels["image_id"].isin(files), "image_id"].tolist()
     if present.empty:
         raise DataError(f"none of the {len(labels)} labelled images of {labels_csv} is in {images_dir}.")
-    probs, lesion_found = [], []
+    raw, lesion_found = [], []
     for start in tqdm(range(0, len(present), batch_size), desc="evaluating", unit="batch", disable=not progress):
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
-        probs.append(pipeline.classifier.probabilities(inputs, tta=tta))
+        raw.append(pipeline.classifier.raw_probabilities(inputs, tta=tta))
         lesion_found += [c.used_mask for c in crops]
-    probs = np.concatenate(probs)
-    report = classification_report_dict(present["label"].to_numpy(), probs)
+    raw = np.concatenate(raw)
+    probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
+    labels_array = present["label"].to_numpy()
+    report = classification_report_dict(labels_array, probs)
+    if report_dir is not None:
+        from .evaluation.report import write_report
+
+        full = write_report(labels_array, probs, report_dir, probs_uncalibrated=raw,
+                            title=f"dual-stage pipeline on {Path(images_dir).name}{' (TTA)' if tta else ''}")
+        report["report_dir"] = str(report_dir)
+        report["confidence_intervals"] = full.get("confidence_intervals")
+        report["melanoma_operating_points"] = full.get("melanoma_operating_points")
     report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
                    "labelled_but_missing": len(missing), "missing_examples": missing[:20],
                    "fraction_with_lesion_crop": float(np.mean(lesion_found))})

@@ -1,0 +1,330 @@
+"""The full evaluation report of the classifier: figures, tables and confidence intervals.
+
+Why intervals: a test split of HAM10000 has a few dozen dermatofibromas and vascular lesions, so a
+balanced accuracy of 0.80 can easily be 0.75 or 0.85 on another draw; a difference between two models
+means little until its interval excludes 0. Intervals are percentile bootstraps that resample
+*images* with a fixed seed, so a report is reproducible to the last digit.
+
+Undefined numbers (the recall of a class with no samples, an AUC without positives...) are NaN in the
+returned dict, as in `classification_report_dict`; `report.json` is strict JSON and writes NaN (and
+the +inf threshold, "call nothing positive") as null; `report.md` shows "n/a" and "inf".
+
+Figures are drawn on `matplotlib.figure.Figure` objects, which always render with the non-interactive
+Agg backend and are never registered with pyplot. Why not pyplot: `matplotlib.use("Agg")` would
+change the backend of the notebook that called us, and pyplot keeps figures alive until closed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+
+from ..data.classes import CLASSES, DISPLAY_NAMES
+from .classification import (
+    balanced_accuracy,
+    check_labels,
+    check_probabilities,
+    classification_report_dict,
+    confusion_matrix,
+    expected_calibration_error,
+    reliability_bins,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
+)
+
+__all__ = [
+    "FIGURES", "Interval", "PairedDifference", "bootstrap_ci", "macro_roc_auc",
+    "melanoma_operating_points", "paired_bootstrap_difference", "write_report",
+]
+
+#: Figure files written by `write_report`, each as .png and .svg.
+FIGURES = ("roc", "precision_recall", "confusion_matrix", "confusion_matrix_normalised", "reliability")
+#: (kind, target) of the melanoma operating points: what a triage setting would fix in advance.
+OPERATING_POINTS = (("sensitivity_at_specificity", 0.80), ("sensitivity_at_specificity", 0.90),
+                    ("specificity_at_sensitivity", 0.95))
+MELANOMA = "mel"
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+class Interval(NamedTuple):
+    low: float
+    high: float
+
+
+class PairedDifference(NamedTuple):
+    """metric(b) - metric(a) on the full data, and its bootstrap interval."""
+
+    difference: float
+    low: float
+    high: float
+
+
+def macro_roc_auc(y_true, probs) -> float:
+    """One-vs-rest ROC AUC averaged over classes with positives and negatives (NaN if none)."""
+    labels = np.asarray(y_true)
+    probs = np.asarray(probs)
+    aucs = [roc_auc_score(labels == k, probs[:, k])
+            for k in range(probs.shape[1]) if 0 < np.count_nonzero(labels == k) < len(labels)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def _resamples(n_samples: int, n: int, seed: int):
+    """n index arrays drawn with replacement; the same seed gives the same draws for every metric."""
+    rng = np.random.default_rng(seed)
+    for _ in range(int(n)):
+        yield rng.integers(0, n_samples, n_samples)
+
+
+def _percentiles(values, alpha: float) -> tuple[float, float]:
+    """(alpha/2, 1 - alpha/2) percentiles ignoring NaN draws (e.g. a resample without a class)."""
+    values = np.asarray(values, np.float64)
+    if not np.any(np.isfinite(values)):
+        return float("nan"), float("nan")
+    low, high = np.nanpercentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(low), float(high)
+
+
+def bootstrap_ci(metric_fn: Callable, y_true, probs, n: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> Interval:
+    """Percentile bootstrap (1 - alpha) interval of metric_fn(y_true, probs), resampling images.
+
+    Draws where the metric is undefined (NaN) are left out; all NaN gives (NaN, NaN).
+    """
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    values = [metric_fn(y_true[i], probs[i]) for i in _resamples(len(y_true), n, seed)]
+    return Interval(*_percentiles(values, alpha))
+
+
+def paired_bootstrap_difference(metric_fn: Callable, y_true, probs_a, probs_b, n: int = 1000,
+                                seed: int = 0, alpha: float = 0.05) -> PairedDifference:
+    """metric(probs_b) - metric(probs_a), e.g. the gain of TTA (b) over single crops (a), with its interval.
+
+    Paired: both predictions are scored on the *same* resampled images, so the image-to-image
+    variation common to both cancels and the interval is far narrower than comparing two separate
+    intervals. The first value is the difference on the full data (the point estimate, not the
+    bootstrap mean); identical inputs give exactly (0, 0, 0).
+    """
+    y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
+    if probs_a.shape != probs_b.shape:
+        raise ValueError(f"probs_a and probs_b differ in shape: {probs_a.shape} vs {probs_b.shape}")
+    differences = [metric_fn(y_true[i], probs_b[i]) - metric_fn(y_true[i], probs_a[i])
+                   for i in _resamples(len(y_true), n, seed)]
+    point = float(metric_fn(y_true, probs_b) - metric_fn(y_true, probs_a))
+    return PairedDifference(point, *_percentiles(differences, alpha))
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def melanoma_operating_points(y_true, probs, classes: Sequence[str] = CLASSES) -> dict:
+    """Melanoma-vs-rest sensitivity at 80/90 % specificity and specificity at 95 % sensitivity.
+
+    Keys like "sensitivity_at_specificity_0.80" -> {"value", "threshold"} on probs[:, mel].
+    NaN values when melanoma is absent or is every sample (no trade-off exists); {} without a
+    "mel" class.
+    """
+    classes = list(classes)
+    if MELANOMA not in classes:
+        return {}
+    positive = np.asarray(y_true) == classes.index(MELANOMA)
+    scores = np.asarray(probs)[:, classes.index(MELANOMA)]
+    functions = {"sensitivity_at_specificity": sensitivity_at_specificity,
+                 "specificity_at_sensitivity": specificity_at_sensitivity}
+    points = {}
+    for kind, target in OPERATING_POINTS:
+        defined = positive.any() and not positive.all()
+        value, threshold = functions[kind](positive, scores, target) if defined else (math.nan, math.nan)
+        points[f"{kind}_{target:.2f}"] = {"value": float(value), "threshold": float(threshold)}
+    return points
+
+
+def _report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed) -> dict:
+    numbers = classification_report_dict(labels, probs, classes)
+    numbers["confusion_matrix_normalised"] = confusion_matrix(
+        labels, probs.argmax(axis=1), "true", len(classes)).tolist()
+    numbers["melanoma_operating_points"] = melanoma_operating_points(labels, probs, classes)
+    numbers["confidence_intervals"] = {
+        name: {"estimate": numbers[name], **bootstrap_ci(fn, labels, probs, bootstrap, seed)._asdict()}
+        for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc))
+    }
+    numbers["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": 0.95,
+                            "method": "percentile, resampling images"}
+    if probs_uncalibrated is not None:
+        numbers["expected_calibration_error_uncalibrated"] = expected_calibration_error(labels, probs_uncalibrated)
+    return numbers
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _save(figure: Figure, out_dir: Path, name: str) -> list[str]:
+    files = []
+    for suffix in ("png", "svg"):
+        figure.savefig(out_dir / f"{name}.{suffix}", dpi=150, bbox_inches="tight")
+        files.append(f"{name}.{suffix}")
+    return files
+
+
+def _one_vs_rest_figure(labels, probs, classes, per_class, curve: str, title: str) -> Figure:
+    """Per-class ROC (curve="roc") or precision-recall ("pr") curves, the reported area in the legend."""
+    figure = Figure(figsize=(6, 5.5))
+    ax = figure.subplots()
+    for k, code in enumerate(classes):
+        positive = labels == k
+        area = per_class[code]["roc_auc" if curve == "roc" else "average_precision"]
+        if math.isnan(area):
+            ax.plot([], [], label=f"{code} (undefined: no positives or no negatives)")
+        elif curve == "roc":
+            fpr, tpr, _ = roc_curve(positive, probs[:, k])
+            ax.plot(fpr, tpr, label=f"{code} (AUC {area:.3f})")
+        else:
+            precision, recall, _ = precision_recall_curve(positive, probs[:, k])
+            ax.plot(recall, precision, drawstyle="steps-post", label=f"{code} (AP {area:.3f})")
+    if curve == "roc":
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+        ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)")
+    else:
+        ax.set(xlabel="recall (sensitivity)", ylabel="precision")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.legend(loc="lower right" if curve == "roc" else "lower left", fontsize=8)
+    return figure
+
+
+def _confusion_figure(matrix, classes, normalised: bool, title: str) -> Figure:
+    figure = Figure(figsize=(6, 5))
+    ax = figure.subplots()
+    sns.heatmap(np.asarray(matrix, np.float64), annot=True, fmt=".2f" if normalised else ".0f",
+                cmap="Blues", vmin=0, vmax=1 if normalised else None, square=True, ax=ax,
+                xticklabels=classes, yticklabels=classes, cbar_kws={"shrink": 0.8})
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return figure
+
+
+def _reliability_figure(labels, probs, probs_uncalibrated, title: str) -> Figure:
+    """Accuracy vs confidence per bin; the diagonal is perfect calibration."""
+    figure = Figure(figsize=(5.5, 5.5))
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    series = [("uncalibrated", probs_uncalibrated), ("calibrated", probs)] if probs_uncalibrated is not None \
+        else [("model", probs)]
+    eces = []
+    for name, p in series:
+        table = reliability_bins(labels, p)
+        ece = expected_calibration_error(labels, p)
+        eces.append(f"{name} {ece:.3f}")
+        ax.plot(table["confidence"], table["accuracy"], "o-", label=f"{name} (ECE {ece:.3f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)", ylabel="accuracy",
+           title=f"{title}\nECE: {', '.join(eces)}")
+    ax.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title) -> dict:
+    figures = {
+        "roc": _one_vs_rest_figure(labels, probs, classes, numbers["per_class"], "roc",
+                                   f"{title}: ROC, one vs rest"),
+        "precision_recall": _one_vs_rest_figure(labels, probs, classes, numbers["per_class"], "pr",
+                                                f"{title}: precision-recall"),
+        "confusion_matrix": _confusion_figure(numbers["confusion_matrix"], classes, False,
+                                              f"{title}: confusion matrix (counts)"),
+        "confusion_matrix_normalised": _confusion_figure(numbers["confusion_matrix_normalised"], classes, True,
+                                                         f"{title}: confusion matrix (rows = recall)"),
+        "reliability": _reliability_figure(labels, probs, probs_uncalibrated, f"{title}: reliability"),
+    }
+    return {name: _save(figure, out_dir, name) for name, figure in figures.items()}
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _strict_json(value):
+    """NaN and +-inf -> None, numpy scalars -> Python: what strict JSON can hold."""
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _table(header: Sequence[str], rows) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+
+
+def _markdown(numbers: dict, title: str) -> str:
+    classes, ci = numbers["classes"], numbers["confidence_intervals"]
+    lines = [f"# {title}", "", f"{numbers['n_samples']} images. 95 % intervals: percentile bootstrap over "
+             f"images, {numbers['bootstrap']['resamples']} resamples, seed {numbers['bootstrap']['seed']}.", "",
+             "## Summary", ""]
+    summary = [("accuracy", numbers["accuracy"], "", ""),
+               ("balanced accuracy", numbers["balanced_accuracy"], ci["balanced_accuracy"]["low"],
+                ci["balanced_accuracy"]["high"]),
+               ("macro F1", numbers["macro_f1"], "", ""),
+               ("macro ROC AUC", numbers["macro_roc_auc"], ci["macro_roc_auc"]["low"], ci["macro_roc_auc"]["high"]),
+               ("expected calibration error", numbers["expected_calibration_error"], "", "")]
+    if "expected_calibration_error_uncalibrated" in numbers:
+        summary.append(("ECE before calibration", numbers["expected_calibration_error_uncalibrated"], "", ""))
+    lines += _table(("metric", "value", "95 % CI low", "95 % CI high"), summary)
+    if numbers["melanoma_operating_points"]:
+        lines += ["", "## Melanoma operating points (melanoma vs rest)", ""]
+        rows = [(name.replace("_", " "), point["value"], point["threshold"])
+                for name, point in numbers["melanoma_operating_points"].items()]
+        lines += _table(("operating point", "achieved", "threshold on P(mel)"), rows)
+    lines += ["", "## Per class", ""]
+    rows = [(code, DISPLAY_NAMES.get(code, code), *(numbers["per_class"][code][key] for key in
+             ("support", "precision", "recall", "f1", "specificity", "roc_auc", "average_precision")))
+            for code in classes]
+    lines += _table(("class", "name", "support", "precision", "recall", "F1", "specificity", "ROC AUC", "AP"), rows)
+    lines += ["", "## Confusion matrix (rows = true, columns = predicted)", ""]
+    lines += _table(("true \\ predicted", *classes),
+                    [(code, *row) for code, row in zip(classes, numbers["confusion_matrix"])])
+    lines += ["", "## Figures", ""] + [f"![{name}]({files[0]})" for name, files in numbers["figures"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title: str = "Stage 2 classifier",
+                 probs_uncalibrated=None, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Write figures (PNG + SVG), report.json and report.md to out_dir; return the numbers.
+
+    probs: the probabilities to evaluate (after temperature scaling, if any); probs_uncalibrated:
+    the same predictions before it, shown beside them in the reliability diagram and the ECE table.
+    The dict holds `classification_report_dict`'s keys plus confusion_matrix_normalised,
+    melanoma_operating_points, confidence_intervals, bootstrap, figures (and
+    expected_calibration_error_uncalibrated); NaN marks undefined values (null in report.json).
+    """
+    classes = list(classes)
+    probs = check_probabilities(probs, len(classes))
+    labels = check_labels(y_true, len(classes), n=len(probs))
+    if probs_uncalibrated is not None:
+        probs_uncalibrated = check_probabilities(probs_uncalibrated, len(classes))
+        if probs_uncalibrated.shape != probs.shape:
+            raise ValueError(f"probs_uncalibrated has shape {probs_uncalibrated.shape}, probs {probs.shape}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    numbers = {"title": title, **_report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed)}
+    numbers["figures"] = _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title)
+    (out_dir / "report.json").write_text(json.dumps(_strict_json(numbers), indent=2, allow_nan=False) + "\n")
+    (out_dir / "report.md").write_text(_markdown(numbers, title))
+    return numbers

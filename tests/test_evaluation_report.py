@@ -1,0 +1,131 @@
+"""The evaluation report: files, keys, bootstrap intervals and operating points on synthetic predictions."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from skinlib.data.classes import CLASSES
+from skinlib.evaluation.calibration import apply_temperature
+from skinlib.evaluation.classification import (
+    balanced_accuracy,
+    classification_report_dict,
+    expected_calibration_error,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
+)
+from skinlib.evaluation.report import (
+    FIGURES,
+    bootstrap_ci,
+    macro_roc_auc,
+    paired_bootstrap_difference,
+    write_report,
+)
+
+MEL = CLASSES.index("mel")
+
+
+def synthetic(n=300, seed=0, absent=None):
+    """Labels and informative softmax outputs: the true class gets a logit bonus of ~2."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(CLASSES), n)
+    if absent is not None:
+        labels[labels == absent] = (absent + 1) % len(CLASSES)
+    logits = rng.normal(size=(n, len(CLASSES)))
+    logits[np.arange(n), labels] += 2.0
+    probs = np.exp(logits)
+    return labels, probs / probs.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    labels, probs = synthetic()
+    out = tmp_path_factory.mktemp("report")
+    numbers = write_report(labels, probs, out, title="synthetic", bootstrap=200,
+                           probs_uncalibrated=apply_temperature(probs, 0.5))
+    return labels, probs, out, numbers
+
+
+def test_all_files_are_written(report):
+    _, _, out, numbers = report
+    for name in FIGURES:
+        for suffix in ("png", "svg"):
+            assert (out / f"{name}.{suffix}").stat().st_size > 1000, f"{name}.{suffix}"
+    assert set(numbers["figures"]) == set(FIGURES)
+    markdown = (out / "report.md").read_text()
+    assert "| mel | Melanoma |" in markdown and "balanced accuracy" in markdown and "![roc](roc.png)" in markdown
+
+
+def test_json_has_the_numbers(report):
+    labels, probs, out, numbers = report
+    saved = json.loads((out / "report.json").read_text())
+    expected = classification_report_dict(labels, probs)
+    for key in expected:
+        assert key in saved, key
+    for key in ("confusion_matrix_normalised", "melanoma_operating_points", "confidence_intervals",
+                "bootstrap", "figures", "expected_calibration_error_uncalibrated"):
+        assert key in saved, key
+    assert saved["balanced_accuracy"] == pytest.approx(expected["balanced_accuracy"])
+    assert set(saved["per_class"]["mel"]) >= {"precision", "recall", "f1", "specificity", "support"}
+    assert saved["expected_calibration_error_uncalibrated"] == pytest.approx(
+        expected_calibration_error(labels, apply_temperature(probs, 0.5)))
+
+
+def test_intervals_contain_the_estimate(report):
+    _, _, _, numbers = report
+    for name, interval in numbers["confidence_intervals"].items():
+        assert interval["low"] < interval["estimate"] < interval["high"], name
+        assert interval["high"] - interval["low"] < 0.2, name
+    assert numbers["confidence_intervals"]["macro_roc_auc"]["estimate"] == pytest.approx(numbers["macro_roc_auc"])
+
+
+def test_operating_points_match_classification_functions(report):
+    labels, probs, _, numbers = report
+    points = numbers["melanoma_operating_points"]
+    positive, scores = labels == MEL, probs[:, MEL]
+    for specificity in (0.8, 0.9):
+        expected = sensitivity_at_specificity(positive, scores, specificity)
+        assert points[f"sensitivity_at_specificity_{specificity:.2f}"] == {
+            "value": expected.value, "threshold": expected.threshold}
+    expected = specificity_at_sensitivity(positive, scores, 0.95)
+    assert points["specificity_at_sensitivity_0.95"] == {"value": expected.value, "threshold": expected.threshold}
+
+
+def test_macro_auc_agrees_with_classification_report():
+    labels, probs = synthetic(100, seed=3)
+    assert macro_roc_auc(labels, probs) == pytest.approx(classification_report_dict(labels, probs)["macro_roc_auc"])
+
+
+def test_bootstrap_ci_is_ordered_and_reproducible():
+    labels, probs = synthetic(200, seed=1)
+    low, high = bootstrap_ci(balanced_accuracy, labels, probs, n=200, seed=5)
+    assert low <= balanced_accuracy(labels, probs) <= high
+    assert (low, high) == bootstrap_ci(balanced_accuracy, labels, probs, n=200, seed=5)
+    narrow = bootstrap_ci(balanced_accuracy, labels, probs, n=200, seed=5, alpha=0.5)
+    assert low <= narrow.low <= narrow.high <= high
+
+
+def test_paired_difference():
+    labels, probs = synthetic(200, seed=2)
+    assert tuple(paired_bootstrap_difference(balanced_accuracy, labels, probs, probs, n=100, seed=0)) == (0, 0, 0)
+    better = 0.5 * probs + 0.5 * np.eye(len(CLASSES))[labels]  # strictly more informative
+    gain = paired_bootstrap_difference(macro_roc_auc, labels, probs, better, n=100, seed=0)
+    assert 0 < gain.low <= gain.difference <= gain.high
+
+
+def test_absent_class_gives_nan_not_a_crash(tmp_path):
+    labels, probs = synthetic(150, seed=4, absent=CLASSES.index("df"))
+    numbers = write_report(labels, probs, tmp_path, bootstrap=50)
+    assert math.isnan(numbers["per_class"]["df"]["recall"]) and math.isnan(numbers["per_class"]["df"]["roc_auc"])
+    assert math.isfinite(numbers["balanced_accuracy"])
+    saved = json.loads((tmp_path / "report.json").read_text())  # strict JSON: NaN became null
+    assert saved["per_class"]["df"]["recall"] is None
+    assert "n/a" in (tmp_path / "report.md").read_text()
+
+
+def test_no_melanoma_gives_nan_operating_points(tmp_path):
+    labels, probs = synthetic(120, seed=6, absent=MEL)
+    numbers = write_report(labels, probs, tmp_path, bootstrap=20)
+    assert all(math.isnan(p["value"]) for p in numbers["melanoma_operating_points"].values())
+    assert (tmp_path / "roc.svg").is_file()

@@ -1,0 +1,149 @@
+"""`skinlib predict` and `skinlib evaluate --labels` end to end with the shipped models, and bad input."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from skinlib.cli import main
+from skinlib.data import CLASSES
+from skinlib.predict import DEFAULT_CLASSIFIER
+
+pytestmark = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
+                                reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
+
+
+@pytest.fixture(scope="module")
+def test_sample(split_frame):
+    """12 test-split images, two of each of six classes where available, fixed by sorting."""
+    part = split_frame[split_frame["split"] == "test"].sort_values("image_id")
+    return part.groupby("dx").head(2).iloc[:12]
+
+
+def test_predict_writes_json_and_overlay(test_sample, tmp_path, capsys):
+    paths = [str(p) for p in test_sample["image_path"].iloc[:3]]
+    assert main(["predict", *paths, "--out", str(tmp_path), "--quiet"]) == 0
+    for path in paths:
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        record = json.loads((tmp_path / f"{stem}.json").read_text())
+        assert set(record["probabilities"]) == set(CLASSES)
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert record["prediction"] in CLASSES and isinstance(record["uncertain"], bool)
+        assert cv2.imread(str(tmp_path / f"{stem}_overlay.png")).shape == (150, 200, 3)
+    assert "wrote 3 prediction(s)" in capsys.readouterr().out
+
+
+def test_predict_tta_gives_probabilities_too(test_sample, tmp_path):
+    path = str(test_sample["image_path"].iloc[0])
+    assert main(["predict", path, "--tta", "--out", str(tmp_path), "--quiet"]) == 0
+    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert record["tta"] is True and sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_bad_inputs_never_crash_the_batch(test_sample, tmp_path, capsys):
+    good = test_sample["image_path"].iloc[0]
+    rgb = cv2.imread(str(good))
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "unreadable.jpg").write_bytes(b"\xff\xd8\xff junk")
+    (cases / "notes.txt.png").write_text("not an image")
+    cv2.imwrite(str(cases / "tiny.png"), cv2.resize(rgb, (8, 8)))
+    cv2.imwrite(str(cases / "huge.jpg"), cv2.resize(rgb, (8000, 6000)))
+    cv2.imwrite(str(cases / "gray.png"), cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(cases / "rgba.png"), cv2.cvtColor(rgb, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(cases / "blank.png"), np.full((150, 200, 3), 200, np.uint8))
+    paths = sorted(str(p) for p in cases.iterdir())
+    out = tmp_path / "out"
+    assert main(["predict", *paths, "--out", str(out), "--quiet"]) == 1  # two files failed
+    captured = capsys.readouterr()
+    assert "unreadable.jpg" in captured.err and "notes.txt.png" in captured.err
+    for name in ("tiny", "huge", "gray", "rgba", "blank"):
+        record = json.loads((out / f"{name}.json").read_text())
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    blank = json.loads((out / "blank.json").read_text())
+    assert blank["lesion_found"] is False and blank["uncertain"] is True and blank["crop_note"]
+
+
+def test_evaluate_labels_in_both_formats(test_sample, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in test_sample["image_path"]:
+        shutil.copy(path, images)
+    ham = tmp_path / "ham.csv"
+    test_sample[["lesion_id", "image_id", "dx"]].to_csv(ham, index=False)
+    isic = tmp_path / "isic.csv"
+    onehot = {c.upper(): (test_sample["dx"] == c).astype(float).to_numpy() for c in CLASSES}
+    import pandas as pd
+
+    pd.DataFrame({"image": test_sample["image_id"].to_numpy(), **onehot}).to_csv(isic, index=False)
+    reports = []
+    for labels in (ham, isic):
+        out = tmp_path / f"{labels.stem}.json"
+        assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--out", str(out), "--quiet"]) == 0
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["n_samples"] == reports[1]["n_samples"] == len(test_sample)
+    assert reports[0]["balanced_accuracy"] == pytest.approx(reports[1]["balanced_accuracy"])
+    assert "balanced_accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_labels_counts_missing_images(test_sample, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in test_sample["image_path"].iloc[:4]:
+        shutil.copy(path, images)
+    labels = tmp_path / "labels.csv"
+    test_sample[["lesion_id", "image_id", "dx"]].to_csv(labels, index=False)
+    assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--quiet"]) == 0
+    assert f"{len(test_sample) - 4} labelled image(s) are not in" in capsys.readouterr().out
+
+
+def test_shipped_classifier_reproduces_its_test_metrics(data_dir):
+    """Score the shipped pipeline end to end on the whole test split; it must match the committed metrics."""
+    from skinlib.evaluation.calibration import apply_temperature
+    from skinlib.evaluation.classification import classification_report_dict
+    from skinlib.predict import DualStage
+    from skinlib.training.classifier import ClassifierConfig, stage2_inputs
+
+    recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())
+    config = ClassifierConfig(**{k: v for k, v in recorded["config"].items() if k in ("image_size", "source", "margin")},
+                              data_dir=str(data_dir), cache=False)
+    images, labels, _ = stage2_inputs(config, splits=("test",), progress=False)["test"]
+    stage_two = DualStage.load().classifier
+    report = classification_report_dict(labels, apply_temperature(stage_two.raw_probabilities(images),
+                                                                  stage_two.temperature))
+    expected = recorded["test"]["plain"]
+    assert report["n_samples"] == expected["n_samples"] == 1506
+    assert report["balanced_accuracy"] == pytest.approx(expected["balanced_accuracy"], abs=0.01)
+    assert report["macro_roc_auc"] == pytest.approx(expected["macro_roc_auc"], abs=0.005)
+
+
+def test_predict_explain_writes_gradcam_and_attention(test_sample, tmp_path):
+    path = str(test_sample["image_path"].iloc[0])
+    assert main(["predict", path, "--explain", "--out", str(tmp_path), "--quiet"]) == 0
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    for kind in ("gradcam", "attention"):
+        picture = cv2.imread(str(tmp_path / f"{stem}_{kind}.png"))
+        assert picture is not None and picture.shape[0] == picture.shape[1]  # drawn on the square crop
+
+
+def test_evaluate_report_writes_figures_and_tables(test_sample, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in test_sample["image_path"]:
+        shutil.copy(path, images)
+    labels = tmp_path / "labels.csv"
+    test_sample[["lesion_id", "image_id", "dx"]].to_csv(labels, index=False)
+    report = tmp_path / "report"
+    assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--report", str(report),
+                 "--quiet"]) == 0
+    for name in ("roc", "precision_recall", "confusion_matrix", "confusion_matrix_normalised", "reliability"):
+        assert (report / f"{name}.png").is_file() and (report / f"{name}.svg").is_file()
+    numbers = json.loads((report / "report.json").read_text())
+    assert "confidence_intervals" in numbers and (report / "report.md").is_file()
+
+
+def test_report_needs_labels(tmp_path, capsys):
+    assert main(["evaluate", "--images", str(tmp_path), "--masks", str(tmp_path), "--report", str(tmp_path)]) == 2
+    assert "--labels" in capsys.readouterr().err
