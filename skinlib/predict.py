@@ -39,13 +39,10 @@ class StageTwo:
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> "StageTwo":
         from .models.classifier import build_classifier
-        from .models.storage import load_compact_weights
+        from .models.storage import load_compact_weights, read_model_spec
 
         folder = Path(folder)
-        spec_path = folder / "model.json"
-        if not spec_path.is_file():
-            raise FileNotFoundError(f"{spec_path} not found: train one with `skinlib train-classifier --out {folder}`")
-        spec = json.loads(spec_path.read_text())
+        spec = read_model_spec(folder, "classifier", f"skinlib train-classifier --out {folder}")
         size = int(spec["image_size"])
         model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
                                  attention=spec["attention"], dropout=spec.get("dropout", 0.3))

@@ -6,7 +6,6 @@ A shipped model folder holds `model.json` (architecture and input size), `weight
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +32,11 @@ class UNetSegmenter:
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_UNET) -> "UNetSegmenter":
-        from ..models.storage import load_compact_weights
+        from ..models.storage import load_compact_weights, read_model_spec
         from .unet import build_unet
 
         folder = Path(folder)
-        spec_path = folder / "model.json"
-        if not spec_path.is_file():
-            raise FileNotFoundError(f"{spec_path} not found: train a U-Net with `skinlib train-unet --out {folder}`")
-        spec = json.loads(spec_path.read_text())
+        spec = read_model_spec(folder, "unet", f"skinlib train-unet --out {folder}")
         size = tuple(spec["image_size"])
         model = build_unet((*size, 3), encoder=spec["encoder"], encoder_weights=None,
                            decoder_filters=tuple(spec["decoder_filters"]))
