@@ -113,6 +113,14 @@ def cmd_predict(args) -> int:
     return 1 if result["failed"] else 0
 
 
+def _parse_phases(text: str) -> tuple:
+    """"0:4:1e-3,2:6:3e-4" -> ((0, 4, 0.001), (2, 6, 0.0003)): stages unfrozen, epochs, learning rate."""
+    try:
+        return tuple((int(s), int(e), float(r)) for s, e, r in (part.split(":") for part in text.split(",")))
+    except ValueError:
+        raise DataError(f"--phases {text!r}: expected STAGES:EPOCHS:RATE[,...], e.g. 0:4:1e-3,2:6:3e-4") from None
+
+
 def cmd_train_classifier(args) -> int:
     from .training.classifier import ClassifierConfig, train_and_ship_classifier
 
@@ -120,7 +128,8 @@ def cmd_train_classifier(args) -> int:
                               attention=not args.no_attention,
                               backbone_weights=None if args.random_init else "imagenet",
                               train_views=args.views, seed=args.seed, train_limit=args.train_limit,
-                              val_limit=args.val_limit)
+                              val_limit=args.val_limit, cache_at=args.cache_at,
+                              **({"phases": _parse_phases(args.phases)} if args.phases else {}))
     command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
     metrics = train_and_ship_classifier(config, run_dir=args.run_dir, out_dir=args.out, command=command,
                                         progress=not args.quiet)
@@ -219,11 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--no-attention", action="store_true")
     classifier.add_argument("--random-init", action="store_true", help="no ImageNet weights (ablation)")
     classifier.add_argument("--views", type=int, default=8, help="augmented views per training image to cache")
+    classifier.add_argument("--cache-at", default="stage5_out", choices=["stage3_out", "stage4_out", "stage5_out"],
+                            help="backbone layer whose output is cached; only the stages above it can be trained")
+    classifier.add_argument("--phases", help="STAGES:EPOCHS:RATE,... (last stages unfrozen per phase)")
     classifier.add_argument("--seed", type=int, default=0)
     classifier.add_argument("--train-limit", type=int)
     classifier.add_argument("--val-limit", type=int)
     classifier.add_argument("--quiet", action="store_true")
     classifier.set_defaults(func=cmd_train_classifier)
+
+    from .pipeline import add_pipeline_parser
+
+    add_pipeline_parser(sub)
 
     unet = sub.add_parser("train-unet", help="train the stage-1 U-Net, score it on test, write a model folder")
     _add_data_argument(unet)
