@@ -232,6 +232,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     from ..evaluation.classification import classification_report_dict
     from ..predict import StageTwo
 
+    started = time.time()
     model, record, data = train_classifier(config, run_dir, progress=progress)
     export_classifier(model, config, out_dir)
     shipped = StageTwo.load(out_dir)
@@ -274,5 +275,6 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
                         "keras": keras.__version__, "machine": platform.machine()},
     }
+    metrics["total_seconds"] = round(time.time() - started, 1)  # crops, features, training and scoring
     Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
