@@ -53,12 +53,13 @@ class StageTwo:
 
     def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64) -> np.ndarray:
         """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3); TTA averages the 8 dihedral views."""
-        views = range(8) if tta else range(1)
-        total = 0
-        for view in views:
-            batch = dihedral(inputs, view).astype(np.float32)
-            total = total + self.model.predict(batch, batch_size=batch_size, verbose=0)
-        return total / len(views)
+        from .models.inference import predict_in_batches
+
+        views = 8 if tta else 1
+        # all views of an image in one batch: one call per chunk instead of one per view
+        stacked = np.concatenate([dihedral(inputs, view) for view in range(views)])
+        probs = predict_in_batches(self.model, stacked, batch_size)
+        return probs.reshape(views, len(inputs), -1).mean(axis=0)
 
     def temperature_for(self, tta: bool) -> float:
         """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother)."""

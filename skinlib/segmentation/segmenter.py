@@ -47,7 +47,9 @@ class UNetSegmenter:
     def probabilities(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Lesion probability maps at each image's own size."""
         batch = np.stack([fit_size(image, self.image_size, self.fit) for image in images]).astype(np.float32)
-        maps = self.model.predict(batch, batch_size=batch_size, verbose=0)[..., 0]
+        from ..models.inference import predict_in_batches
+
+        maps = predict_in_batches(self.model, batch, batch_size)[..., 0]
         return [unfit_size(m, image.shape[:2], self.fit) for m, image in zip(maps, images)]
 
     def segment(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
