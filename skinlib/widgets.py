@@ -314,15 +314,9 @@ def threshold_counts(y_true, mel_scores, threshold: float) -> dict:
     `y_true` is 1/True for melanoma, 0/False otherwise (e.g. `labels == CLASS_INDEX["mel"]`). Ratios with
     a zero denominator (no melanoma at all, nothing flagged...) are NaN, as elsewhere in skinlib.
     """
-    positive = np.asarray(y_true)
-    scores = np.asarray(mel_scores, dtype=np.float64)
-    if positive.ndim != 1 or scores.shape != positive.shape:
-        raise ValueError(f"labels and scores must be 1-D of one length, got {positive.shape} and {scores.shape}")
-    if not np.isin(positive, (0, 1)).all():
-        raise ValueError("y_true must be 0/1 or boolean (1 = melanoma), e.g. labels == CLASS_INDEX['mel']")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores must be finite")
-    positive = positive.astype(bool)
+    from .evaluation.classification import check_binary_scores
+
+    positive, scores = check_binary_scores(y_true, mel_scores)
     flagged = scores >= threshold
     tp, fn = int(np.sum(flagged & positive)), int(np.sum(~flagged & positive))
     fp, tn = int(np.sum(flagged & ~positive)), int(np.sum(~flagged & ~positive))

@@ -22,6 +22,18 @@ def test_sample(split_frame):
     return part.groupby("dx").head(2).iloc[:12]
 
 
+@pytest.fixture
+def labelled_folder(test_sample, tmp_path):
+    """The sample's images copied into a folder, and their labels as HAM10000 metadata."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in test_sample["image_path"]:
+        shutil.copy(path, images)
+    labels = tmp_path / "ham.csv"
+    test_sample[["lesion_id", "image_id", "dx"]].to_csv(labels, index=False)
+    return images, labels
+
+
 def test_predict_writes_json_and_overlay(test_sample, tmp_path, capsys):
     paths = [str(p) for p in test_sample["image_path"].iloc[:3]]
     assert main(["predict", *paths, "--out", str(tmp_path), "--quiet"]) == 0
@@ -66,13 +78,8 @@ def test_predict_bad_inputs_never_crash_the_batch(test_sample, tmp_path, capsys)
     assert blank["lesion_found"] is False and blank["uncertain"] is True and blank["crop_note"]
 
 
-def test_evaluate_labels_in_both_formats(test_sample, tmp_path, capsys):
-    images = tmp_path / "images"
-    images.mkdir()
-    for path in test_sample["image_path"]:
-        shutil.copy(path, images)
-    ham = tmp_path / "ham.csv"
-    test_sample[["lesion_id", "image_id", "dx"]].to_csv(ham, index=False)
+def test_evaluate_labels_in_both_formats(test_sample, labelled_folder, tmp_path, capsys):
+    images, ham = labelled_folder
     isic = tmp_path / "isic.csv"
     onehot = {c.upper(): (test_sample["dx"] == c).astype(float).to_numpy() for c in CLASSES}
     import pandas as pd
@@ -128,13 +135,8 @@ def test_predict_explain_writes_gradcam_and_attention(test_sample, tmp_path):
         assert picture is not None and picture.shape[0] == picture.shape[1]  # drawn on the square crop
 
 
-def test_evaluate_report_writes_figures_and_tables(test_sample, tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for path in test_sample["image_path"]:
-        shutil.copy(path, images)
-    labels = tmp_path / "labels.csv"
-    test_sample[["lesion_id", "image_id", "dx"]].to_csv(labels, index=False)
+def test_evaluate_report_writes_figures_and_tables(labelled_folder, tmp_path):
+    images, labels = labelled_folder
     report = tmp_path / "report"
     assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--report", str(report),
                  "--quiet"]) == 0

@@ -228,19 +228,25 @@ class OperatingPoint(NamedTuple):
     threshold: float
 
 
-def _binary_roc(y_true_binary, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sensitivity, specificity and threshold at every distinct score (plus +inf: nothing positive)."""
+def check_binary_scores(y_true_binary, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (boolean labels, float scores) of a one-class decision, e.g. melanoma vs the rest."""
     positive = np.asarray(y_true_binary)
     scores = np.asarray(scores, dtype=np.float64)
     if positive.ndim != 1 or scores.shape != positive.shape:
         raise ValueError(f"labels and scores must be 1-D of one length, got {positive.shape} and {scores.shape}")
     if not np.isin(positive, (0, 1)).all():
-        raise ValueError("binary labels must be 0/1 or boolean")
-    positive = positive.astype(bool)
-    if positive.all() or not positive.any():
-        raise ValueError("need both positive and negative samples to trade sensitivity for specificity")
+        raise ValueError("binary labels must be 0/1 or boolean (1 = the class of interest, e.g. "
+                         "labels == CLASS_INDEX['mel'])")
     if not np.all(np.isfinite(scores)):
         raise ValueError("scores must be finite")
+    return positive.astype(bool), scores
+
+
+def _binary_roc(y_true_binary, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sensitivity, specificity and threshold at every distinct score (plus +inf: nothing positive)."""
+    positive, scores = check_binary_scores(y_true_binary, scores)
+    if positive.all() or not positive.any():
+        raise ValueError("need both positive and negative samples to trade sensitivity for specificity")
     fpr, tpr, thresholds = roc_curve(positive, scores, drop_intermediate=False)
     thresholds[0] = np.inf  # sklearn < 1.3 used max + 1 for the "nothing positive" point
     return tpr, 1.0 - fpr, thresholds
