@@ -41,6 +41,8 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_exploration.ipynb",
     "02_classical_masks.ipynb",
+    "03_unet_segmentation.ipynb",
+    "08_evaluation.ipynb",
 )
 
 #: Per-mode values injected into every notebook that declares them in its parameters cell.
@@ -50,8 +52,13 @@ MODES: dict[str, dict] = {
         "n_gallery": 1,  # 01: images per class in the gallery
         "n_step_images": 3,  # 02: train images whose every step is drawn
         "n_val": 60,  # 02: validation images scored (None: the whole split)
-        "n_worst": 4,  # 02: worst cases shown
+        "n_worst": 4,  # 02, 03: worst cases shown
         "n_explorer": 4,  # 02: images in the slider explorer
+        "n_test_masks": 60,  # 03: test images scored by the U-Net and the classical method (None: all)
+        "n_compare": 4,  # 03: test images in the U-Net / classical / expert comparison
+        "n_test": 150,  # 08: test images (stratified sample) through the dual-stage pipeline (None: all)
+        "n_errors": 8,  # 08: most confident mistakes shown
+        "n_bootstrap": 200,  # 08: bootstrap resamples of the confidence intervals
     },
     "full": {
         "n_gallery": 3,
@@ -59,6 +66,11 @@ MODES: dict[str, dict] = {
         "n_val": None,
         "n_worst": 8,
         "n_explorer": 12,
+        "n_test_masks": None,
+        "n_compare": 8,
+        "n_test": None,
+        "n_errors": 16,
+        "n_bootstrap": 1000,
     },
 }
 

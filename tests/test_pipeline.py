@@ -193,3 +193,20 @@ def test_notebooks_pass_nbval_with_their_own_defaults(tmp_path, data_dir):
     print(f"nbval, notebooks 01 and 02: {time.perf_counter() - started:.1f} s")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert (tmp_path / "outputs" / "live" / "02_classical.json").is_file()
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_results_notebooks_run_on_the_shipped_models(tmp_path, data_dir):
+    """Notebooks 03 (U-Net) and 08 (evaluation) execute in quick mode and write their numbers."""
+    out = tmp_path / "results"
+    run_pipeline("quick", out_dir=out, notebooks=["03", "08"], data_dir=data_dir, progress=False)
+    for name in ("03_unet_segmentation.ipynb", "08_evaluation.ipynb"):
+        executed = nbformat.read(out / "notebooks" / name, as_version=4)
+        outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+        assert not [o for o in outputs if o.output_type == "error"], name
+        assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, name
+    unet = json.loads((out / "03_unet.json").read_text())
+    evaluation = json.loads((out / "08_evaluation.json").read_text())
+    assert unet and evaluation
+    assert (out / "08_report" / "roc.png").is_file() and (out / "08_report" / "report.json").is_file()
