@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SKINLIB_DATA ?= $(abspath ../shared/data/ham10000)
+MODE ?= quick
 export SKINLIB_DATA
 
 .PHONY: setup test course book clean
@@ -23,6 +24,7 @@ test: setup
 course: setup
 	$(VENV)/bin/skinlib check-data
 	$(VENV)/bin/skinlib split --verify
+	$(VENV)/bin/skinlib pipeline --mode $(MODE) --book
 
 book: setup
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
