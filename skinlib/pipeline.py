@@ -42,6 +42,8 @@ NOTEBOOKS: tuple[str, ...] = (
     "01_data_exploration.ipynb",
     "02_classical_masks.ipynb",
     "03_unet_segmentation.ipynb",
+    "06_test_time_augmentation.ipynb",
+    "07_gradcam_attention.ipynb",
     "08_evaluation.ipynb",
 )
 
@@ -56,9 +58,11 @@ MODES: dict[str, dict] = {
         "n_explorer": 4,  # 02: images in the slider explorer
         "n_test_masks": 60,  # 03: test images scored by the U-Net and the classical method (None: all)
         "n_compare": 4,  # 03: test images in the U-Net / classical / expert comparison
+        "n_tta": 100,  # 06: test images (stratified sample) classified with and without TTA (None: all)
+        "n_cam_per_class": 1,  # 07: test images per class explained with Grad-CAM and attention
         "n_test": 150,  # 08: test images (stratified sample) through the dual-stage pipeline (None: all)
         "n_errors": 8,  # 08: most confident mistakes shown
-        "n_bootstrap": 200,  # 08: bootstrap resamples of the confidence intervals
+        "n_bootstrap": 200,  # 06, 08: bootstrap resamples of the TTA gain and of the confidence intervals
     },
     "full": {
         "n_gallery": 3,
@@ -68,6 +72,8 @@ MODES: dict[str, dict] = {
         "n_explorer": 12,
         "n_test_masks": None,
         "n_compare": 8,
+        "n_tta": None,
+        "n_cam_per_class": 3,
         "n_test": None,
         "n_errors": 16,
         "n_bootstrap": 1000,

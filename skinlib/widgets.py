@@ -1,13 +1,17 @@
 """Instructor widgets for the course notebooks, with a static fall-back for papermill, nbval and the book.
 
-Three tools, each a function that builds its widget and shows it:
+Five tools, each a function that builds its widget and shows it:
 
 * `lesion_browser(frame)`: pick a class, step through its images lesion by lesion, see the image with
   the expert mask and the metadata;
 * `classical_mask_explorer(frame)`: move the main `ClassicalParams` knobs and watch every step of the
   classical segmentation and its Dice against the expert mask;
 * `melanoma_threshold_slider(y_true, mel_scores)`: sensitivity, specificity and the confusion counts of
-  "melanoma if score >= threshold" (the scores come from the caller, e.g. a classifier's `probs[:, mel]`).
+  "melanoma if score >= threshold" (the scores come from the caller, e.g. a classifier's `probs[:, mel]`);
+* `gradcam_explorer(pipeline, images)`: pick an image, a class and a layer; see the lesion crop, its
+  Grad-CAM overlay and the probabilities;
+* `tta_toggle(pipeline, images)`: test-time augmentation on/off, the single view's probabilities against
+  the 8-view average, and what each dihedral view alone predicts.
 
 **Static mode.** A widget needs a live kernel *and* a front-end; papermill, nbval and the rendered book
 have neither, so there each function displays a PNG of the tool's default state instead (the book then
@@ -22,9 +26,9 @@ In static mode the ipywidgets objects are only built when `.widget` is first use
 carry no widget state. Either way, `save=PATH` writes the default-state figure as a PNG.
 
 The logic behind each tool is a small pure function (`lesion_panel`, `mask_panel`, `threshold_counts`,
-`threshold_panel`, `params_from_controls`...), testable without a front-end. Figures are
-`matplotlib.figure.Figure` objects (never registered with pyplot) and are displayed as PNG images, which
-render the same in Jupyter, in papermill output and in the book.
+`threshold_panel`, `params_from_controls`, `gradcam_panel`, `tta_panel`...), testable without a front-end.
+Figures are `matplotlib.figure.Figure` objects (never registered with pyplot) and are displayed as PNG
+images, which render the same in Jupyter, in papermill output and in the book.
 """
 
 from __future__ import annotations
@@ -368,6 +372,148 @@ def threshold_panel(y_true, mel_scores, threshold: float) -> tuple[Figure, dict]
     return figure, counts
 
 
+# ------------------------------------------------------------------ Grad-CAM and TTA (stage 2)
+
+
+def _stage_two(pipeline):
+    """The classifier part (`StageTwo`) of a `DualStage`, or the argument itself."""
+    return getattr(pipeline, "classifier", pipeline)
+
+
+def stage2_crops(pipeline, images) -> np.ndarray:
+    """The classifier's square uint8 inputs for `images`.
+
+    With a `DualStage`, images of any size are segmented and cropped (`DualStage.prepare`); with a bare
+    `StageTwo`, they are taken as crops already and only fitted (padded) to its input size.
+    """
+    from .data.images import fit_size
+
+    images = list(images)
+    if not images:
+        raise ValueError("need at least one image")
+    if hasattr(pipeline, "prepare"):
+        return pipeline.prepare(images)[2]
+    size = _stage_two(pipeline).image_size
+    return np.stack([fit_size(np.asarray(i, np.uint8), (size, size), "pad") for i in images])
+
+
+def _probability_bars(ax, probs, highlight: int | None = None, label: str | None = None, offset: float = 0.0,
+                      width: float = 0.8, colour="tab:blue") -> None:
+    positions = np.arange(len(CLASSES)) + offset
+    colours = [("tab:red" if i == highlight else colour) for i in range(len(CLASSES))]
+    ax.bar(positions, probs, width=width, color=colours, label=label)
+    ax.set_xticks(np.arange(len(CLASSES)), list(CLASSES), fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+
+
+def gradcam_panel(pipeline, crop: np.ndarray, class_index: int | str | None = None, layer: str | None = None,
+                  title: str | None = None) -> tuple[Figure, dict]:
+    """The crop, its Grad-CAM overlay for one class at one layer, and the calibrated probabilities.
+
+    `class_index`: None (or "predicted") for the predicted class, a class index or a class name;
+    `layer`: any of `skinlib.explain.candidate_layers(model)`, None for the default (`top_activation`).
+    Info: class, predicted, layer, probabilities (dict), map_shape (the map's resolution at that layer).
+    """
+    from .explain import _default_layer, gradcam, gradcam_overlay
+
+    stage = _stage_two(pipeline)
+    crop = np.asarray(crop, np.uint8)
+    probs = stage.probabilities(crop[None])[0]
+    predicted = int(np.argmax(probs))
+    if class_index is None or class_index == "predicted":
+        target = predicted
+    elif isinstance(class_index, str):
+        if class_index not in CLASSES:
+            raise ValueError(f"unknown class {class_index!r}; expected one of {', '.join(CLASSES)}")
+        target = CLASSES.index(class_index)
+    else:
+        target = int(class_index)
+    layer = layer or _default_layer(stage.model)
+    cam = gradcam(stage.model, crop[None].astype(np.float32), class_index=target, layer_name=layer)[0]
+    figure = Figure(figsize=(8.6, 2.9))
+    left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.5]})
+    _axis_image(left, crop, "classifier input (crop)")
+    _axis_image(middle, gradcam_overlay(crop, cam),
+                f"Grad-CAM for {CLASSES[target]}\n{layer} ({cam.shape[0]}x{cam.shape[1]})")
+    _probability_bars(right, probs, highlight=target)
+    right.set_title(f"predicted {CLASSES[predicted]} ({probs[predicted]:.2f}); red: explained class", fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    info = {"class": CLASSES[target], "predicted": CLASSES[predicted], "layer": layer,
+            "probabilities": {c: float(v) for c, v in zip(CLASSES, probs)}, "map_shape": tuple(cam.shape)}
+    return figure, info
+
+
+def tta_view_probabilities(pipeline, crop: np.ndarray) -> dict:
+    """The 8 dihedral views of one crop and what the classifier makes of them (calibrated).
+
+    Returns views (8, S, S, 3), view_probs (8, 7) (each view alone, plain temperature), single (view 0,
+    i.e. no TTA: what `probabilities(tta=False)` gives) and average (the 8 raw views averaged, TTA
+    temperature: what `probabilities(tta=True)` gives).
+    """
+    from .evaluation.calibration import apply_temperature
+    from .models.inference import predict_in_batches
+    from .training.features import dihedral
+
+    stage = _stage_two(pipeline)
+    crop = np.asarray(crop, np.uint8)
+    views = np.concatenate([dihedral(crop[None], view) for view in range(8)])
+    raw = predict_in_batches(stage.model, views, 8)
+    view_probs = apply_temperature(raw, stage.temperature_for(False))
+    average = apply_temperature(raw.mean(axis=0, keepdims=True), stage.temperature_for(True))[0]
+    return {"views": views, "view_probs": view_probs, "single": view_probs[0], "average": average}
+
+
+def tta_panel(pipeline, crop: np.ndarray, tta: bool = True, title: str | None = None,
+              views: dict | None = None) -> tuple[Figure, dict]:
+    """Probabilities of the single view vs the 8-view average (TTA on), and each view's top-class probability.
+
+    `views`: a `tta_view_probabilities` result for this crop (computed if None). With `tta` off only the
+    single-view bars are drawn and the views other than the identity are greyed out.
+    Info: tta, prediction (of the mode shown), single, average (dicts), view_top (class of each view),
+    view_confidence (its probability), spread (max - min over the views of the prediction's probability).
+    """
+    views = views or tta_view_probabilities(pipeline, crop)
+    single, average, view_probs = views["single"], views["average"], views["view_probs"]
+    shown = average if tta else single
+    predicted = int(np.argmax(shown))
+    figure = Figure(figsize=(8.8, 2.9))
+    bars, strip = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    if tta:
+        _probability_bars(bars, single, offset=-0.2, width=0.4, label="single view", colour="0.6")
+        _probability_bars(bars, average, offset=0.2, width=0.4, label="8-view average (TTA)", colour="tab:blue")
+        bars.legend(fontsize=7)
+    else:
+        _probability_bars(bars, single, label="single view", colour="tab:blue")
+    bars.set_title(f"TTA {'on' if tta else 'off'}: predicted {CLASSES[predicted]} ({shown[predicted]:.2f})",
+                   fontsize=9)
+    top = view_probs.argmax(axis=1)
+    confidence = view_probs[np.arange(8), top]
+    colours = [("tab:blue" if (tta or v == 0) else "0.85") for v in range(8)]
+    strip.bar(np.arange(8), confidence, color=colours)
+    for v in range(8):
+        strip.text(v, confidence[v] + 0.02, CLASSES[top[v]], ha="center", fontsize=7, rotation=90)
+    strip.set_xticks(np.arange(8), [str(v) for v in range(8)], fontsize=8)
+    strip.set_xlabel("dihedral view (0 = as is)", fontsize=8)
+    strip.set_ylim(0, 1.25)
+    strip.set_yticks([0, 0.5, 1.0])
+    strip.tick_params(axis="y", labelsize=7)
+    strip.set_title("each view alone: top class and its probability", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    spread = float(view_probs[:, predicted].max() - view_probs[:, predicted].min())
+    info = {"tta": bool(tta), "prediction": CLASSES[predicted], "confidence": float(shown[predicted]),
+            "single": {c: float(v) for c, v in zip(CLASSES, single)},
+            "average": {c: float(v) for c, v in zip(CLASSES, average)},
+            "view_top": [CLASSES[t] for t in top], "view_confidence": [float(c) for c in confidence],
+            "spread": spread}
+    return figure, info
+
+
 # ------------------------------------------------------------------------------------- widgets
 
 
@@ -664,6 +810,103 @@ class ThresholdSlider(InstructorWidget):
                                                  description="threshold", continuous_update=False)}
 
 
+class _CropTool(InstructorWidget):
+    """Shared by the stage-2 tools: the crops of `images`, computed once, and an image picker."""
+
+    def _setup(self, pipeline, images, names):
+        self.pipeline = pipeline
+        self.crops = stage2_crops(pipeline, images)
+        self.names = list(names) if names is not None else [f"image {i}" for i in range(len(self.crops))]
+        if len(self.names) != len(self.crops):
+            raise ValueError(f"{len(self.names)} names for {len(self.crops)} images")
+
+    def _index(self, state) -> int:
+        return int(np.clip(state["image"], 0, len(self.crops) - 1))
+
+    def _image_control(self, widgets):
+        return widgets.Dropdown(options=[(name, i) for i, name in enumerate(self.names)], value=self._index(self.state),
+                                description="image")
+
+
+class GradcamExplorer(_CropTool):
+    """Grad-CAM for a chosen image, class and layer; see `gradcam_explorer`."""
+
+    title = "Grad-CAM explorer"
+
+    def __init__(self, pipeline, images, names=None, index: int = 0, class_name: str = "predicted",
+                 layer: str | None = None, save=None):
+        from .explain import _default_layer, candidate_layers
+
+        self._setup(pipeline, images, names)
+        model = _stage_two(pipeline).model
+        self.layers = candidate_layers(model)
+        layer = layer or _default_layer(model)
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer!r} is not one of {', '.join(self.layers)}")
+        if class_name != "predicted" and class_name not in CLASSES:
+            raise ValueError(f"unknown class {class_name!r}; expected 'predicted' or one of {', '.join(CLASSES)}")
+        super().__init__({"image": int(index), "class_name": class_name, "layer": layer}, save)
+
+    def render(self, state):
+        index = self._index(state)
+        figure, info = gradcam_panel(self.pipeline, self.crops[index], state["class_name"], state["layer"],
+                                     title=self.names[index])
+        return figure, {**info, "image": self.names[index]}
+
+    def describe(self, info):
+        return (f"{info['image']}: Grad-CAM of class {info['class']} at layer {info['layer']} "
+                f"(a {info['map_shape'][0]}x{info['map_shape'][1]} map); predicted {info['predicted']} "
+                f"with probability {info['probabilities'][info['predicted']]:.2f}")
+
+    def build_controls(self, widgets):
+        return {
+            "image": self._image_control(widgets),
+            "class_name": widgets.Dropdown(options=["predicted", *CLASSES], value=self.state["class_name"],
+                                           description="class"),
+            "layer": widgets.Dropdown(options=self.layers, value=self.state["layer"], description="layer"),
+        }
+
+    def layout(self, widgets):
+        c = self.controls
+        return [widgets.HBox([c["image"], c["class_name"]]), c["layer"]]
+
+
+class TtaToggle(_CropTool):
+    """Test-time augmentation on/off for a chosen image; see `tta_toggle`."""
+
+    title = "test-time augmentation"
+
+    def __init__(self, pipeline, images, names=None, index: int = 0, tta: bool = True, save=None):
+        self._setup(pipeline, images, names)
+        self._views: dict[int, dict] = {}
+        super().__init__({"image": int(index), "tta": bool(tta)}, save)
+
+    def views(self, index: int) -> dict:
+        """`tta_view_probabilities` of crop `index`, computed once."""
+        if index not in self._views:
+            self._views[index] = tta_view_probabilities(self.pipeline, self.crops[index])
+        return self._views[index]
+
+    def render(self, state):
+        index = self._index(state)
+        figure, info = tta_panel(self.pipeline, self.crops[index], bool(state["tta"]), title=self.names[index],
+                                 views=self.views(index))
+        return figure, {**info, "image": self.names[index]}
+
+    def describe(self, info):
+        single = max(info["single"], key=info["single"].get)
+        average = max(info["average"], key=info["average"].get)
+        agree = sum(top == info["prediction"] for top in info["view_top"])
+        return (f"{info['image']}: single view says {single} ({info['single'][single]:.2f}), the 8-view average "
+                f"says {average} ({info['average'][average]:.2f}); {agree} of 8 views alone agree with "
+                f"{info['prediction']} (TTA {'on' if info['tta'] else 'off'})")
+
+    def build_controls(self, widgets):
+        return {"image": self._image_control(widgets),
+                "tta": widgets.ToggleButtons(options=[("TTA off", False), ("TTA on (8 views)", True)],
+                                             value=bool(self.state["tta"]), description="")}
+
+
 def lesion_browser(frame: pd.DataFrame, dx: str = "mel", index: int = 0, save=None, show: bool = True) -> LesionBrowser:
     """Browse the images of a class, lesion by lesion, with the expert mask and the metadata.
 
@@ -701,10 +944,38 @@ def melanoma_threshold_slider(y_true, mel_scores, threshold: float = 0.5, save=N
     return tool
 
 
+def gradcam_explorer(pipeline, images, names=None, index: int = 0, class_name: str = "predicted",
+                     layer: str | None = None, save=None, show: bool = True) -> GradcamExplorer:
+    """Pick an image, a class (default: the predicted one) and a layer; see the crop, its Grad-CAM overlay
+    and the calibrated probabilities.
+
+    `pipeline`: a `DualStage` (images of any size are segmented and cropped once, up front) or a
+    `StageTwo` (images are crops already). `names`: one label per image (e.g. "ISIC_... (mel)").
+    The layers offered are `skinlib.explain.candidate_layers` of the classifier. Returns the `GradcamExplorer`.
+    """
+    tool = GradcamExplorer(pipeline, images, names=names, index=index, class_name=class_name, layer=layer, save=save)
+    if show:
+        tool.show()
+    return tool
+
+
+def tta_toggle(pipeline, images, names=None, index: int = 0, tta: bool = True, save=None,
+               show: bool = True) -> TtaToggle:
+    """Test-time augmentation on/off: the 7 probabilities of the single view vs the average of the 8
+    dihedral views, and what each view alone predicts. Arguments as for `gradcam_explorer`.
+    Returns the `TtaToggle`.
+    """
+    tool = TtaToggle(pipeline, images, names=names, index=index, tta=tta, save=save)
+    if show:
+        tool.show()
+    return tool
+
+
 __all__ = [
     "STATIC_ENV", "FIGURE_DPI", "static_mode", "figure_png", "show_figure", "compare_masks", "image_grid",
     "browser_rows", "lesion_text", "lesion_panel", "EXPLORER_STEPS", "FIGURE_STEPS", "EXPLORER_FIELDS", "step_title",
     "params_from_controls", "mask_panel", "steps_figure", "threshold_counts", "threshold_summary", "threshold_panel",
     "InstructorWidget", "LesionBrowser", "MaskExplorer", "ThresholdSlider", "lesion_browser",
-    "classical_mask_explorer", "melanoma_threshold_slider",
+    "classical_mask_explorer", "melanoma_threshold_slider", "stage2_crops", "gradcam_panel",
+    "tta_view_probabilities", "tta_panel", "GradcamExplorer", "TtaToggle", "gradcam_explorer", "tta_toggle",
 ]

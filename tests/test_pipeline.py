@@ -198,10 +198,11 @@ def test_notebooks_pass_nbval_with_their_own_defaults(tmp_path, data_dir):
 @pytest.mark.data
 @pytest.mark.slow
 def test_results_notebooks_run_on_the_shipped_models(tmp_path, data_dir):
-    """Notebooks 03 (U-Net) and 08 (evaluation) execute in quick mode and write their numbers."""
+    """Notebooks 03 (U-Net), 06 (TTA), 07 (Grad-CAM) and 08 (evaluation) run in quick mode and write their numbers."""
     out = tmp_path / "results"
-    run_pipeline("quick", out_dir=out, notebooks=["03", "08"], data_dir=data_dir, progress=False)
-    for name in ("03_unet_segmentation.ipynb", "08_evaluation.ipynb"):
+    run_pipeline("quick", out_dir=out, notebooks=["03", "06", "07", "08"], data_dir=data_dir, progress=False)
+    for name in ("03_unet_segmentation.ipynb", "06_test_time_augmentation.ipynb", "07_gradcam_attention.ipynb",
+                 "08_evaluation.ipynb"):
         executed = nbformat.read(out / "notebooks" / name, as_version=4)
         outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"], name
@@ -209,4 +210,10 @@ def test_results_notebooks_run_on_the_shipped_models(tmp_path, data_dir):
     unet = json.loads((out / "03_unet.json").read_text())
     evaluation = json.loads((out / "08_evaluation.json").read_text())
     assert unet and evaluation
+    tta = json.loads((out / "06_tta.json").read_text())
+    assert tta["tta_gain"]["low"] <= tta["tta_gain"]["difference"] <= tta["tta_gain"]["high"]
+    assert "tta_recommended_on_validation" in tta
+    explain = json.loads((out / "07_explain.json").read_text())
+    assert explain["layers"][0] == "top_activation" and len(explain["layers"]) == 3 and explain["images"]
+    assert (out / "figures" / "06_dihedral_views.png").is_file() and (out / "figures" / "07_gradcam_layers.png").is_file()
     assert (out / "08_report" / "roc.png").is_file() and (out / "08_report" / "report.json").is_file()

@@ -270,3 +270,110 @@ def test_widgets_on_real_images(data_dir, split_frame, static, shown):
     assert explorer.info["dice"] == pytest.approx(expected)
     browser = W.lesion_browser(split_frame, dx="df", show=False)
     assert browser.info["count"] == int((split_frame["dx"] == "df").sum())
+
+
+# ------------------------------------------------------------------------ Grad-CAM and TTA tools
+
+
+@pytest.fixture(scope="module")
+def stage_two():
+    """A small untrained classifier (64 px inputs) wrapped as a StageTwo, with distinct temperatures."""
+    from skinlib.models.classifier import build_classifier
+    from skinlib.predict import StageTwo
+
+    model = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
+    return StageTwo(model=model, image_size=64, temperature=1.5, spec={"temperature_tta": 1.2})
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return [cv2.resize(lesion_image(centre=(100 + 10 * i, 75))[0], (64, 64)) for i in range(2)]
+
+
+def test_stage2_crops_fit_images_to_the_classifier_input(stage_two, crops):
+    out = W.stage2_crops(stage_two, [crops[0], lesion_image()[0]])
+    assert out.shape == (2, 64, 64, 3) and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="at least one"):
+        W.stage2_crops(stage_two, [])
+
+
+def test_gradcam_panel_explains_the_chosen_class_at_the_chosen_layer(stage_two, crops):
+    from skinlib.explain import candidate_layers
+
+    figure, info = W.gradcam_panel(stage_two, crops[0])
+    assert isinstance(figure, Figure) and len(figure.axes) == 3
+    probs = stage_two.probabilities(crops[0][None])[0]
+    assert info["predicted"] == info["class"] == CLASSES[int(np.argmax(probs))]
+    assert info["layer"] == "top_activation" and sum(info["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    early = candidate_layers(stage_two.model)[0]
+    _, other = W.gradcam_panel(stage_two, crops[0], "df", early)
+    assert other["class"] == "df" and other["layer"] == early
+    assert other["map_shape"][0] > info["map_shape"][0]  # earlier layers are finer
+    assert W.gradcam_panel(stage_two, crops[0], CLASSES.index("vasc"))[1]["class"] == "vasc"
+    with pytest.raises(ValueError, match="unknown class"):
+        W.gradcam_panel(stage_two, crops[0], "melanoma")
+
+
+def test_tta_view_probabilities_match_the_classifier(stage_two, crops):
+    views = W.tta_view_probabilities(stage_two, crops[0])
+    assert views["views"].shape == (8, 64, 64, 3) and views["view_probs"].shape == (8, len(CLASSES))
+    np.testing.assert_array_equal(views["views"][0], crops[0])
+    np.testing.assert_allclose(views["single"], stage_two.probabilities(crops[0][None], tta=False)[0], atol=1e-5)
+    np.testing.assert_allclose(views["average"], stage_two.probabilities(crops[0][None], tta=True)[0], atol=1e-5)
+    np.testing.assert_allclose(views["view_probs"].sum(axis=1), 1, atol=1e-5)
+
+
+def test_tta_panel_on_and_off(stage_two, crops):
+    views = W.tta_view_probabilities(stage_two, crops[0])
+    _, on = W.tta_panel(stage_two, crops[0], tta=True, views=views)
+    _, off = W.tta_panel(stage_two, crops[0], tta=False, views=views)
+    assert on["tta"] and not off["tta"]
+    assert on["prediction"] == max(on["average"], key=on["average"].get)
+    assert off["prediction"] == max(off["single"], key=off["single"].get)
+    assert len(on["view_top"]) == len(on["view_confidence"]) == 8
+    assert on["view_confidence"][0] == pytest.approx(max(off["single"].values()))
+    assert 0 <= on["spread"] <= 1
+
+
+def test_gradcam_explorer_widget(stage_two, crops, static, shown, tmp_path):
+    from skinlib.explain import candidate_layers
+
+    tool = W.gradcam_explorer(stage_two, crops, names=["a", "b"], save=tmp_path / "gradcam.png")
+    assert (tmp_path / "gradcam.png").read_bytes().startswith(PNG)
+    assert shown and shown[0].data.startswith(PNG) and "Grad-CAM" in shown[1].data
+    assert tool.info["image"] == "a" and tool.info["layer"] == "top_activation"
+    tool.widget  # noqa: B018 - build the controls
+    assert list(tool.controls["layer"].options) == candidate_layers(stage_two.model)
+    tool.controls["image"].value = 1
+    tool.controls["class_name"].value = "bcc"
+    assert tool.info["image"] == "b" and tool.info["class"] == "bcc"
+    tool.controls["layer"].value = candidate_layers(stage_two.model)[1]
+    assert tool.info["layer"] == candidate_layers(stage_two.model)[1]
+    assert tool.output.outputs[0]["data"]["image/png"]
+    with pytest.raises(ValueError, match="layer"):
+        W.GradcamExplorer(stage_two, crops, layer="dense")
+    with pytest.raises(ValueError, match="names"):
+        W.GradcamExplorer(stage_two, crops, names=["only one"])
+
+
+def test_tta_toggle_widget(stage_two, crops, static, shown):
+    tool = W.tta_toggle(stage_two, crops)
+    assert tool.info["tta"] is True and "8 views" in shown[1].data
+    tool.widget  # noqa: B018 - build the controls
+    tool.controls["tta"].value = False
+    assert tool.info["tta"] is False
+    assert tool.info["prediction"] == max(tool.info["single"], key=tool.info["single"].get)
+    tool.controls["image"].value = 1
+    assert tool.info["image"] == "image 1" and set(tool._views) == {0, 1}
+
+
+@pytest.mark.slow
+def test_stage2_tools_on_the_shipped_pipeline(static, shown):
+    from skinlib.predict import DualStage
+
+    pipeline = DualStage.load()
+    image = lesion_image(shape=(300, 400), centre=(200, 150), axes=(90, 60))[0]
+    explorer = W.gradcam_explorer(pipeline, [image], show=False)
+    assert explorer.crops.shape[1:] == (pipeline.classifier.image_size,) * 2 + (3,)
+    toggle = W.tta_toggle(pipeline, [image], show=False)
+    assert toggle.info["prediction"] in CLASSES
