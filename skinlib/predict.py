@@ -110,7 +110,10 @@ class DualStage:
 
     def predict(self, images: list[np.ndarray], tta: bool = False) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, an `uncertain` flag and crop notes."""
-        masks, crops, inputs = self.prepare(images)
+        return self.classify(*self.prepare(images), tta=tta)
+
+    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False) -> list[dict]:
+        """Stage 2 on what `prepare` returned (so callers that also explain segment only once)."""
         probs = self.classifier.probabilities(inputs, tta)
         results = []
         for p, mask, crop in zip(probs, masks, crops):
@@ -149,7 +152,8 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
         except DataError as error:
             failed[str(path)] = str(error)
             continue
-        result = pipeline.predict([image], tta=tta)[0]
+        masks, crops, inputs = pipeline.prepare([image])
+        result = pipeline.classify(masks, crops, inputs, tta=tta)[0]
         mask = result.pop("mask")
         record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
                   "calibrated": True, "uncertain_below": pipeline.classifier.uncertain_below, **result}
@@ -157,7 +161,7 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
         json_path.write_text(json.dumps(record, indent=2) + "\n")
         write_rgb(out_dir / f"{path.stem}_overlay.png", overlay_mask(image, mask))
         if explain:
-            for kind, picture in pipeline.explain(pipeline.prepare([image])[2])[0].items():
+            for kind, picture in pipeline.explain(inputs)[0].items():
                 write_rgb(out_dir / f"{path.stem}_{kind}.png", picture)
         written[str(path)] = json_path
     return {"written": written, "failed": failed}
