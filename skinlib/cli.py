@@ -69,13 +69,28 @@ def cmd_segment(args) -> int:
     return 1 if result.failed else 0
 
 
+def _tta_scales(args):
+    """--tta-scales as a checked tuple (None when not given); it only makes sense with --tta."""
+    if args.tta_scales is None:
+        return None
+    if not args.tta:
+        raise DataError("--tta-scales adds zoomed views to test-time augmentation: add --tta.")
+    from .tta import check_scales
+
+    try:
+        return check_scales(args.tta_scales)
+    except ValueError as error:
+        raise DataError(f"--tta-scales: {error}") from None
+
+
 def _evaluate_classification(args) -> int:
     from .data.classes import CLASSES
     from .predict import DualStage, score_labelled_folder
 
+    scales = _tta_scales(args)
     pipeline = DualStage.load(classifier_dir=args.model)
     report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
-                                   report_dir=args.report)
+                                   report_dir=args.report, scales=scales)
     if report["labelled_but_missing"]:
         print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
               f"scored, e.g. {report['missing_examples'][:5]}")
@@ -99,9 +114,10 @@ def _evaluate_classification(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import DualStage, predict_files
 
+    scales = _tta_scales(args)
     pipeline = DualStage.load(classifier_dir=args.model)
     result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
-                           progress=not args.quiet)
+                           progress=not args.quiet, scales=scales)
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = "  UNCERTAIN" if record["uncertain"] else ""
@@ -136,6 +152,28 @@ def cmd_train_classifier(args) -> int:
     test = metrics["test"]["plain"]
     print(f"test balanced accuracy {test['balanced_accuracy']:.4f}, macro AUC {test['macro_roc_auc']:.4f}, "
           f"melanoma recall {test['per_class']['mel']['recall']:.4f}")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from .training import ablation
+
+    rows = args.rows or list(ablation.ROW_NAMES)
+    unknown = sorted(set(rows) - set(ablation.ROW_NAMES))
+    if unknown:
+        raise DataError(f"unknown ablation row(s) {unknown}; choose from {', '.join(ablation.ROW_NAMES)}")
+    out = Path(args.out)
+    if args.baseline_from and not (ablation.row_dir(out, "baseline") / "run" / ablation.PREDICTIONS_FILE).is_file():
+        print(f"[ablation] baseline: scoring the already trained {args.baseline_from}")
+        ablation.baseline_from_model(args.baseline_from, out, args.data)
+    if not args.collect_only:
+        for name in dict.fromkeys(["baseline", *rows]):  # every difference is taken against the baseline
+            ablation.run_row(name, out, args.data, quiet=args.quiet)
+    results = ablation.collect_ablation(out, args.data)
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    print(ablation.ablation_markdown(results))
+    print(f"wrote {args.results}")
     return 0
 
 
@@ -202,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--labels", metavar="CSV", help="class labels (HAM10000 metadata or ISIC 2018 Task 3)")
     evaluate.add_argument("--method", choices=["unet", "classical"], default="unet", help="segmentation method")
     evaluate.add_argument("--tta", action="store_true", help="classification: average the 8 flips/turns")
+    evaluate.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
+                          help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
     evaluate.add_argument("--report", metavar="DIR", help="classification: write the full report (figures, JSON, "
                           "Markdown) here")
     evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped one)")
@@ -213,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, metavar="DIR")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation: average the 8 flips/turns")
+    predict.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
+                         help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
     predict.add_argument("--explain", action="store_true", help="also write Grad-CAM and attention overlays")
     predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped models/classifier)")
     predict.add_argument("--quiet", action="store_true")
@@ -236,6 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--val-limit", type=int)
     classifier.add_argument("--quiet", action="store_true")
     classifier.set_defaults(func=cmd_train_classifier)
+
+    ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
+    _add_data_argument(ablate)
+    ablate.add_argument("--out", default="runs/ablation", help="one folder per row; rerun to resume")
+    ablate.add_argument("--rows", nargs="+", metavar="ROW", help="rows to run (default: all); the baseline is always run")
+    ablate.add_argument("--results", default="models/ablation.json", help="results JSON to write (all finished rows)")
+    ablate.add_argument("--baseline-from", metavar="DIR", help="use this trained baseline model (e.g. models/classifier) "
+                        "instead of training the baseline again; refused unless it was trained with the baseline recipe")
+    ablate.add_argument("--collect-only", action="store_true", help="only rebuild the JSON from finished rows")
+    ablate.add_argument("--quiet", action="store_true")
+    ablate.set_defaults(func=cmd_ablate)
 
     from .pipeline import add_pipeline_parser
 

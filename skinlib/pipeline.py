@@ -42,9 +42,14 @@ NOTEBOOKS: tuple[str, ...] = (
     "01_data_exploration.ipynb",
     "02_classical_masks.ipynb",
     "03_unet_segmentation.ipynb",
+    "04_attention_classifier.ipynb",
+    "05_focal_loss.ipynb",
     "06_test_time_augmentation.ipynb",
     "07_gradcam_attention.ipynb",
     "08_evaluation.ipynb",
+    "09_new_images.ipynb",
+    "10_results.ipynb",
+    "11_model_card.ipynb",
 )
 
 #: Per-mode values injected into every notebook that declares them in its parameters cell.
@@ -58,11 +63,17 @@ MODES: dict[str, dict] = {
         "n_explorer": 4,  # 02: images in the slider explorer
         "n_test_masks": 60,  # 03: test images scored by the U-Net and the classical method (None: all)
         "n_compare": 4,  # 03: test images in the U-Net / classical / expert comparison
+        "n_train_demo": 700,  # 04, 05: training images of the live demo runs (stratified sample)
+        "n_val_demo": 300,  # 04, 05: validation images of the live demo runs
+        "demo_views": 2,  # 04, 05: augmented views cached per training image in the demo runs
+        "retrain": False,  # 03, 04: retrain the shipped U-Net / classifier with their recorded recipes
         "n_tta": 100,  # 06: test images (stratified sample) classified with and without TTA (None: all)
         "n_cam_per_class": 1,  # 07: test images per class explained with Grad-CAM and attention
         "n_test": 150,  # 08: test images (stratified sample) through the dual-stage pipeline (None: all)
         "n_errors": 8,  # 08: most confident mistakes shown
         "n_bootstrap": 200,  # 06, 08: bootstrap resamples of the TTA gain and of the confidence intervals
+        "n_new": 6,  # 09: test images treated as new arrivals by predict
+        "n_eval": 70,  # 09: test images in the labelled folder scored by evaluate (stratified sample)
     },
     "full": {
         "n_gallery": 3,
@@ -72,11 +83,17 @@ MODES: dict[str, dict] = {
         "n_explorer": 12,
         "n_test_masks": None,
         "n_compare": 8,
+        "n_train_demo": 1400,
+        "n_val_demo": 600,
+        "demo_views": 2,
+        "retrain": True,
         "n_tta": None,
         "n_cam_per_class": 3,
         "n_test": None,
         "n_errors": 16,
         "n_bootstrap": 1000,
+        "n_new": 14,
+        "n_eval": 300,
     },
 }
 

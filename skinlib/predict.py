@@ -15,7 +15,6 @@ import numpy as np
 from .data.classes import CLASSES
 from .data.images import fit_size
 from .evaluation.calibration import apply_temperature
-from .training.features import dihedral
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_CLASSIFIER = REPO_MODELS / "classifier"
@@ -51,23 +50,33 @@ class StageTwo:
                    temperature=spec.get("temperature", 1.0), uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW),
                    spec=spec)
 
-    def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64) -> np.ndarray:
-        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3); TTA averages the 8 dihedral views."""
-        from .models.inference import predict_in_batches
+    def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
+                          scales=None) -> np.ndarray:
+        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3).
 
-        views = 8 if tta else 1
-        # all views of an image in one batch: one call per chunk instead of one per view
-        stacked = np.concatenate([dihedral(inputs, view) for view in range(views)])
-        probs = predict_in_batches(self.model, stacked, batch_size)
-        return probs.reshape(views, len(inputs), -1).mean(axis=0)
+        TTA averages the 8 dihedral views; `scales` (TTA only, e.g. (1.0, 1.2)) adds the same 8 views of
+        each zoomed crop (`skinlib.tta`). All views of a chunk go through the model in one call.
+        """
+        from .models.inference import predict_in_batches
+        from .tta import DEFAULT_SCALES, average_views, tta_views
+
+        if scales is not None and not tta:
+            raise ValueError("scales are test-time augmentation views: pass tta=True with them")
+        if not tta:
+            return predict_in_batches(self.model, inputs, batch_size)
+        probs = predict_in_batches(self.model, tta_views(inputs, scales or DEFAULT_SCALES), batch_size)
+        return average_views(probs, len(inputs))
 
     def temperature_for(self, tta: bool) -> float:
-        """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother)."""
+        """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother).
+
+        TTA with extra scales reuses the TTA temperature, which was fitted on the 8 dihedral views.
+        """
         return float(self.spec.get("temperature_tta", self.temperature)) if tta else self.temperature
 
-    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64) -> np.ndarray:
+    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
-        return apply_temperature(self.raw_probabilities(inputs, tta, batch_size), self.temperature_for(tta))
+        return apply_temperature(self.raw_probabilities(inputs, tta, batch_size, scales), self.temperature_for(tta))
 
 
 @dataclass
@@ -108,13 +117,13 @@ class DualStage:
                 record["attention"] = overlay_heatmap(x, attention)
         return out
 
-    def predict(self, images: list[np.ndarray], tta: bool = False) -> list[dict]:
+    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, an `uncertain` flag and crop notes."""
-        return self.classify(*self.prepare(images), tta=tta)
+        return self.classify(*self.prepare(images), tta=tta, scales=scales)
 
-    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False) -> list[dict]:
+    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None) -> list[dict]:
         """Stage 2 on what `prepare` returned (so callers that also explain segment only once)."""
-        probs = self.classifier.probabilities(inputs, tta)
+        probs = self.classifier.probabilities(inputs, tta, scales=scales)
         results = []
         for p, mask, crop in zip(probs, masks, crops):
             top = int(np.argmax(p))
@@ -131,7 +140,7 @@ class DualStage:
 
 
 def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, scales=None) -> dict:
     """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
     with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
 
@@ -153,9 +162,10 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
             failed[str(path)] = str(error)
             continue
         masks, crops, inputs = pipeline.prepare([image])
-        result = pipeline.classify(masks, crops, inputs, tta=tta)[0]
+        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales)[0]
         mask = result.pop("mask")
         record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
+                  **({"tta_scales": list(scales)} if scales else {}),
                   "calibrated": True, "uncertain_below": pipeline.classifier.uncertain_below, **result}
         json_path = out_dir / f"{path.stem}.json"
         json_path.write_text(json.dumps(record, indent=2) + "\n")
@@ -168,7 +178,7 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
 
 
 def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
-                          progress: bool = True, report_dir=None) -> dict:
+                          progress: bool = True, report_dir=None, scales=None) -> dict:
     """Classification metrics of the pipeline on any folder of images with a label CSV.
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
@@ -197,7 +207,7 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
-        raw.append(pipeline.classifier.raw_probabilities(inputs, tta=tta))
+        raw.append(pipeline.classifier.raw_probabilities(inputs, tta=tta, scales=scales))
         lesion_found += [c.used_mask for c in crops]
     raw = np.concatenate(raw)
     probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
@@ -212,6 +222,7 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         report["confidence_intervals"] = full.get("confidence_intervals")
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
     report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
+                   **({"tta_scales": list(scales)} if scales else {}),
                    "labelled_but_missing": len(missing), "missing_examples": missing[:20],
                    "fraction_with_lesion_crop": float(np.mean(lesion_found))})
     return report

@@ -42,3 +42,30 @@ def split_frame(metadata):
     from skinlib.data import attach_split, read_split
 
     return attach_split(metadata, read_split())
+
+
+@pytest.fixture(scope="session")
+def quick_course(tmp_path_factory, data_dir):
+    """The whole course in quick mode, run once per test session: (out_dir, run_pipeline's result).
+
+    Shared by the notebook, book and browser tests so the notebooks execute once. A failing notebook makes
+    every test that needs the run error with `NotebookFailed`, which names the notebook and the cell.
+    """
+    import time
+
+    from skinlib.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("course")
+    started = time.perf_counter()
+    result = run_pipeline("quick", out_dir=out, data_dir=data_dir, progress=False)
+    print(f"quick pipeline, all notebooks: {time.perf_counter() - started:.1f} s")
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def course_book(quick_course):
+    """(out_dir, html_dir) of the book built from the quick course run (offline, warnings are errors)."""
+    from skinlib.pipeline import build_book
+
+    out, _ = quick_course
+    return out, build_book(out)

@@ -66,6 +66,7 @@ def test_predict_bad_inputs_never_crash_the_batch(test_sample, tmp_path, capsys)
     cv2.imwrite(str(cases / "gray.png"), cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))
     cv2.imwrite(str(cases / "rgba.png"), cv2.cvtColor(rgb, cv2.COLOR_BGR2BGRA))
     cv2.imwrite(str(cases / "blank.png"), np.full((150, 200, 3), 200, np.uint8))
+    cv2.imwrite(str(cases / "skin.png"), np.full((300, 400, 3), (150, 170, 215), np.uint8))  # plain skin, BGR
     paths = sorted(str(p) for p in cases.iterdir())
     out = tmp_path / "out"
     assert main(["predict", *paths, "--out", str(out), "--quiet"]) == 1  # two files failed
@@ -74,8 +75,9 @@ def test_predict_bad_inputs_never_crash_the_batch(test_sample, tmp_path, capsys)
     for name in ("tiny", "huge", "gray", "rgba", "blank"):
         record = json.loads((out / f"{name}.json").read_text())
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    blank = json.loads((out / "blank.json").read_text())
-    assert blank["lesion_found"] is False and blank["uncertain"] is True and blank["crop_note"]
+    for name in ("blank", "skin"):  # no lesion to see: flagged, whatever the U-Net drew
+        record = json.loads((out / f"{name}.json").read_text())
+        assert record["lesion_found"] is False and record["uncertain"] is True and record["crop_note"], name
 
 
 def test_evaluate_labels_in_both_formats(test_sample, labelled_folder, tmp_path, capsys):
@@ -149,3 +151,12 @@ def test_evaluate_report_writes_figures_and_tables(labelled_folder, tmp_path):
 def test_report_needs_labels(tmp_path, capsys):
     assert main(["evaluate", "--images", str(tmp_path), "--masks", str(tmp_path), "--report", str(tmp_path)]) == 2
     assert "--labels" in capsys.readouterr().err
+
+
+def test_predict_tta_with_scales(test_sample, tmp_path):
+    """Zoomed TTA views: 16 views per image, recorded in the JSON, still a probability vector."""
+    path = str(test_sample["image_path"].iloc[0])
+    assert main(["predict", path, "--tta", "--tta-scales", "1.0", "1.2", "--out", str(tmp_path), "--quiet"]) == 0
+    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert record["tta"] is True and record["tta_scales"] == [1.0, 1.2]
+    assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)

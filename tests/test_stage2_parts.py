@@ -1,5 +1,7 @@
 """Stage-2 building blocks: labels of any format, temperature scaling, dihedral views, feature batches."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,20 @@ def test_feature_sequence_uses_each_image_once_per_epoch():
         assert np.array_equal(image_index, y.argmax(1)), "features stay paired with their labels"
         seen += image_index.tolist()
     assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+def test_shipped_recipes_are_read_back_exactly_from_their_metrics():
+    """Full mode retrains both models from their metrics.json: the configs must round-trip unchanged."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from skinlib.training.classifier import config_from_metrics
+    from skinlib.training.unet import unet_config_from_metrics
+
+    models = Path(__file__).resolve().parent.parent / "models"
+    for path, read in ((models / "classifier" / "metrics.json", config_from_metrics),
+                       (models / "unet" / "metrics.json", unet_config_from_metrics)):
+        recorded = json.loads(path.read_text())["config"]
+        config = read(path)
+        assert json.loads(json.dumps(asdict(config))) == recorded, path
+        assert read(path, data_dir="elsewhere").data_dir == "elsewhere"

@@ -10,7 +10,8 @@ keras = pytest.importorskip("keras")
 from skinlib.data import fit_size, unfit_size  # noqa: E402
 from skinlib.losses import DiceBCELoss  # noqa: E402
 from skinlib.models.storage import load_compact_weights, save_compact_weights  # noqa: E402
-from skinlib.segmentation.postprocess import largest_component, lesion_crop, postprocess_mask  # noqa: E402
+from skinlib.segmentation.postprocess import (  # noqa: E402
+    largest_component, lesion_contrast, lesion_crop, postprocess_mask)
 from skinlib.segmentation.unet import DiceScore, IoUScore, ThresholdedJaccard, build_unet  # noqa: E402
 
 
@@ -93,9 +94,10 @@ def test_postprocess_keeps_largest_component_and_fills_holes():
 
 
 def test_lesion_crop_is_square_around_the_lesion():
-    image = np.zeros((150, 200, 3), np.uint8)
+    image = np.full((150, 200, 3), 200, np.uint8)
     mask = np.zeros((150, 200), bool)
     mask[60:90, 100:140] = True
+    image[mask] = 90  # a visible, darker lesion
     crop = lesion_crop(image, mask, margin=0.25)
     assert crop.used_mask and crop.reason == ""
     assert crop.image.shape == (60, 60, 3)  # 40 px side * 1.5
@@ -107,7 +109,9 @@ def test_lesion_crop_at_the_border_stays_square():
     image = np.arange(150 * 200 * 3, dtype=np.uint32).reshape(150, 200, 3).astype(np.uint8)
     mask = np.zeros((150, 200), bool)
     mask[:40, :50] = True
-    assert lesion_crop(image, mask).image.shape == (75, 75, 3)
+    image[mask] = 0
+    crop = lesion_crop(image, mask)
+    assert crop.used_mask and crop.image.shape == (75, 75, 3)
 
 
 @pytest.mark.parametrize("fraction, reason", [(0.0, "empty mask"), (0.005, "only"), (0.97, "covers 97")])
@@ -119,6 +123,19 @@ def test_lesion_crop_falls_back_to_the_full_image(fraction, reason, caplog):
         crop = lesion_crop(image, mask)
     assert not crop.used_mask and crop.image.shape == image.shape and reason in crop.reason
     assert reason in caplog.text
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (215, 170, 150), (128, 128, 128)])
+def test_a_mask_on_a_uniform_image_is_no_visible_lesion(colour):
+    """A segmentation network draws *something* on a blank picture; the crop must not trust it."""
+    image = np.zeros((150, 200, 3), np.uint8) + np.array(colour, np.uint8)
+    mask = np.zeros((150, 200), bool)
+    mask[50:100, 70:130] = True
+    crop = lesion_crop(image, mask)
+    assert not crop.used_mask and "no visible lesion" in crop.reason
+    assert np.isnan(lesion_contrast(image, np.zeros((150, 200), bool)))
+    image[mask] = 0 if colour != (0, 0, 0) else 120
+    assert lesion_crop(image, mask).used_mask and lesion_contrast(image, mask) > 20
 
 
 def test_lesion_crop_rejects_mismatched_mask():

@@ -6,11 +6,34 @@ milliseconds; for the one-image calls of `skinlib predict` that overhead was lar
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+RETRACING_NOTICE = "triggered tf.function retracing"
+
+
+class _DropRetracingNotice(logging.Filter):
+    """Drop TensorFlow's "N out of the last M calls ... triggered tf.function retracing" notice.
+
+    `predict_on_batch` traces once per distinct batch shape (one image, a last partial chunk), which is
+    expected here and cheap next to `Model.predict`'s overhead; TensorFlow still prints a paragraph
+    about it into every notebook and log. Only that notice is dropped; every other warning stays.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return RETRACING_NOTICE not in record.getMessage()
+
+
+def quiet_retracing_notice() -> None:
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _DropRetracingNotice) for f in logger.filters):
+        logger.addFilter(_DropRetracingNotice())
 
 
 def predict_in_batches(model, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The model's outputs for `inputs`, computed `batch_size` at a time, as one numpy array."""
+    quiet_retracing_notice()
     inputs = np.asarray(inputs, np.float32)
     outputs = [np.asarray(model.predict_on_batch(inputs[start : start + batch_size]))
                for start in range(0, len(inputs), batch_size)]

@@ -44,7 +44,7 @@ def segment_files(paths, out_dir, segmenter, progress: bool = True) -> SegmentRe
         write_rgb(mask_path, mask.astype(np.uint8) * 255)
         write_rgb(overlay_path, overlay_mask(image, mask))
         result.written[str(path)] = [mask_path, overlay_path]
-        problem = mask_problem(mask)
+        problem = mask_problem(mask, image=image)
         if problem:
             result.notes[str(path)] = problem
     return result

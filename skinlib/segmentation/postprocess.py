@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 MIN_LESION_FRACTION = 0.01
 #: A mask covering more than this fraction is implausible (the whole photo, or a failed threshold).
 MAX_LESION_FRACTION = 0.95
+#: Below this colour difference between the mask and the rest of the image (Euclidean distance of the
+#: mean colours in OpenCV's 8-bit Lab) the "lesion" is indistinguishable from its surroundings: a blank or
+#: uniform image. On the HAM10000 test split the smallest difference of a real lesion is about 4.
+MIN_LESION_CONTRAST = 2.0
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -46,9 +50,26 @@ class Crop:
     reason: str = ""
 
 
+def lesion_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """Distance between the mean Lab colours inside and outside the mask (nan if either side is empty)."""
+    mask = np.asarray(mask, bool)
+    if not mask.any() or mask.all():
+        return float("nan")
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3], dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float64)
+    return float(np.linalg.norm(lab[mask].mean(axis=0) - lab[~mask].mean(axis=0)))
+
+
 def mask_problem(mask: np.ndarray, min_fraction: float = MIN_LESION_FRACTION,
-                 max_fraction: float = MAX_LESION_FRACTION) -> str:
-    """Why a mask should not be trusted for cropping, or "" when it is plausible."""
+                 max_fraction: float = MAX_LESION_FRACTION, image: np.ndarray | None = None,
+                 min_contrast: float = MIN_LESION_CONTRAST) -> str:
+    """Why a mask should not be trusted for cropping, or "" when it is plausible.
+
+    With the `image`, a mask whose region has the colour of its surroundings is refused too: a
+    segmentation network asked about a blank or uniform image still draws *something*.
+    """
     fraction = float(np.asarray(mask, bool).mean()) if np.size(mask) else 0.0
     if fraction == 0:
         return "empty mask: no lesion found"
@@ -56,6 +77,11 @@ def mask_problem(mask: np.ndarray, min_fraction: float = MIN_LESION_FRACTION,
         return f"mask covers only {100 * fraction:.2f} % of the image (< {100 * min_fraction:g} %)"
     if fraction > max_fraction:
         return f"mask covers {100 * fraction:.1f} % of the image (> {100 * max_fraction:g} %)"
+    if image is not None:
+        contrast = lesion_contrast(image, mask)
+        if contrast < min_contrast:
+            return (f"no visible lesion: the masked region has the colour of its surroundings "
+                    f"(contrast {contrast:.1f} < {min_contrast:g})")
     return ""
 
 
@@ -70,7 +96,7 @@ def lesion_crop(image: np.ndarray, mask: np.ndarray, margin: float = 0.25, min_f
     mask = np.asarray(mask, bool)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape[:2]}")
-    problem = mask_problem(mask, min_fraction, max_fraction)
+    problem = mask_problem(mask, min_fraction, max_fraction, image=image)
     if problem:
         log.info("lesion_crop: using the full image (%s)", problem)
         return Crop(image=image, box=(0, 0, image.shape[0], image.shape[1]), used_mask=False, reason=problem)

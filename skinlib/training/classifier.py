@@ -217,6 +217,23 @@ def export_classifier(model, config: ClassifierConfig, out_dir: str | Path, temp
     return out_dir
 
 
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def save_predictions(path: Path, data: dict, results: dict, temperature: dict) -> Path:
+    """Calibrated val/test probabilities (plain and TTA) per image: what paired comparisons of runs need."""
+    from ..evaluation.calibration import apply_temperature
+
+    arrays = {}
+    for (split, tta), (labels, probs) in results.items():
+        arrays[f"{split}_{'tta' if tta else 'plain'}"] = apply_temperature(probs, temperature[tta]).astype(np.float32)
+        arrays[f"{split}_labels"] = np.asarray(labels)
+        arrays[f"{split}_image_ids"] = data[split][2]["image_id"].to_numpy().astype(str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
 def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, command: str | None = None,
                               progress: bool = True) -> dict:
     """Train, fit the temperature on val, export float16 weights, then score the *exported* model.
@@ -258,6 +275,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         test["tta" if tta else "plain"] = classification_report_dict(labels, apply_temperature(probs, temperature[tta]))
         test["tta" if tta else "plain"]["ece_before_temperature"] = classification_report_dict(labels, probs)[
             "expected_calibration_error"]
+    save_predictions(Path(run_dir) / PREDICTIONS_FILE, data, results, temperature)
     crops_used = float(np.mean(data["test"][2]["used_mask"])) if config.source == "crop" else 0.0
     metrics = {
         "model": "classifier",
@@ -278,3 +296,52 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     metrics["total_seconds"] = round(time.time() - started, 1)  # crops, features, training and scoring
     Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
+
+
+# ------------------------------------------------------------------------------- course helpers
+
+
+def config_from_metrics(metrics_path, **overrides) -> ClassifierConfig:
+    """The config a shipped model was trained with (its `metrics.json`), optionally changed: to retrain it."""
+    recorded = json.loads(Path(metrics_path).read_text())["config"]
+    known = {key: value for key, value in recorded.items() if key in ClassifierConfig.__dataclass_fields__}
+    known["phases"] = tuple(tuple(phase) for phase in known.get("phases", ()))
+    return ClassifierConfig(**{**known, **overrides})
+
+
+def phase_plan(config: ClassifierConfig) -> list[dict]:
+    """Per phase: stages unfrozen, epochs, learning rate and how many weights actually learn.
+
+    Counts only what lies above `cache_at` (below it everything stays frozen for the cache).
+    Builds the model without ImageNet weights: only the shapes matter here.
+    """
+    from ..models.classifier import build_classifier, set_trainable_blocks
+
+    model = build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
+                             backbone_weights=None, attention=config.attention, dropout=config.dropout)
+    _, upper = split_model(model, config.cache_at)
+    total = int(sum(np.prod(w.shape) for w in model.weights))
+    rows = []
+    for phase, (stages, epochs, rate) in enumerate(config.phases):
+        set_trainable_blocks(model, stages)
+        trainable = int(sum(np.prod(w.shape) for w in upper.trainable_weights))
+        rows.append({"phase": phase, "stages_unfrozen": int(stages), "epochs": int(epochs), "learning_rate": rate,
+                     "trainable_weights": trainable, "share_of_model": trainable / total})
+    return rows
+
+
+def train_and_score(config: ClassifierConfig, run_dir, data: dict | None = None, progress: bool = False) -> dict:
+    """Train (see `train_classifier`) and score the best checkpoint on validation only: for experiments.
+
+    Returns the history, the validation report (`classification_report_dict`), the seconds taken and
+    the stage-2 data, so several runs on the same images (e.g. one per loss) share crops and features.
+    """
+    from ..evaluation.classification import classification_report_dict
+
+    started = time.time()
+    data = data or stage2_inputs(config, splits=("train", "val"), progress=progress)  # never the test split
+    model, record, data = train_classifier(config, run_dir, data=data, progress=progress)
+    val_x, val_y, _ = data["val"]
+    probs = model.predict(val_x.astype(np.float32), batch_size=64, verbose=0)
+    return {"history": record["history"], "val": classification_report_dict(val_y, probs), "probs": probs,
+            "seconds": round(time.time() - started, 1), "data": data}

@@ -153,3 +153,15 @@ def export_unet(model, config: UNetConfig, out_dir: str | Path) -> Path:
             "split_seed_file": "skinlib/resources/ham10000_split.json", "training_seed": config.seed}
     (out_dir / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
     return out_dir
+
+
+def unet_config_from_metrics(metrics_path, **overrides) -> UNetConfig:
+    """The config a shipped U-Net was trained with (its `metrics.json`), optionally changed: to retrain it."""
+    import json
+
+    recorded = json.loads(Path(metrics_path).read_text())["config"]
+    known = {key: value for key, value in recorded.items() if key in UNetConfig.__dataclass_fields__}
+    for key in ("image_size", "decoder_filters"):
+        if key in known:
+            known[key] = tuple(known[key])
+    return UNetConfig(**{**known, **overrides})

@@ -1,0 +1,135 @@
+"""Course figures that are neither an evaluation report nor a widget: training curves, loss shapes,
+per-class recall side by side, and the ablation study. Each returns a matplotlib `Figure` (no pyplot
+state), so notebooks show it with `skinlib.widgets.show_figure` and tests can inspect it.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .data.classes import CLASSES
+
+PHASE_COLOURS = ("#e8eef7", "#f7efe3", "#e9f5e9", "#f5e6f0")
+
+
+def training_curves_figure(history: Sequence[Mapping], title: str = "training") -> Figure:
+    """Training loss and validation balanced accuracy per epoch, phases shaded, best epoch marked."""
+    if not history:
+        raise ValueError("history is empty: nothing was trained")
+    epochs = np.array([h["epoch"] for h in history]) + 1
+    phases = np.array([h["phase"] for h in history])
+    figure = Figure(figsize=(9, 3.2))
+    loss_ax, score_ax = figure.subplots(1, 2)
+    for ax in (loss_ax, score_ax):
+        for phase in np.unique(phases):
+            span = epochs[phases == phase]
+            ax.axvspan(span.min() - 0.5, span.max() + 0.5, color=PHASE_COLOURS[phase % len(PHASE_COLOURS)], zorder=0)
+            ax.text(span.mean(), 1.0, f"phase {phase}", transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=8)
+        ax.set_xlabel("epoch")
+    loss_ax.plot(epochs, [h["loss"] for h in history], marker="o", color="tab:blue")
+    loss_ax.set_ylabel("training loss")
+    scores = np.array([h["val_balanced_accuracy"] for h in history])
+    score_ax.plot(epochs, scores, marker="o", color="tab:green", label="balanced accuracy")
+    if "val_accuracy" in history[0]:
+        score_ax.plot(epochs, [h["val_accuracy"] for h in history], marker=".", color="tab:gray", label="accuracy")
+    best = int(np.argmax(scores))
+    score_ax.scatter([epochs[best]], [scores[best]], s=120, facecolors="none", edgecolors="red", zorder=3,
+                     label=f"best: epoch {epochs[best]}")
+    score_ax.set_ylabel("validation")
+    score_ax.legend(fontsize=8, loc="lower right")
+    figure.suptitle(title, y=1.06)
+    figure.tight_layout()
+    return figure
+
+
+def focal_loss_values(p_true: np.ndarray, gamma: float) -> np.ndarray:
+    """Per-sample focal loss of a 7-class prediction giving `p_true` to the true class (alpha = 1),
+    computed by `skinlib.losses.CategoricalFocalLoss` itself (gamma 0 is plain cross-entropy)."""
+    import keras
+
+    from .losses import CategoricalFocalLoss
+
+    p_true = np.asarray(p_true, np.float32)
+    probs = np.repeat(((1 - p_true) / (len(CLASSES) - 1))[:, None], len(CLASSES), axis=1)
+    probs[:, 0] = p_true
+    truth = np.zeros_like(probs)
+    truth[:, 0] = 1
+    loss = CategoricalFocalLoss(gamma=gamma, reduction=None)
+    return np.asarray(keras.ops.convert_to_numpy(loss(truth, probs)))
+
+
+def focal_loss_figure(gammas: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 5.0)) -> Figure:
+    """Loss against the probability of the true class, one curve per gamma, and the ratio to cross-entropy."""
+    p = np.linspace(0.01, 0.99, 99)
+    figure = Figure(figsize=(9, 3.4))
+    left, right = figure.subplots(1, 2)
+    ce = focal_loss_values(p, 0.0)
+    for gamma in gammas:
+        values = focal_loss_values(p, gamma)
+        label = "cross-entropy (γ = 0)" if gamma == 0 else f"focal, γ = {gamma:g}"
+        left.plot(p, values, label=label)
+        right.plot(p, values / ce, label=label)
+    left.set_xlabel("probability of the true class")
+    left.set_ylabel("loss")
+    left.set_ylim(0, 4)
+    right.set_xlabel("probability of the true class")
+    right.set_ylabel("share of the cross-entropy loss kept")
+    right.axvspan(0.6, 1.0, color="0.92", zorder=0)
+    right.text(0.8, 0.95, "easy examples", ha="center", fontsize=8)
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def recall_comparison_figure(recalls: Mapping[str, Mapping[str, float]], title: str = "") -> Figure:
+    """Grouped bars: per-class recall (x) for each named run (colour); the mean is the balanced accuracy."""
+    names = list(recalls)
+    if not names:
+        raise ValueError("no runs to compare")
+    x = np.arange(len(CLASSES))
+    width = 0.8 / len(names)
+    figure = Figure(figsize=(9, 3.4))
+    ax = figure.subplots()
+    for i, name in enumerate(names):
+        values = [recalls[name].get(code, np.nan) for code in CLASSES]
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width,
+               label=f"{name} (mean {np.nanmean(values):.3f})")
+    ax.set_xticks(x, CLASSES)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("recall")
+    ax.legend(fontsize=8, ncols=min(len(names), 3), loc="upper left")
+    if title:
+        ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def ablation_figure(results: Mapping) -> Figure:
+    """Each ablation row's test balanced accuracy minus the baseline's, with its paired 95 % interval;
+    validation balanced accuracy beside it, because that is where choices are made."""
+    rows = [r for r in results["rows"] if r["name"] != results.get("baseline", "baseline")]
+    if not rows:
+        raise ValueError("the ablation results hold no row besides the baseline")
+    names = [r["name"] for r in rows]
+    diffs = np.array([r["test_minus_baseline"]["balanced_accuracy"]["difference"] for r in rows])
+    lows = np.array([r["test_minus_baseline"]["balanced_accuracy"]["ci95"][0] for r in rows])
+    highs = np.array([r["test_minus_baseline"]["balanced_accuracy"]["ci95"][1] for r in rows])
+    base = next(r for r in results["rows"] if r["name"] == results.get("baseline", "baseline"))
+    val_diffs = np.array([r["val"]["balanced_accuracy"] - base["val"]["balanced_accuracy"] for r in rows])
+    y = np.arange(len(rows))
+    figure = Figure(figsize=(8, 0.5 * len(rows) + 1.6))
+    ax = figure.subplots()
+    ax.errorbar(diffs, y, xerr=[diffs - lows, highs - diffs], fmt="o", color="tab:blue", capsize=4,
+                label="test (paired 95 % CI)")
+    ax.scatter(val_diffs, y + 0.2, marker="d", color="tab:orange", label="validation", zorder=3)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("balanced accuracy minus the baseline's")
+    ax.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    return figure

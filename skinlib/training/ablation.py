@@ -1,0 +1,246 @@
+"""The ablation study: what each design choice of the shipped classifier is worth.
+
+Every row is the shipped recipe with exactly one thing changed, the same split and the same seed, and
+is reproduced by one command (`command`). Settings are compared on validation; test is reported once
+per row, with the paired-bootstrap 95 % interval of its difference to the baseline on the *same* test
+images, so a gain whose interval straddles zero is visibly not a gain.
+
+Rows train by running `skinlib train-classifier` in a subprocess (the literal command the JSON records),
+which writes `predictions.npz` next to its checkpoints; `collect_ablation` turns those into the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import CLASSES
+from .classifier import PREDICTIONS_FILE
+
+BASELINE_FLAGS = ("--size", "128", "--cache-at", "stage3_out", "--phases", "0:3:1e-3,2:4:5e-4,4:8:2e-4")
+BOOTSTRAP_SAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    name: str
+    question: str
+    flags: tuple = ()  # added to the baseline's train-classifier flags
+    tta: bool = False  # score the row's model with test-time augmentation
+    trains_from: str | None = None  # reuse another row's model instead of training (TTA rows)
+    scales: tuple | None = None  # TTA zooms scored with the baseline model (its own temperature, fitted on val)
+    scale_note: str = ""
+
+
+ROWS = (
+    AblationRow("baseline", "The shipped recipe: U-Net lesion crop, ImageNet init, CBAM attention, focal loss."),
+    AblationRow("full_image", "Does the dual stage help? The whole image instead of the U-Net lesion crop.",
+                ("--source", "full")),
+    AblationRow("weighted_ce", "Focal loss vs class-weighted cross-entropy (same class weights).",
+                ("--loss", "weighted_ce")),
+    AblationRow("plain_ce", "Focal loss vs plain cross-entropy (no class weighting at all).", ("--loss", "ce")),
+    AblationRow("no_attention", "Channel + spatial attention vs global pooling straight after the backbone.",
+                ("--no-attention",)),
+    AblationRow("random_init", "ImageNet initialisation vs random initialisation.", ("--random-init",),
+                scale_note="Reduced: as in every row, stages 1-3 stay frozen (that is what makes caching "
+                           "possible), so here they stay frozen at random weights; only stages 4-7, attention "
+                           "and head learn. A fully trained random network would do better than this row."),
+    AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
+                tta=True, trains_from="baseline"),
+    AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
+                tta=True, trains_from="baseline", scales=(1.0, 1.2)),
+)
+ROW_NAMES = tuple(row.name for row in ROWS)
+
+
+def _row(name: str) -> AblationRow:
+    for row in ROWS:
+        if row.name == name:
+            return row
+    raise ValueError(f"unknown ablation row {name!r}; choose from {', '.join(ROW_NAMES)}")
+
+
+def row_dir(out_dir, name: str) -> Path:
+    """Where a row's predictions live: its own folder, except the plain TTA row, which is the baseline's."""
+    row = _row(name)
+    return Path(out_dir) / (row.trains_from if row.trains_from and row.scales is None else name)
+
+
+def model_dir(out_dir, name: str) -> Path:
+    """The model a row scores: its own, or the one it reuses."""
+    return Path(out_dir) / (_row(name).trains_from or name) / "model"
+
+
+def train_command(name: str, out_dir, data_dir: str | None = None) -> list[str]:
+    """The literal `skinlib train-classifier` argv that produces row `name` (None for rows that reuse)."""
+    row = _row(name)
+    folder = row_dir(out_dir, name)
+    data = ["--data", str(data_dir)] if data_dir else []
+    return ["skinlib", "train-classifier", *data, *BASELINE_FLAGS, *row.flags,
+            "--out", str(folder / "model"), "--run-dir", str(folder / "run")]
+
+
+def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False) -> Path:
+    """Train row `name` unless its predictions exist (rerun to resume); returns its predictions file."""
+    folder = row_dir(out_dir, name)
+    predictions = folder / "run" / PREDICTIONS_FILE
+    if predictions.is_file():
+        return predictions
+    if _row(name).scales is not None:
+        return scaled_tta_predictions(name, out_dir, data_dir)
+    argv = train_command(_row(name).trains_from or name, out_dir, data_dir)
+    if quiet:
+        argv.append("--quiet")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"[ablation] {name}: {shlex.join(argv)}", flush=True)
+    started = time.time()
+    with open(folder / "train.log", "a") as log:
+        code = subprocess.call([sys.executable, "-m", "skinlib.cli", *argv[1:]], stdout=log, stderr=subprocess.STDOUT)
+    if code != 0 or not predictions.is_file():
+        raise RuntimeError(f"ablation row {name!r} failed (exit {code}); see {folder / 'train.log'}")
+    print(f"[ablation] {name}: done in {time.time() - started:.0f} s", flush=True)
+    return predictions
+
+
+BASELINE_CONFIG = {"image_size": 128, "cache_at": "stage3_out", "phases": [[0, 3, 1e-3], [2, 4, 5e-4], [4, 8, 2e-4]],
+                   "source": "crop", "loss": "focal", "attention": True, "backbone": "lite0",
+                   "backbone_weights": "imagenet", "train_views": 8, "seed": 0, "train_limit": None,
+                   "val_limit": None}
+
+
+def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Path:
+    """Use an already trained baseline (the shipped model) instead of training it again.
+
+    Refuses unless the model's recorded config is the baseline recipe, so the row stays what it claims.
+    """
+    import shutil
+
+    from ..predict import StageTwo
+    from .classifier import ClassifierConfig, save_predictions, stage2_inputs
+
+    trained_dir = Path(trained_dir)
+    metrics = json.loads((trained_dir / "metrics.json").read_text())
+    recorded = metrics["config"]
+    different = {key: recorded.get(key) for key, value in BASELINE_CONFIG.items() if recorded.get(key) != value}
+    if different:
+        raise ValueError(f"{trained_dir} was not trained with the baseline recipe (differs in {different}); "
+                         f"train the baseline instead: {shlex.join(train_command('baseline', out_dir, data_dir))}")
+    config = ClassifierConfig(**{**recorded, "data_dir": data_dir or recorded["data_dir"]})
+    data = stage2_inputs(config, splits=("val", "test"))
+    model = StageTwo.load(trained_dir)
+    results = {(split, tta): (data[split][1], model.raw_probabilities(data[split][0], tta=tta))
+               for split in ("val", "test") for tta in (False, True)}
+    folder = row_dir(out_dir, "baseline")
+    (folder / "model").mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "model.json", "weights.npz"):
+        shutil.copy(trained_dir / name, folder / "model" / name)
+    temperature = {False: model.temperature_for(False), True: model.temperature_for(True)}
+    return save_predictions(folder / "run" / PREDICTIONS_FILE, data, results, temperature)
+
+
+def scaled_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
+    """Score the reused model with TTA at the row's scales; the temperature is fitted on val for these views."""
+    from ..evaluation.calibration import fit_temperature
+    from ..predict import StageTwo
+    from .classifier import ClassifierConfig, save_predictions, stage2_inputs
+
+    row = _row(name)
+    source = model_dir(out_dir, name)
+    recorded = json.loads((source / "metrics.json").read_text())["config"]
+    config = ClassifierConfig(**{**recorded, "data_dir": data_dir or recorded["data_dir"]})
+    data = stage2_inputs(config, splits=("val", "test"))
+    model = StageTwo.load(source)
+    print(f"[ablation] {name}: TTA at scales {row.scales} with {source}", flush=True)
+    results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], tta=True, scales=row.scales))
+               for split in ("val", "test")}
+    temperature = {True: fit_temperature(*results[("val", True)])}
+    return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, results, temperature)
+
+
+def _scores(labels, probs) -> dict:
+    from ..evaluation.classification import classification_report_dict
+
+    report = classification_report_dict(labels, probs)
+    return {"balanced_accuracy": report["balanced_accuracy"], "accuracy": report["accuracy"],
+            "macro_roc_auc": report["macro_roc_auc"], "melanoma_recall": report["per_class"]["mel"]["recall"],
+            "expected_calibration_error": report["expected_calibration_error"],
+            "recall": {code: report["per_class"][code]["recall"] for code in CLASSES}}
+
+
+def _difference(metric, labels, baseline, probs, samples: int) -> dict:
+    from ..evaluation.report import paired_bootstrap_difference
+
+    point, low, high = paired_bootstrap_difference(metric, labels, baseline, probs, n=samples, seed=BOOTSTRAP_SEED)
+    return {"difference": point, "ci95": [low, high]}
+
+
+def _load(path: Path) -> dict:
+    with np.load(path) as arrays:
+        return {key: arrays[key] for key in arrays.files}
+
+
+def finished_rows(out_dir) -> list[str]:
+    return [name for name in ROW_NAMES if (row_dir(out_dir, name) / "run" / PREDICTIONS_FILE).is_file()]
+
+
+def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int = BOOTSTRAP_SAMPLES) -> dict:
+    """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
+    from ..evaluation.classification import balanced_accuracy
+    from ..evaluation.report import macro_roc_auc
+
+    names = finished_rows(out_dir) if names is None else names
+    if "baseline" not in names:
+        raise FileNotFoundError(f"no baseline predictions under {out_dir}: run `skinlib ablate --rows baseline` first")
+    base = _load(row_dir(out_dir, "baseline") / "run" / PREDICTIONS_FILE)
+    rows = []
+    for name in names:
+        row = _row(name)
+        folder = row_dir(out_dir, name)
+        arrays = _load(folder / "run" / PREDICTIONS_FILE)
+        for split in ("val", "test"):
+            if not np.array_equal(arrays[f"{split}_image_ids"], base[f"{split}_image_ids"]):
+                raise ValueError(f"row {name!r} was scored on other {split} images than the baseline; "
+                                 f"delete {folder} and rerun it")
+        view = "tta" if row.tta else "plain"
+        metrics = json.loads((model_dir(out_dir, name) / "metrics.json").read_text())
+        labels = base["test_labels"]
+        entry = {
+            "name": name, "question": row.question,
+            "command": shlex.join(["skinlib", "ablate", *(["--data", str(data_dir)] if data_dir else []),
+                                   "--out", str(out_dir), "--rows", name]),
+            "train_command": shlex.join(train_command(row.trains_from or name, out_dir, data_dir)),
+            "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
+            "val": _scores(base["val_labels"], arrays[f"val_{view}"]),
+            "test": _scores(labels, arrays[f"test_{view}"]),
+            "test_minus_baseline": {
+                "balanced_accuracy": _difference(balanced_accuracy, labels, base["test_plain"], arrays[f"test_{view}"], samples),
+                "macro_roc_auc": _difference(macro_roc_auc, labels, base["test_plain"], arrays[f"test_{view}"], samples),
+            },
+            "model_command": metrics.get("command"),
+            "train_seconds": metrics.get("train_seconds"), "total_seconds": metrics.get("total_seconds"),
+        }
+        rows.append(entry)
+    return {"classes": list(CLASSES), "baseline": "baseline", "seed": 0,
+            "test_images": int(len(base["test_labels"])), "val_images": int(len(base["val_labels"])),
+            "bootstrap": {"samples": samples, "seed": BOOTSTRAP_SEED, "paired": True},
+            "selection": "compare rows on val; test is reported once per row", "rows": rows}
+
+
+def ablation_markdown(results: dict) -> str:
+    """A table for the README and the book (the book renders it from the JSON, never retyped)."""
+    lines = ["| row | val BMA | test BMA | test BMA - baseline (95 % CI) | test macro AUC | mel recall |",
+             "|---|---|---|---|---|---|"]
+    for row in results["rows"]:
+        diff = row["test_minus_baseline"]["balanced_accuracy"]
+        lines.append(f"| {row['name']} | {row['val']['balanced_accuracy']:.3f} | {row['test']['balanced_accuracy']:.3f} "
+                     f"| {diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}] "
+                     f"| {row['test']['macro_roc_auc']:.3f} | {row['test']['melanoma_recall']:.3f} |")
+    return "\n".join(lines) + "\n"

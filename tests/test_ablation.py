@@ -1,0 +1,128 @@
+"""The ablation study: one change per row, paired differences to the baseline, the committed results."""
+
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skinlib.data import CLASSES
+from skinlib.training import ablation
+from skinlib.training.classifier import PREDICTIONS_FILE
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "models" / "ablation.json"
+
+
+def fake_row(out, name, labels, probs, ids, config=None):
+    """A finished row: predictions (val = test here) and the model's metrics.json."""
+    run = ablation.row_dir(out, name) / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for split in ("val", "test"):
+        arrays.update({f"{split}_plain": probs, f"{split}_tta": probs, f"{split}_labels": labels,
+                       f"{split}_image_ids": ids})
+    np.savez(run / PREDICTIONS_FILE, **arrays)
+    model = ablation.model_dir(out, name)
+    model.mkdir(parents=True, exist_ok=True)
+    (model / "metrics.json").write_text(json.dumps({"command": f"train {name}", "train_seconds": 1.0,
+                                                    "config": config or {}}))
+
+
+def one_hot_probs(predicted, confidence=0.9):
+    probs = np.full((len(predicted), len(CLASSES)), (1 - confidence) / (len(CLASSES) - 1))
+    probs[np.arange(len(predicted)), predicted] = confidence
+    return probs.astype(np.float32)
+
+
+@pytest.fixture
+def labels():
+    return np.repeat(np.arange(len(CLASSES)), 10)
+
+
+def without_folders(argv):
+    """The argv's flags without --out/--run-dir and their values (those name the row's own folders)."""
+    kept, skip = [], False
+    for arg in argv[2:]:
+        if skip or arg in ("--out", "--run-dir"):
+            skip = not skip
+            continue
+        kept.append(arg)
+    return kept
+
+
+def test_each_row_changes_exactly_one_thing_against_the_baseline():
+    base_flags = without_folders(ablation.train_command("baseline", "out"))
+    for row in ablation.ROWS:
+        flags = without_folders(ablation.train_command(row.trains_from or row.name, "out"))
+        added = flags[len(base_flags):]
+        assert flags[: len(base_flags)] == base_flags, row.name
+        assert added == list(row.flags), row.name
+        assert len([a for a in row.flags if a.startswith("--")]) <= 1, f"{row.name} changes more than one thing"
+
+
+def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
+    ids = np.array([f"ISIC_{i:07d}" for i in range(len(labels))])
+    perfect = one_hot_probs(labels)
+    worse = one_hot_probs(np.where(labels == CLASSES.index("mel"), CLASSES.index("nv"), labels))
+    fake_row(tmp_path, "baseline", labels, perfect, ids)
+    fake_row(tmp_path, "plain_ce", labels, worse, ids)
+    results = ablation.collect_ablation(tmp_path, samples=100)
+    rows = {row["name"]: row for row in results["rows"]}
+    assert set(rows) == {"baseline", "tta", "plain_ce"}  # tta reuses the baseline's predictions
+    assert rows["baseline"]["test_minus_baseline"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    diff = rows["plain_ce"]["test_minus_baseline"]["balanced_accuracy"]
+    assert diff["difference"] == pytest.approx(-1 / len(CLASSES))  # melanoma recall 1 -> 0
+    assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1] < 0
+    assert rows["plain_ce"]["test"]["recall"]["mel"] == 0.0 and rows["plain_ce"]["val"]["melanoma_recall"] == 0.0
+    assert shlex.split(rows["plain_ce"]["command"])[:2] == ["skinlib", "ablate"]
+    assert "| plain_ce |" in ablation.ablation_markdown(results)
+
+
+def test_rows_scored_on_other_images_are_refused(tmp_path, labels):
+    ids = np.array([f"ISIC_{i:07d}" for i in range(len(labels))])
+    fake_row(tmp_path, "baseline", labels, one_hot_probs(labels), ids)
+    fake_row(tmp_path, "no_attention", labels, one_hot_probs(labels), ids[::-1])
+    with pytest.raises(ValueError, match="other val images than the baseline"):
+        ablation.collect_ablation(tmp_path, samples=100)
+
+
+def test_collect_needs_the_baseline(tmp_path):
+    with pytest.raises(FileNotFoundError, match="rows baseline"):
+        ablation.collect_ablation(tmp_path)
+
+
+def test_a_model_of_another_recipe_is_not_accepted_as_baseline(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    config = {**ablation.BASELINE_CONFIG, "loss": "ce"}
+    (model / "metrics.json").write_text(json.dumps({"config": config}))
+    with pytest.raises(ValueError, match="not trained with the baseline recipe.*loss"):
+        ablation.baseline_from_model(model, tmp_path / "out")
+
+
+def test_cli_refuses_unknown_rows(capsys):
+    from skinlib.cli import main
+
+    assert main(["ablate", "--rows", "no_such_row"]) == 2
+    assert "choose from baseline" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="models/ablation.json not written yet (skinlib ablate)")
+def test_committed_results_are_complete_and_agree_with_the_shipped_model():
+    """The book reads this JSON: every row present, each with one command, its baseline = the shipped model."""
+    results = json.loads(RESULTS.read_text())
+    rows = {row["name"]: row for row in results["rows"]}
+    assert set(rows) == set(ablation.ROW_NAMES)
+    shipped = json.loads((REPO / "models" / "classifier" / "metrics.json").read_text())
+    for key in ("balanced_accuracy", "macro_roc_auc", "accuracy"):
+        assert rows["baseline"]["test"][key] == pytest.approx(shipped["test"]["plain"][key], abs=1e-6), key
+        assert rows["tta"]["test"][key] == pytest.approx(shipped["test"]["tta"][key], abs=1e-6), key
+        assert rows["baseline"]["val"][key] == pytest.approx(shipped["val"]["plain"][key], abs=1e-6), key
+    for row in rows.values():
+        assert shlex.split(row["command"])[:2] == ["skinlib", "ablate"] and row["name"] in row["command"]
+        low, high = row["test_minus_baseline"]["balanced_accuracy"]["ci95"]
+        assert low <= row["test_minus_baseline"]["balanced_accuracy"]["difference"] <= high
+        assert row["test"]["balanced_accuracy"] == pytest.approx(
+            rows["baseline"]["test"]["balanced_accuracy"] + row["test_minus_baseline"]["balanced_accuracy"]["difference"])
