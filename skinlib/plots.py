@@ -109,27 +109,27 @@ def recall_comparison_figure(recalls: Mapping[str, Mapping[str, float]], title: 
 
 
 def ablation_figure(results: Mapping) -> Figure:
-    """Each ablation row's test balanced accuracy minus the baseline's, with its paired 95 % interval;
-    validation balanced accuracy beside it, because that is where choices are made."""
+    """Each ablation row's balanced accuracy minus the baseline's, on validation (where choices are made)
+    and on test, each with its paired bootstrap 95 % interval."""
     rows = [r for r in results["rows"] if r["name"] != results.get("baseline", "baseline")]
     if not rows:
         raise ValueError("the ablation results hold no row besides the baseline")
-    names = [r["name"] for r in rows]
-    diffs = np.array([r["test_minus_baseline"]["balanced_accuracy"]["difference"] for r in rows])
-    lows = np.array([r["test_minus_baseline"]["balanced_accuracy"]["ci95"][0] for r in rows])
-    highs = np.array([r["test_minus_baseline"]["balanced_accuracy"]["ci95"][1] for r in rows])
-    base = next(r for r in results["rows"] if r["name"] == results.get("baseline", "baseline"))
-    val_diffs = np.array([r["val"]["balanced_accuracy"] - base["val"]["balanced_accuracy"] for r in rows])
     y = np.arange(len(rows))
-    figure = Figure(figsize=(8, 0.5 * len(rows) + 1.6))
+    figure = Figure(figsize=(8, 0.55 * len(rows) + 1.6))
     ax = figure.subplots()
-    ax.errorbar(diffs, y, xerr=[diffs - lows, highs - diffs], fmt="o", color="tab:blue", capsize=4,
-                label="test (paired 95 % CI)")
-    ax.scatter(val_diffs, y + 0.2, marker="d", color="tab:orange", label="validation", zorder=3)
+    for split, offset, colour, marker in (("val", -0.15, "tab:orange", "d"), ("test", 0.15, "tab:blue", "o")):
+        diffs = [r[f"{split}_minus_baseline"]["balanced_accuracy"] for r in rows if f"{split}_minus_baseline" in r]
+        if len(diffs) != len(rows):
+            continue  # results written before validation differences were recorded
+        point = np.array([d["difference"] for d in diffs])
+        low = np.array([d["ci95"][0] for d in diffs])
+        high = np.array([d["ci95"][1] for d in diffs])
+        ax.errorbar(point, y + offset, xerr=[point - low, high - point], fmt=marker, color=colour, capsize=3,
+                    label=f"{'validation' if split == 'val' else 'test'} (paired 95 % CI)")
     ax.axvline(0, color="black", linewidth=1)
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
+    ax.set_yticks(y, [r["name"] for r in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel("balanced accuracy minus the baseline's")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure

@@ -33,6 +33,7 @@ import functools
 import http.server
 import re
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -150,6 +151,7 @@ class PageReport:
     broken_links: list[dict] = field(default_factory=list)  # href, target, status
     missing_anchors: list[dict] = field(default_factory=list)  # href, target, fragment
     console_errors: list[str] = field(default_factory=list)  # SEVERE messages of the browser console
+    unrendered_math: int = 0  # math elements (.math) that MathJax did not typeset (e.g. MathJax failed to load)
     screenshot: Path | None = None  # the page as first shown (top of the page, the whole window)
     figure_screenshot: Path | None = None  # the window scrolled to the article's first figure (if any)
 
@@ -175,6 +177,8 @@ class PageReport:
             found.append(f"{self.path}: the page itself answered {self.status}")
         found += [f"{self.path}: execution error shown: {text}" for text in self.errors]
         found += [f"{self.path}: broken image {i['src']}" for i in self.broken_images]
+        if self.unrendered_math:
+            found.append(f"{self.path}: {self.unrendered_math} formula(s) shown as raw TeX (MathJax did not run)")
         found += [f"{self.path}: image never loaded {i['src']}" for i in self.unloaded_images]
         found += [f"{self.path}: link {b['href']} -> {b['status']}" for b in self.broken_links]
         found += [f"{self.path}: link {m['href']}: no id {m['fragment']!r} on {m['target']}"
@@ -264,8 +268,23 @@ def _screenshot_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "__", path.strip("/")).removesuffix(".html") + ".png"
 
 
+MATH_TIMEOUT = 10.0  # seconds MathJax gets to typeset a page
+
+
+def _unrendered_math(driver, timeout: float = MATH_TIMEOUT) -> int:
+    """Math elements left untypeset after `timeout` s (0 when the page has no math or MathJax rendered it)."""
+    script = ("return Array.from(document.querySelectorAll('.math'))"
+              ".filter(e => !e.querySelector('mjx-container') && !e.closest('mjx-container')).length")
+    deadline = time.monotonic() + timeout
+    while True:
+        left = driver.execute_script(script)
+        if not left or time.monotonic() > deadline:
+            return int(left)
+        time.sleep(0.25)
+
+
 def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pages=(),
-                image_timeout: float = IMAGE_TIMEOUT) -> dict[str, PageReport]:
+                image_timeout: float = IMAGE_TIMEOUT, math_timeout: float = MATH_TIMEOUT) -> dict[str, PageReport]:
     """Open each page (a path relative to the HTML root) in `driver`; return {path: PageReport}.
 
     Per page: wait for `document.readyState == "complete"`, load every image (lazy ones forced eager and
@@ -309,6 +328,7 @@ def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pa
         report.title = state["title"]
         report.images = state["images"]
         report.errors = [text[:300] for text in state["errors"]]
+        report.unrendered_math = _unrendered_math(driver, math_timeout)
         page_url = driver.current_url.split("#", 1)[0]
         own_ids = None
         first_href: dict[str, str] = {}  # internal target -> the first href on this page pointing at it

@@ -75,6 +75,7 @@ def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
     diff = rows["plain_ce"]["test_minus_baseline"]["balanced_accuracy"]
     assert diff["difference"] == pytest.approx(-1 / len(CLASSES))  # melanoma recall 1 -> 0
     assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1] < 0
+    assert rows["plain_ce"]["val_minus_baseline"]["balanced_accuracy"]["difference"] == pytest.approx(-1 / len(CLASSES))
     assert rows["plain_ce"]["test"]["recall"]["mel"] == 0.0 and rows["plain_ce"]["val"]["melanoma_recall"] == 0.0
     assert shlex.split(rows["plain_ce"]["command"])[:2] == ["skinlib", "ablate"]
     assert "| plain_ce |" in ablation.ablation_markdown(results)
@@ -122,7 +123,8 @@ def test_committed_results_are_complete_and_agree_with_the_shipped_model():
         assert rows["baseline"]["val"][key] == pytest.approx(shipped["val"]["plain"][key], abs=1e-6), key
     for row in rows.values():
         assert shlex.split(row["command"])[:2] == ["skinlib", "ablate"] and row["name"] in row["command"]
-        low, high = row["test_minus_baseline"]["balanced_accuracy"]["ci95"]
-        assert low <= row["test_minus_baseline"]["balanced_accuracy"]["difference"] <= high
+        for split in ("val", "test"):
+            low, high = row[f"{split}_minus_baseline"]["balanced_accuracy"]["ci95"]
+            assert low <= row[f"{split}_minus_baseline"]["balanced_accuracy"]["difference"] <= high
         assert row["test"]["balanced_accuracy"] == pytest.approx(
             rows["baseline"]["test"]["balanced_accuracy"] + row["test_minus_baseline"]["balanced_accuracy"]["difference"])

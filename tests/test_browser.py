@@ -82,6 +82,7 @@ def tiny_site(tmp_path):
         '<h1>Problems</h1><img src="../missing.png" alt="broken"> <img src="../good.png" alt="fine">'
         '<a href="../nowhere.html">dead link</a> <a href="../index.html#no-such-id">dead anchor</a> '
         '<a href="../index.html#top">fine anchor</a>'
+        '<p>A formula MathJax never typeset: <span class="math notranslate nohighlight">\\(p_t\\)</span></p>'
         + MYST_NB_ERROR.format(message="shown by MyST-NB")
         # a traceback printed to a stream output is an error shown too
         + '<div class="cell_output docutils container"><div class="output stderr"><pre>'
@@ -103,7 +104,7 @@ def test_the_checker_reports_broken_images_links_anchors_and_error_outputs(drive
     with serve(tiny_site) as base:
         assert base.startswith("http://127.0.0.1:")
         reports = check_pages(driver, base, ["index.html", "sub/problems.html", "legacy.html", "absent.html"],
-                              screenshot_dir=shots, screenshot_pages=["index.html"])
+                              screenshot_dir=shots, screenshot_pages=["index.html"], math_timeout=1.0)
     home, bad, legacy, absent = reports.values()
 
     assert home.problems() == [], home.problems()
@@ -120,14 +121,15 @@ def test_the_checker_reports_broken_images_links_anchors_and_error_outputs(drive
     assert len(bad.errors) == 2, bad.errors
     assert "shown by MyST-NB" in bad.errors[0] and "KeyError: printed" in bad.errors[1]
     assert not any("expected" in text for text in bad.errors)
-    assert len(bad.problems()) == 5
+    assert bad.unrendered_math == 1 and home.unrendered_math == 0
+    assert len(bad.problems()) == 6
 
     assert len(legacy.errors) == 3, legacy.errors
     assert any("nbconvert" in t for t in legacy.errors)
     assert any("An Exception was encountered" in t for t in legacy.errors)
 
     assert absent.status == 404 and absent.problems() == ["absent.html: the page itself answered 404"]
-    assert len(problems(reports)) == 5 + 3 + 1
+    assert len(problems(reports)) == 6 + 3 + 1
 
 
 def test_toc_pages_lists_root_and_chapters_in_order():

@@ -220,6 +220,10 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
             "val": _scores(base["val_labels"], arrays[f"val_{view}"]),
             "test": _scores(labels, arrays[f"test_{view}"]),
+            "val_minus_baseline": {
+                "balanced_accuracy": _difference(balanced_accuracy, base["val_labels"], base["val_plain"],
+                                                 arrays[f"val_{view}"], samples),
+            },
             "test_minus_baseline": {
                 "balanced_accuracy": _difference(balanced_accuracy, labels, base["test_plain"], arrays[f"test_{view}"], samples),
                 "macro_roc_auc": _difference(macro_roc_auc, labels, base["test_plain"], arrays[f"test_{view}"], samples),
@@ -235,12 +239,15 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
 
 
 def ablation_markdown(results: dict) -> str:
-    """A table for the README and the book (the book renders it from the JSON, never retyped)."""
-    lines = ["| row | val BMA | test BMA | test BMA - baseline (95 % CI) | test macro AUC | mel recall |",
-             "|---|---|---|---|---|---|"]
+    """A table for the terminal and the README (the book renders it from the JSON, never retyped)."""
+    def interval(diff):
+        return f"{diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}]"
+
+    lines = ["| row | val BMA | val - baseline (95 % CI) | test BMA | test - baseline (95 % CI) | test macro AUC | mel recall |",
+             "|---|---|---|---|---|---|---|"]
     for row in results["rows"]:
-        diff = row["test_minus_baseline"]["balanced_accuracy"]
-        lines.append(f"| {row['name']} | {row['val']['balanced_accuracy']:.3f} | {row['test']['balanced_accuracy']:.3f} "
-                     f"| {diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}] "
+        lines.append(f"| {row['name']} | {row['val']['balanced_accuracy']:.3f} "
+                     f"| {interval(row['val_minus_baseline']['balanced_accuracy'])} "
+                     f"| {row['test']['balanced_accuracy']:.3f} | {interval(row['test_minus_baseline']['balanced_accuracy'])} "
                      f"| {row['test']['macro_roc_auc']:.3f} | {row['test']['melanoma_recall']:.3f} |")
     return "\n".join(lines) + "\n"
