@@ -221,3 +221,12 @@ def test_efficientnetb0_imagenet_uses_the_downloaded_file(monkeypatch, b0_weight
 def test_missing_weights_file_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         clf.build_classifier((64, 64, 3), backbone="efficientnetb0", backbone_weights=str(tmp_path / "nope.h5"))
+
+
+def test_a_random_backbone_trains_the_batchnorm_of_its_unfrozen_stages(fresh_lite0):
+    """Random BatchNorm statistics mean nothing: with train_batchnorm, the unfrozen stages' BN layers learn."""
+    clf.set_trainable_blocks(fresh_lite0, 2, train_batchnorm=True)
+    trainable_bn = {layer.name for layer in fresh_lite0.layers
+                    if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable}
+    assert trainable_bn and all(name.startswith(("block6", "block7", "top_")) for name in trainable_bn)
+    assert not fresh_lite0.get_layer("stem_bn").trainable

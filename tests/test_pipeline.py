@@ -167,7 +167,8 @@ def test_classifier_chapters_train_live_and_compare_losses(quick_run):
     losses = json.loads((out / "05_losses.json").read_text())
     assert set(losses["live"]) == {"focal", "weighted_ce", "ce"}
     assert losses["always_nv"]["balanced_accuracy"] == pytest.approx(1 / 7)
-    assert losses["chosen_on_validation"] in losses["ablation_rows"]
+    assert losses["best_on_validation"] in losses["ablation_rows"]
+    assert set(losses["better_than_focal_beyond_noise"]) <= set(losses["ablation_rows"])
     for name in ("04_demo_curves.png", "04_shipped_curves.png", "05_focal_loss_shape.png", "05_live_recall.png"):
         assert (out / "figures" / name).read_bytes().startswith(b"\x89PNG"), name
 

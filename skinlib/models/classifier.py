@@ -172,7 +172,7 @@ def _stage(layer_name: str) -> int:
     return NUM_STAGES if layer_name.startswith("top_") else 1
 
 
-def set_trainable_blocks(model: keras.Model, n_last_stages: int) -> list[str]:
+def set_trainable_blocks(model: keras.Model, n_last_stages: int, train_batchnorm: bool = False) -> list[str]:
     """Train only the last `n_last_stages` backbone stages (0: frozen backbone, 7: all) and the head.
 
     Stages are the MBConv stages `block1*` ... `block7*`; the 1x1 head conv (`top_*`) goes with
@@ -183,7 +183,9 @@ def set_trainable_blocks(model: keras.Model, n_last_stages: int) -> list[str]:
     inference mode, using its stored ImageNet moving statistics even during `fit`. Why: the small
     batches that fit in memory give noisy batch statistics, and updating the moving averages from
     them would shift the inputs of every later layer at once and undo much of the pretraining; the
-    convolutions then adapt gradually instead.
+    convolutions then adapt gradually instead. `train_batchnorm=True` is for a randomly initialised
+    backbone, whose BatchNorm statistics mean nothing yet: there the unfrozen stages' BatchNorm layers
+    learn (batch statistics in training), or the activations fade to a constant and nothing trains.
     """
     if not 0 <= int(n_last_stages) <= NUM_STAGES:
         raise ValueError(f"n_last_stages must be in 0..{NUM_STAGES}, got {n_last_stages}")
@@ -192,7 +194,8 @@ def set_trainable_blocks(model: keras.Model, n_last_stages: int) -> list[str]:
     unfrozen = []
     for name in backbone_layer_names(model):
         layer = model.get_layer(name)
-        layer.trainable = _stage(name) >= first and not isinstance(layer, layers.BatchNormalization)
+        unfrozen_stage = _stage(name) >= first
+        layer.trainable = unfrozen_stage and (train_batchnorm or not isinstance(layer, layers.BatchNormalization))
         if layer.trainable and layer.weights:
             unfrozen.append(name)
     return unfrozen

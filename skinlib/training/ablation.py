@@ -50,9 +50,13 @@ ROWS = (
     AblationRow("no_attention", "Channel + spatial attention vs global pooling straight after the backbone.",
                 ("--no-attention",)),
     AblationRow("random_init", "ImageNet initialisation vs random initialisation.", ("--random-init",),
-                scale_note="Reduced: as in every row, stages 1-3 stay frozen (that is what makes caching "
-                           "possible), so here they stay frozen at random weights; only stages 4-7, attention "
-                           "and head learn. A fully trained random network would do better than this row."),
+                scale_note="Reduced, and it fails: as in every row, stages 1-3 stay frozen (that is what makes "
+                           "caching possible), here at random weights, and their output is nearly the same for "
+                           "every image. Stages 4-7 (BatchNorm included), attention and head learn on training "
+                           "batches (the loss falls), but at inference BatchNorm's moving statistics have not caught "
+                           "up and every image gets the same prediction (balanced accuracy 1/7). The row shows that "
+                           "this recipe cannot start from random weights, not what a network trained from scratch "
+                           "end to end would reach."),
     AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
                 tta=True, trains_from="baseline"),
     AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",

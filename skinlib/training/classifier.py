@@ -179,7 +179,8 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
             model.load_weights(str(done))
             first_epoch += epochs
             continue
-        set_trainable_blocks(model, stages)
+        # a random backbone has no BatchNorm statistics worth keeping: let the unfrozen stages learn them
+        set_trainable_blocks(model, stages, train_batchnorm=config.backbone_weights is None)
         sequence = FeatureSequence(train_features, train_y, len(CLASSES), config.batch_size, seed=config.seed + phase)
         schedule = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * len(sequence), alpha=0.05)
         upper.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
@@ -323,7 +324,8 @@ def phase_plan(config: ClassifierConfig) -> list[dict]:
     total = int(sum(np.prod(w.shape) for w in model.weights))
     rows = []
     for phase, (stages, epochs, rate) in enumerate(config.phases):
-        set_trainable_blocks(model, stages)
+        # a random backbone has no BatchNorm statistics worth keeping: let the unfrozen stages learn them
+        set_trainable_blocks(model, stages, train_batchnorm=config.backbone_weights is None)
         trainable = int(sum(np.prod(w.shape) for w in upper.trainable_weights))
         rows.append({"phase": phase, "stages_unfrozen": int(stages), "epochs": int(epochs), "learning_rate": rate,
                      "trainable_weights": trainable, "share_of_model": trainable / total})
