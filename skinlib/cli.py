@@ -130,11 +130,13 @@ def cmd_predict(args) -> int:
 
 
 def _parse_phases(text: str) -> tuple:
-    """"0:4:1e-3,2:6:3e-4" -> ((0, 4, 0.001), (2, 6, 0.0003)): stages unfrozen, epochs, learning rate."""
+    """--phases as `skinlib.training.classifier.parse_phases` reads it; a malformed value is a usage error."""
+    from .training.classifier import parse_phases
+
     try:
-        return tuple((int(s), int(e), float(r)) for s, e, r in (part.split(":") for part in text.split(",")))
-    except ValueError:
-        raise DataError(f"--phases {text!r}: expected STAGES:EPOCHS:RATE[,...], e.g. 0:4:1e-3,2:6:3e-4") from None
+        return parse_phases(text)
+    except ValueError as error:
+        raise DataError(f"--{error}") from None
 
 
 def cmd_train_classifier(args) -> int:

@@ -85,3 +85,14 @@ def test_shipped_recipes_are_read_back_exactly_from_their_metrics():
         config = read(path)
         assert json.loads(json.dumps(asdict(config))) == recorded, path
         assert read(path, data_dir="elsewhere").data_dir == "elsewhere"
+
+
+def test_phases_are_parsed_once_for_the_cli_and_the_notebooks(capsys):
+    from skinlib.cli import main
+    from skinlib.training.classifier import parse_phases
+
+    assert parse_phases("0:2:1e-3,2:2:5e-4") == ((0, 2, 0.001), (2, 2, 0.0005))
+    with pytest.raises(ValueError, match="expected STAGES:EPOCHS:RATE"):
+        parse_phases("1:x")
+    assert main(["train-classifier", "--phases", "1:x"]) == 2
+    assert "--phases '1:x': expected STAGES:EPOCHS:RATE" in capsys.readouterr().err

@@ -302,6 +302,14 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
 # ------------------------------------------------------------------------------- course helpers
 
 
+def parse_phases(text: str) -> tuple:
+    """"0:4:1e-3,2:6:3e-4" -> ((0, 4, 0.001), (2, 6, 0.0003)): stages unfrozen, epochs, learning rate."""
+    try:
+        return tuple((int(s), int(e), float(r)) for s, e, r in (part.split(":") for part in text.split(",")))
+    except ValueError:
+        raise ValueError(f"phases {text!r}: expected STAGES:EPOCHS:RATE[,...], e.g. 0:4:1e-3,2:6:3e-4") from None
+
+
 def config_from_metrics(metrics_path, **overrides) -> ClassifierConfig:
     """The config a shipped model was trained with (its `metrics.json`), optionally changed: to retrain it."""
     recorded = json.loads(Path(metrics_path).read_text())["config"]
