@@ -120,6 +120,14 @@ BASELINE_CONFIG = {"image_size": 128, "cache_at": "stage3_out", "phases": [[0, 3
                    "val_limit": None}
 
 
+def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
+    """The val and test stage-2 inputs of a trained model, made as its recorded config made them."""
+    from .classifier import config_from_metrics, stage2_inputs
+
+    config = config_from_metrics(model_folder / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
+    return stage2_inputs(config, splits=("val", "test"))
+
+
 def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Path:
     """Use an already trained baseline (the shipped model) instead of training it again.
 
@@ -128,17 +136,15 @@ def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Pa
     import shutil
 
     from ..predict import StageTwo
-    from .classifier import ClassifierConfig, save_predictions, stage2_inputs
+    from .classifier import save_predictions
 
     trained_dir = Path(trained_dir)
-    metrics = json.loads((trained_dir / "metrics.json").read_text())
-    recorded = metrics["config"]
+    recorded = json.loads((trained_dir / "metrics.json").read_text())["config"]
     different = {key: recorded.get(key) for key, value in BASELINE_CONFIG.items() if recorded.get(key) != value}
     if different:
         raise ValueError(f"{trained_dir} was not trained with the baseline recipe (differs in {different}); "
                          f"train the baseline instead: {shlex.join(train_command('baseline', out_dir, data_dir))}")
-    config = ClassifierConfig(**{**recorded, "data_dir": data_dir or recorded["data_dir"]})
-    data = stage2_inputs(config, splits=("val", "test"))
+    data = _val_test_inputs(trained_dir, data_dir)
     model = StageTwo.load(trained_dir)
     results = {(split, tta): (data[split][1], model.raw_probabilities(data[split][0], tta=tta))
                for split in ("val", "test") for tta in (False, True)}
@@ -154,13 +160,11 @@ def scaled_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> P
     """Score the reused model with TTA at the row's scales; the temperature is fitted on val for these views."""
     from ..evaluation.calibration import fit_temperature
     from ..predict import StageTwo
-    from .classifier import ClassifierConfig, save_predictions, stage2_inputs
+    from .classifier import save_predictions
 
     row = _row(name)
     source = model_dir(out_dir, name)
-    recorded = json.loads((source / "metrics.json").read_text())["config"]
-    config = ClassifierConfig(**{**recorded, "data_dir": data_dir or recorded["data_dir"]})
-    data = stage2_inputs(config, splits=("val", "test"))
+    data = _val_test_inputs(source, data_dir)
     model = StageTwo.load(source)
     print(f"[ablation] {name}: TTA at scales {row.scales} with {source}", flush=True)
     results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], tta=True, scales=row.scales))

@@ -312,10 +312,9 @@ def parse_phases(text: str) -> tuple:
 
 def config_from_metrics(metrics_path, **overrides) -> ClassifierConfig:
     """The config a shipped model was trained with (its `metrics.json`), optionally changed: to retrain it."""
-    recorded = json.loads(Path(metrics_path).read_text())["config"]
-    known = {key: value for key, value in recorded.items() if key in ClassifierConfig.__dataclass_fields__}
-    known["phases"] = tuple(tuple(phase) for phase in known.get("phases", ()))
-    return ClassifierConfig(**{**known, **overrides})
+    from .recipes import config_from_metrics as read
+
+    return read(ClassifierConfig, metrics_path, **overrides)
 
 
 def phase_plan(config: ClassifierConfig) -> list[dict]:

@@ -157,11 +157,6 @@ def export_unet(model, config: UNetConfig, out_dir: str | Path) -> Path:
 
 def unet_config_from_metrics(metrics_path, **overrides) -> UNetConfig:
     """The config a shipped U-Net was trained with (its `metrics.json`), optionally changed: to retrain it."""
-    import json
+    from .recipes import config_from_metrics
 
-    recorded = json.loads(Path(metrics_path).read_text())["config"]
-    known = {key: value for key, value in recorded.items() if key in UNetConfig.__dataclass_fields__}
-    for key in ("image_size", "decoder_filters"):
-        if key in known:
-            known[key] = tuple(known[key])
-    return UNetConfig(**{**known, **overrides})
+    return config_from_metrics(UNetConfig, metrics_path, **overrides)
