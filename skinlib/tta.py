@@ -39,8 +39,7 @@ def zoom(images: np.ndarray, scale: float) -> np.ndarray:
         side = max(1, int(round(size / scale)))
         start = (size - side) // 2
         window = images[:, start : start + side, start : start + side]
-        return np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if side > size
-                                    else cv2.INTER_LINEAR) for image in window])
+        return np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in window])
     side = max(1, int(round(size * scale)))
     before = (size - side) // 2
     after = size - side - before

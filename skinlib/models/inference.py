@@ -26,6 +26,7 @@ class _DropRetracingNotice(logging.Filter):
 
 
 def quiet_retracing_notice() -> None:
+    """Install the filter on TensorFlow's logger (once; `import skinlib` does it)."""
     logger = logging.getLogger("tensorflow")
     if not any(isinstance(f, _DropRetracingNotice) for f in logger.filters):
         logger.addFilter(_DropRetracingNotice())
@@ -33,7 +34,6 @@ def quiet_retracing_notice() -> None:
 
 def predict_in_batches(model, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The model's outputs for `inputs`, computed `batch_size` at a time, as one numpy array."""
-    quiet_retracing_notice()
     inputs = np.asarray(inputs, np.float32)
     outputs = [np.asarray(model.predict_on_batch(inputs[start : start + batch_size]))
                for start in range(0, len(inputs), batch_size)]

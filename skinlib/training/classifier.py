@@ -138,6 +138,14 @@ def build_for(config: ClassifierConfig):
                             dropout=config.dropout)
 
 
+def unfreeze(model, config: ClassifierConfig, stages: int) -> None:
+    """Train the last `stages` backbone stages; a random backbone also learns their BatchNorm statistics,
+    which mean nothing yet (see `set_trainable_blocks`)."""
+    from ..models.classifier import set_trainable_blocks
+
+    set_trainable_blocks(model, stages, train_batchnorm=config.backbone_weights is None)
+
+
 def train_classifier(config: ClassifierConfig, run_dir: str | Path, data: dict | None = None, progress: bool = True):
     """Train on the train split's cached features; returns (model, history list, data).
 
@@ -153,8 +161,6 @@ def train_classifier(config: ClassifierConfig, run_dir: str | Path, data: dict |
 
 
 def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progress: bool):
-    from ..models.classifier import set_trainable_blocks
-
     model = build_for(config)
     lower, upper = split_model(model, config.cache_at)
     cache_dir = None
@@ -179,8 +185,7 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
             model.load_weights(str(done))
             first_epoch += epochs
             continue
-        # a random backbone has no BatchNorm statistics worth keeping: let the unfrozen stages learn them
-        set_trainable_blocks(model, stages, train_batchnorm=config.backbone_weights is None)
+        unfreeze(model, config, stages)
         sequence = FeatureSequence(train_features, train_y, len(CLASSES), config.batch_size, seed=config.seed + phase)
         schedule = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * len(sequence), alpha=0.05)
         upper.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
@@ -323,7 +328,7 @@ def phase_plan(config: ClassifierConfig) -> list[dict]:
     Counts only what lies above `cache_at` (below it everything stays frozen for the cache).
     Builds the model without ImageNet weights: only the shapes matter here.
     """
-    from ..models.classifier import build_classifier, set_trainable_blocks
+    from ..models.classifier import build_classifier
 
     model = build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
                              backbone_weights=None, attention=config.attention, dropout=config.dropout)
@@ -331,8 +336,7 @@ def phase_plan(config: ClassifierConfig) -> list[dict]:
     total = int(sum(np.prod(w.shape) for w in model.weights))
     rows = []
     for phase, (stages, epochs, rate) in enumerate(config.phases):
-        # a random backbone has no BatchNorm statistics worth keeping: let the unfrozen stages learn them
-        set_trainable_blocks(model, stages, train_batchnorm=config.backbone_weights is None)
+        unfreeze(model, config, stages)
         trainable = int(sum(np.prod(w.shape) for w in upper.trainable_weights))
         rows.append({"phase": phase, "stages_unfrozen": int(stages), "epochs": int(epochs), "learning_rate": rate,
                      "trainable_weights": trainable, "share_of_model": trainable / total})
