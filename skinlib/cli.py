@@ -139,15 +139,27 @@ def _parse_phases(text: str) -> tuple:
         raise DataError(f"--{error}") from None
 
 
-def cmd_train_classifier(args) -> int:
-    from .training.classifier import ClassifierConfig, train_and_ship_classifier
+def classifier_config_from_args(args):
+    """The `ClassifierConfig` that `train-classifier` flags describe (parsed `args` of its sub-parser)."""
+    from .training.classifier import ClassifierConfig
 
-    config = ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
-                              attention=not args.no_attention,
-                              backbone_weights=None if args.random_init else "imagenet",
-                              train_views=args.views, seed=args.seed, train_limit=args.train_limit,
-                              val_limit=args.val_limit, cache_at=args.cache_at,
-                              **({"phases": _parse_phases(args.phases)} if args.phases else {}))
+    return ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
+                            attention=not args.no_attention,
+                            backbone_weights=None if args.random_init else "imagenet",
+                            train_views=args.views, seed=args.seed, train_limit=args.train_limit,
+                            val_limit=args.val_limit, cache_at=args.cache_at,
+                            **({"phases": _parse_phases(args.phases)} if args.phases else {}))
+
+
+def train_classifier_config(flags):
+    """The config a `skinlib train-classifier FLAGS...` command would train, without training it."""
+    return classifier_config_from_args(build_parser().parse_args(["train-classifier", *flags]))
+
+
+def cmd_train_classifier(args) -> int:
+    from .training.classifier import train_and_ship_classifier
+
+    config = classifier_config_from_args(args)
     command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
     metrics = train_and_ship_classifier(config, run_dir=args.run_dir, out_dir=args.out, command=command,
                                         progress=not args.quiet)

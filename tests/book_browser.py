@@ -137,6 +137,22 @@ def chromium_driver(page_timeout: float = PAGE_TIMEOUT):
 # ----------------------------------------------------------------------------------------- reports
 
 
+#: Console errors of the book's third-party theme code that are known and harmless: (text, why).
+KNOWN_CONSOLE_ERRORS = (
+    ("Identifier 'THEBE_JS_URL' has already been declared",
+     "sphinx-thebe 0.3.1 adds its inline config script twice to every page; thebe itself is never started"),
+    ("Got invalid theme mode",
+     "pydata-sphinx-theme on a first visit (empty localStorage); it resets the light/dark mode to auto"),
+)
+
+
+def unexpected_console_error(message: str) -> bool:
+    """A console error the check should fail on: not a known one, not a failed load (images and links are
+    checked on their own, with a clearer message)."""
+    return "Failed to load resource" not in message and not any(
+        known in message for known, _ in KNOWN_CONSOLE_ERRORS)
+
+
 @dataclass
 class PageReport:
     """What one page showed in the browser (see `check_pages`)."""
@@ -181,6 +197,8 @@ class PageReport:
             found.append(f"{self.path}: {self.unrendered_math} formula(s) shown as raw TeX (MathJax did not run)")
         found += [f"{self.path}: image never loaded {i['src']}" for i in self.unloaded_images]
         found += [f"{self.path}: link {b['href']} -> {b['status']}" for b in self.broken_links]
+        found += [f"{self.path}: browser console error: {m}" for m in self.console_errors
+                  if unexpected_console_error(m)]
         found += [f"{self.path}: link {m['href']}: no id {m['fragment']!r} on {m['target']}"
                   for m in self.missing_anchors]
         return found

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skinlib.data import CLASSES
+from skinlib.predict import DEFAULT_CLASSIFIER
 from skinlib.training import ablation
 from skinlib.training.classifier import PREDICTIONS_FILE
 
@@ -97,10 +98,24 @@ def test_collect_needs_the_baseline(tmp_path):
 def test_a_model_of_another_recipe_is_not_accepted_as_baseline(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
-    config = {**ablation.BASELINE_CONFIG, "loss": "ce"}
+    config = {**ablation.baseline_config(), "loss": "ce"}
     (model / "metrics.json").write_text(json.dumps({"config": config}))
     with pytest.raises(ValueError, match="not trained with the baseline recipe.*loss"):
         ablation.baseline_from_model(model, tmp_path / "out")
+
+
+def test_baseline_recipe_comes_from_the_baseline_flags():
+    config = ablation.baseline_config()
+    assert (config["image_size"], config["cache_at"]) == (128, "stage3_out")
+    assert config["phases"] == [[0, 3, 1e-3], [2, 4, 5e-4], [4, 8, 2e-4]]
+    assert "data_dir" not in config
+
+
+def test_the_shipped_classifier_was_trained_with_the_baseline_recipe():
+    """The study reuses models/classifier as its baseline row; that is only fair if the recipes agree."""
+    recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())["config"]
+    assert ablation.recipe_differences(recorded) == {}
+    assert ablation.recipe_differences({**recorded, "dropout": 0.5}) == {"dropout": 0.5}
 
 
 def test_cli_refuses_unknown_rows(capsys):

@@ -89,7 +89,10 @@ def tiny_site(tmp_path):
           'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: printed</pre></div></div>'
         # a cell tagged raises-exception is meant to show its traceback
         + '<div class="cell tag_raises-exception docutils container">'
-        + MYST_NB_ERROR.format(message="expected") + '</div>')))
+        + MYST_NB_ERROR.format(message="expected") + '</div>'
+        # a script that fails (the console error) and the known, harmless sphinx-thebe one
+        + '<script>document.body.dataset.x = undefined.boom;</script>'
+        + '<script>const THEBE_JS_URL = 1;</script><script>const THEBE_JS_URL = 2;</script>')))
     (site / "legacy.html").write_text(page("Legacy", (
         '<h1 id="ok">Legacy</h1>'
         '<div class="output_area"><div class="output_subarea output_error"><pre>NameError: nbconvert</pre></div></div>'
@@ -122,14 +125,16 @@ def test_the_checker_reports_broken_images_links_anchors_and_error_outputs(drive
     assert "shown by MyST-NB" in bad.errors[0] and "KeyError: printed" in bad.errors[1]
     assert not any("expected" in text for text in bad.errors)
     assert bad.unrendered_math == 1 and home.unrendered_math == 0
-    assert len(bad.problems()) == 6
+    console = [line for line in bad.problems() if "console" in line]
+    assert len(console) == 1 and "boom" in console[0], bad.problems()  # not THEBE_JS_URL, not the 404s
+    assert len(bad.problems()) == 7
 
     assert len(legacy.errors) == 3, legacy.errors
     assert any("nbconvert" in t for t in legacy.errors)
     assert any("An Exception was encountered" in t for t in legacy.errors)
 
     assert absent.status == 404 and absent.problems() == ["absent.html: the page itself answered 404"]
-    assert len(problems(reports)) == 6 + 3 + 1
+    assert len(problems(reports)) == 7 + 3 + 1
 
 
 def test_toc_pages_lists_root_and_chapters_in_order():

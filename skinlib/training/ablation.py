@@ -114,10 +114,23 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
     return predictions
 
 
-BASELINE_CONFIG = {"image_size": 128, "cache_at": "stage3_out", "phases": [[0, 3, 1e-3], [2, 4, 5e-4], [4, 8, 2e-4]],
-                   "source": "crop", "loss": "focal", "attention": True, "backbone": "lite0",
-                   "backbone_weights": "imagenet", "train_views": 8, "seed": 0, "train_limit": None,
-                   "val_limit": None}
+#: Config fields that say where things are or how the run is executed, not what is trained.
+NOT_RECIPE = ("data_dir", "split_path", "segmenter_dir", "cache", "distribute", "notes")
+
+
+def baseline_config() -> dict:
+    """The baseline recipe as recorded in a model's metrics.json, derived from `BASELINE_FLAGS` by the CLI."""
+    from dataclasses import asdict
+
+    from ..cli import train_classifier_config
+
+    config = json.loads(json.dumps(asdict(train_classifier_config(BASELINE_FLAGS))))  # tuples as JSON lists
+    return {key: value for key, value in config.items() if key not in NOT_RECIPE}
+
+
+def recipe_differences(recorded: dict) -> dict:
+    """The recipe fields where a recorded config differs from the baseline: {field: recorded value}."""
+    return {key: recorded.get(key) for key, value in baseline_config().items() if recorded.get(key) != value}
 
 
 def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
@@ -140,7 +153,7 @@ def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Pa
 
     trained_dir = Path(trained_dir)
     recorded = json.loads((trained_dir / "metrics.json").read_text())["config"]
-    different = {key: recorded.get(key) for key, value in BASELINE_CONFIG.items() if recorded.get(key) != value}
+    different = recipe_differences(recorded)
     if different:
         raise ValueError(f"{trained_dir} was not trained with the baseline recipe (differs in {different}); "
                          f"train the baseline instead: {shlex.join(train_command('baseline', out_dir, data_dir))}")

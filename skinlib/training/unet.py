@@ -118,7 +118,8 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
         else:
             model.get_layer("encoder").trainable = False
             model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=DiceBCELoss(), metrics=metrics())
-            model.fit(train, validation_data=val, epochs=config.frozen_epochs, verbose=verbose,
+            # shuffle=False: `train` is a tf.data pipeline that shuffles itself (Keras warns otherwise).
+            model.fit(train, validation_data=val, epochs=config.frozen_epochs, verbose=verbose, shuffle=False,
                       callbacks=_callbacks(run_dir, "frozen", config.patience, progress))
             model.save_weights(str(phase1_done))
         model.get_layer("encoder").trainable = True
@@ -134,6 +135,7 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
         callbacks = _callbacks(run_dir, "fine-tune", config.patience, progress)
         callbacks[0].best = _best_so_far(run_dir)  # only replace phase 1's checkpoint with a better one
         model.fit(train, validation_data=val, initial_epoch=first_epoch, epochs=config.epochs, verbose=verbose,
+                  shuffle=False,
                   callbacks=callbacks)
     model.load_weights(str(run_dir / "best.weights.h5"))
     history = pd.read_csv(run_dir / "history.csv")
