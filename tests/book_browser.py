@@ -9,6 +9,10 @@
             driver.quit()
     assert not problems(reports)
 
+From the command line, on any built book (every page of `_toc.yml`; exit status 1 on any problem):
+
+    python tests/book_browser.py outputs/full/book/_build/html --screenshots outputs/full/screenshots
+
 `serve` puts the HTML folder on a local port (a quiet `ThreadingHTTPServer` in a daemon thread);
 `chromium_driver` starts headless Chromium through Selenium with the Debian binaries (no selenium-manager
 download); `check_pages` loads every page in the browser and reports, per page, its title, its images
@@ -427,6 +431,43 @@ def png_size(path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+def check_book(html_dir, toc_file="_toc.yml", screenshot_dir=None) -> dict[str, PageReport]:
+    """Check every page of `toc_file` in a built book folder in headless Chromium (screenshots of all)."""
+    pages = toc_pages(toc_file)
+    driver = chromium_driver()
+    try:
+        with serve(html_dir) as base_url:
+            return check_pages(driver, base_url, pages, screenshot_dir=screenshot_dir,
+                               screenshot_pages=pages if screenshot_dir else ())
+    finally:
+        driver.quit()
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Check a built Jupyter Book in headless Chromium.")
+    parser.add_argument("html_dir", help="the book's HTML folder, e.g. outputs/full/book/_build/html")
+    parser.add_argument("--toc", default="_toc.yml", help="the book's table of contents (default: _toc.yml)")
+    parser.add_argument("--screenshots", help="folder for a screenshot of every page")
+    args = parser.parse_args(argv)
+    if not Path(args.html_dir, "index.html").is_file():
+        parser.error(f"{args.html_dir} has no index.html: build the book first (skinlib pipeline --book)")
+    reason = browser_missing_reason()
+    if reason:
+        parser.error(reason)
+    reports = check_book(args.html_dir, args.toc, args.screenshots)
+    for report in reports.values():
+        print(f"{report.path}: {report.article_figures} figures, {len(report.links)} internal links, "
+              f"{len(report.errors)} errors shown")
+    found = problems(reports)
+    print("\n".join(found) if found else f"no problems on {len(reports)} pages")
+    return 1 if found else 0
+
+
 __all__ = ["CHROMIUM", "CHROMEDRIVER", "CHROMIUM_ARGS", "ARTICLE", "ERROR_SELECTORS", "serve",
            "browser_missing_reason", "chromium_driver", "PageReport", "problems", "check_pages", "toc_pages",
-           "png_size"]
+           "png_size", "check_book", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from book_browser import browser_missing_reason, check_pages, chromium_driver, png_size, problems, serve, toc_pages
+from book_browser import (browser_missing_reason, check_pages, chromium_driver, main, png_size, problems, serve,
+                          toc_pages)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,21 @@ def test_the_checker_reports_broken_images_links_anchors_and_error_outputs(drive
 
     assert absent.status == 404 and absent.problems() == ["absent.html: the page itself answered 404"]
     assert len(problems(reports)) == 7 + 3 + 1
+
+
+def test_the_command_line_check_exits_1_on_problems_and_0_on_a_clean_book(tiny_site, tmp_path, capsys):
+    require_browser()  # main starts its own browser
+    clean_toc, bad_toc = tmp_path / "clean.yml", tmp_path / "bad.yml"
+    clean_toc.write_text("format: jb-book\nroot: index\n")
+    bad_toc.write_text("format: jb-book\nroot: index\nchapters:\n- file: sub/problems\n")
+    assert main([str(tiny_site), "--toc", str(clean_toc), "--screenshots", str(tmp_path / "shots")]) == 0
+    assert "no problems on 1 pages" in capsys.readouterr().out
+    assert (tmp_path / "shots" / "index.png").is_file()
+    assert main([str(tiny_site), "--toc", str(bad_toc)]) == 1
+    assert "sub/problems.html: broken image" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "no_book"), "--toc", str(clean_toc)])
+    assert "build the book first" in capsys.readouterr().err
 
 
 def test_toc_pages_lists_root_and_chapters_in_order():
