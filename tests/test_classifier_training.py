@@ -41,3 +41,58 @@ def test_tiny_training_runs_and_resumes(strategy, data_dir, tmp_path):
                             env=env, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads(second.stdout.strip().splitlines()[-1])["epochs"] == 2  # history kept, nothing added
+
+
+class ScriptedModel:
+    """Stands in for the trained part of the classifier: each predict returns the next scripted probabilities."""
+
+    def __init__(self, probabilities):
+        self.probabilities, self.stop_training, self.saved = list(probabilities), False, 0
+
+    def predict(self, features, batch_size=None, verbose=0):
+        return self.probabilities.pop(0)
+
+    def save_weights(self, path):
+        self.saved += 1
+
+
+def probabilities_with_recall(labels, recall):
+    """Probabilities whose argmax is right for the first `recall` share of every class's images."""
+    import numpy as np
+
+    predicted = labels.copy()
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        wrong = members[int(round(recall * len(members))):]
+        predicted[wrong] = (label + 1) % 7
+    return np.eye(7, dtype="float32")[predicted]
+
+
+def run_phase(scores, best_before, patience, tmp_path):
+    """Feed one phase's validation scores to the checkpoint; returns (epochs run, saves, best)."""
+    import numpy as np
+
+    from skinlib.training.classifier import BalancedAccuracyCheckpoint
+
+    labels = np.repeat(np.arange(7), 10)
+    model = ScriptedModel([probabilities_with_recall(labels, score) for score in scores])
+    checkpoint = BalancedAccuracyCheckpoint(None, labels, tmp_path, patience, best=best_before)
+    checkpoint.set_model(model)
+    epochs = 0
+    for epoch in range(len(scores)):
+        checkpoint.on_epoch_end(epoch, {})
+        epochs += 1
+        if model.stop_training:
+            break
+    return epochs, model.saved, checkpoint.best
+
+
+def test_a_phase_that_starts_below_the_previous_peak_may_climb_past_it(tmp_path):
+    """The dip at a phase's start is not a run of misses: only epochs that stop improving the phase count."""
+    epochs, saved, best = run_phase([0.5, 0.6, 0.7, 0.8, 0.9], best_before=0.8, patience=2, tmp_path=tmp_path)
+    assert (epochs, saved, best) == (5, 1, pytest.approx(0.9))
+
+
+def test_a_phase_that_stops_improving_stops_after_patience_epochs(tmp_path):
+    epochs, saved, best = run_phase([0.5, 0.4, 0.5, 0.9], best_before=0.8, patience=2, tmp_path=tmp_path)
+    assert (epochs, saved, best) == (3, 0, pytest.approx(0.8))  # 0.4 and 0.5 do not beat the phase's 0.5

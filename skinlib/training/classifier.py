@@ -105,13 +105,18 @@ def make_loss(config: ClassifierConfig, train_labels):
 
 
 class BalancedAccuracyCheckpoint(keras.callbacks.Callback):
-    """Score validation balanced accuracy each epoch, keep the best weights, stop after `patience` misses."""
+    """Score validation balanced accuracy each epoch, keep the best weights, stop after `patience` misses.
+
+    `best` is the best score of all phases so far (only a better epoch is saved), but a miss is an epoch
+    that does not beat *this phase's* best: a phase starts below the previous one's peak (new stages meet a
+    higher learning rate), and counting that dip as misses would stop it before it can climb past.
+    """
 
     def __init__(self, features, labels, run_dir: Path, patience: int, best: float = -np.inf, full_model=None):
         super().__init__()
         self.features, self.labels, self.full_model = features, labels, full_model
         self.run_dir, self.patience, self.best = run_dir, patience, best
-        self.misses = 0
+        self.phase_best, self.misses = -np.inf, 0
 
     def on_epoch_end(self, epoch, logs=None):
         from ..evaluation.classification import balanced_accuracy
@@ -122,8 +127,10 @@ class BalancedAccuracyCheckpoint(keras.callbacks.Callback):
         logs["val_balanced_accuracy"] = score
         logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.labels))
         if score > self.best:
-            self.best, self.misses = score, 0
+            self.best = score
             (self.full_model or self.model).save_weights(str(self.run_dir / "best.weights.h5"))
+        if score > self.phase_best:
+            self.phase_best, self.misses = score, 0
         else:
             self.misses += 1
             if self.misses >= self.patience:
