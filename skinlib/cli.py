@@ -148,7 +148,15 @@ def classifier_config_from_args(args):
                             backbone_weights=None if args.random_init else "imagenet",
                             train_views=args.views, seed=args.seed, train_limit=args.train_limit,
                             val_limit=args.val_limit, cache_at=args.cache_at,
-                            **({"phases": _parse_phases(args.phases)} if args.phases else {}))
+                            **({"phases": _parse_phases(args.phases)} if args.phases else {}),
+                            **({"patience": args.patience} if args.patience is not None else {}))
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def train_classifier_config(flags):
@@ -287,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--cache-at", default="stage5_out", choices=["stage3_out", "stage4_out", "stage5_out"],
                             help="backbone layer whose output is cached; only the stages above it can be trained")
     classifier.add_argument("--phases", help="STAGES:EPOCHS:RATE,... (last stages unfrozen per phase)")
+    classifier.add_argument("--patience", type=_at_least_one, metavar="EPOCHS",
+                            help="stop a phase after this many epochs without beating its best validation "
+                                 "balanced accuracy (default 4)")
     classifier.add_argument("--seed", type=int, default=0)
     classifier.add_argument("--train-limit", type=int)
     classifier.add_argument("--val-limit", type=int)

@@ -96,3 +96,14 @@ def test_a_phase_that_starts_below_the_previous_peak_may_climb_past_it(tmp_path)
 def test_a_phase_that_stops_improving_stops_after_patience_epochs(tmp_path):
     epochs, saved, best = run_phase([0.5, 0.4, 0.5, 0.9], best_before=0.8, patience=2, tmp_path=tmp_path)
     assert (epochs, saved, best) == (3, 0, pytest.approx(0.8))  # 0.4 and 0.5 do not beat the phase's 0.5
+
+
+def test_patience_flag_reaches_the_config_and_rejects_zero(capsys):
+    from skinlib.cli import build_parser, train_classifier_config
+    from skinlib.training.classifier import ClassifierConfig
+
+    assert train_classifier_config(["--patience", "8"]).patience == 8
+    assert train_classifier_config([]).patience == ClassifierConfig().patience
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train-classifier", "--patience", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err
