@@ -192,6 +192,13 @@ def cmd_ablate(args) -> int:
         for name in dict.fromkeys(["baseline", *rows]):  # every difference is taken against the baseline
             ablation.run_row(name, out, args.data, quiet=args.quiet)
     results = ablation.collect_ablation(out, args.data)
+    if args.update:
+        if not Path(args.results).is_file():
+            raise DataError(f"--update needs an existing {args.results}; leave out --update to write it")
+        try:
+            results = ablation.merge_results(json.loads(Path(args.results).read_text()), results, args.results)
+        except ValueError as error:
+            raise DataError(str(error)) from None
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
     print(ablation.ablation_markdown(results))
@@ -312,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--baseline-from", metavar="DIR", help="use this trained baseline model (e.g. models/classifier) "
                         "instead of training the baseline again; refused unless it was trained with the baseline recipe")
     ablate.add_argument("--collect-only", action="store_true", help="only rebuild the JSON from finished rows")
+    ablate.add_argument("--update", action="store_true",
+                        help="replace only the rows finished under --out in the existing results JSON, keep the "
+                             "others (refused unless the baseline is the same)")
     ablate.add_argument("--quiet", action="store_true")
     ablate.set_defaults(func=cmd_ablate)
 

@@ -143,3 +143,39 @@ def test_committed_results_are_complete_and_agree_with_the_shipped_model():
             assert low <= row[f"{split}_minus_baseline"]["balanced_accuracy"]["difference"] <= high
         assert row["test"]["balanced_accuracy"] == pytest.approx(
             rows["baseline"]["test"]["balanced_accuracy"] + row["test_minus_baseline"]["balanced_accuracy"]["difference"])
+
+
+def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels):
+    ids = np.array([f"ISIC_{i:07d}" for i in range(len(labels))])
+    worse = one_hot_probs(np.where(labels == CLASSES.index("mel"), CLASSES.index("nv"), labels))
+    fake_row(tmp_path / "all", "baseline", labels, one_hot_probs(labels), ids)
+    fake_row(tmp_path / "all", "plain_ce", labels, worse, ids)
+    fake_row(tmp_path / "all", "no_attention", labels, worse, ids)
+    fake_row(tmp_path / "rerun", "baseline", labels, one_hot_probs(labels), ids)
+    fake_row(tmp_path / "rerun", "no_attention", labels, one_hot_probs(labels), ids)  # the rerun fixed it
+    results = tmp_path / "ablation.json"
+    results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all")))
+    from skinlib.cli import main
+
+    assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
+                 "--results", str(results)]) == 0
+    rows = {row["name"]: row for row in json.loads(results.read_text())["rows"]}
+    assert list(rows) == ["baseline", "plain_ce", "no_attention", "tta"]  # the study's order, plain_ce kept
+    assert rows["plain_ce"]["test"]["recall"]["mel"] == 0.0
+    assert rows["no_attention"]["test"]["recall"]["mel"] == 1.0
+
+
+def test_update_refuses_a_different_baseline(tmp_path, labels, capsys):
+    ids = np.array([f"ISIC_{i:07d}" for i in range(len(labels))])
+    worse = one_hot_probs(np.where(labels == CLASSES.index("mel"), CLASSES.index("nv"), labels))
+    fake_row(tmp_path / "all", "baseline", labels, one_hot_probs(labels), ids)
+    fake_row(tmp_path / "rerun", "baseline", labels, worse, ids)
+    results = tmp_path / "ablation.json"
+    results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all")))
+    from skinlib.cli import main
+
+    assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
+                 "--results", str(results)]) == 2
+    assert "baseline's val scores" in capsys.readouterr().err
+    assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
+                 "--results", str(tmp_path / "missing.json")]) == 2

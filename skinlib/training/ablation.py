@@ -259,6 +259,29 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "selection": "compare rows on val; test is reported once per row", "rows": rows}
 
 
+def merge_results(existing: dict, fresh: dict, source: str = "the results JSON") -> dict:
+    """`existing` with the rows of `fresh` replaced or added, so one row can be rerun without the others.
+
+    Refuses unless both were measured against the same baseline on the same images, which is what makes
+    their differences comparable.
+    """
+    def baseline(results):
+        return next(row for row in results["rows"] if row["name"] == results["baseline"])
+
+    for key in ("classes", "baseline", "test_images", "val_images", "bootstrap"):
+        if existing.get(key) != fresh.get(key):
+            raise ValueError(f"{source} has {key}={existing.get(key)!r} but this run has {fresh.get(key)!r}; "
+                             f"rerun every row instead of --update")
+    old, new = baseline(existing), baseline(fresh)
+    for split in ("val", "test"):
+        if not np.allclose([old[split][k] for k in ("balanced_accuracy", "macro_roc_auc")],
+                           [new[split][k] for k in ("balanced_accuracy", "macro_roc_auc")], atol=1e-6):
+            raise ValueError(f"the baseline's {split} scores in {source} differ from this run's baseline; "
+                             f"the rows would not be comparable: rerun every row instead of --update")
+    rows = {row["name"]: row for row in existing["rows"]} | {row["name"]: row for row in fresh["rows"]}
+    return {**existing, "rows": [rows[name] for name in ROW_NAMES if name in rows]}
+
+
 def ablation_markdown(results: dict) -> str:
     """A table for the terminal and the README (the book renders it from the JSON, never retyped)."""
     def interval(diff):
