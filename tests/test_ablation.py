@@ -145,7 +145,8 @@ def test_committed_results_are_complete_and_agree_with_the_shipped_model():
             rows["baseline"]["test"]["balanced_accuracy"] + row["test_minus_baseline"]["balanced_accuracy"]["difference"])
 
 
-def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels):
+def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels, monkeypatch):
+    monkeypatch.setattr(ablation, "BOOTSTRAP_SAMPLES", 50)  # the CLI's collect uses the default; keep it fast
     ids = np.array([f"ISIC_{i:07d}" for i in range(len(labels))])
     worse = one_hot_probs(np.where(labels == CLASSES.index("mel"), CLASSES.index("nv"), labels))
     fake_row(tmp_path / "all", "baseline", labels, one_hot_probs(labels), ids)
@@ -154,7 +155,7 @@ def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels):
     fake_row(tmp_path / "rerun", "baseline", labels, one_hot_probs(labels), ids)
     fake_row(tmp_path / "rerun", "no_attention", labels, one_hot_probs(labels), ids)  # the rerun fixed it
     results = tmp_path / "ablation.json"
-    results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all")))
+    results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all", samples=50)))
     from skinlib.cli import main
 
     assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
@@ -165,13 +166,14 @@ def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels):
     assert rows["no_attention"]["test"]["recall"]["mel"] == 1.0
 
 
-def test_update_refuses_a_different_baseline(tmp_path, labels, capsys):
+def test_update_refuses_a_different_baseline(tmp_path, labels, capsys, monkeypatch):
+    monkeypatch.setattr(ablation, "BOOTSTRAP_SAMPLES", 50)
     ids = np.array([f"ISIC_{i:07d}" for i in range(len(labels))])
     worse = one_hot_probs(np.where(labels == CLASSES.index("mel"), CLASSES.index("nv"), labels))
     fake_row(tmp_path / "all", "baseline", labels, one_hot_probs(labels), ids)
     fake_row(tmp_path / "rerun", "baseline", labels, worse, ids)
     results = tmp_path / "ablation.json"
-    results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all")))
+    results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all", samples=50)))
     from skinlib.cli import main
 
     assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",

@@ -212,8 +212,9 @@ def finished_rows(out_dir) -> list[str]:
     return [name for name in ROW_NAMES if (row_dir(out_dir, name) / "run" / PREDICTIONS_FILE).is_file()]
 
 
-def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int = BOOTSTRAP_SAMPLES) -> dict:
+def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int | None = None) -> dict:
     """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
+    samples = samples or BOOTSTRAP_SAMPLES
     from ..evaluation.classification import balanced_accuracy
     from ..evaluation.report import macro_roc_auc
 
