@@ -184,6 +184,8 @@ def cmd_ablate(args) -> int:
     unknown = sorted(set(rows) - set(ablation.ROW_NAMES))
     if unknown:
         raise DataError(f"unknown ablation row(s) {unknown}; choose from {', '.join(ablation.ROW_NAMES)}")
+    if args.update and not Path(args.results).is_file():  # before any training, not after it
+        raise DataError(f"--update needs an existing {args.results}; leave out --update to write it")
     out = Path(args.out)
     if args.baseline_from and not (ablation.row_dir(out, "baseline") / "run" / ablation.PREDICTIONS_FILE).is_file():
         print(f"[ablation] baseline: scoring the already trained {args.baseline_from}")
@@ -193,8 +195,6 @@ def cmd_ablate(args) -> int:
             ablation.run_row(name, out, args.data, quiet=args.quiet)
     results = ablation.collect_ablation(out, args.data)
     if args.update:
-        if not Path(args.results).is_file():
-            raise DataError(f"--update needs an existing {args.results}; leave out --update to write it")
         try:
             results = ablation.merge_results(json.loads(Path(args.results).read_text()), results, args.results)
         except ValueError as error:

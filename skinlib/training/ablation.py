@@ -266,17 +266,16 @@ def merge_results(existing: dict, fresh: dict, source: str = "the results JSON")
     Refuses unless both were measured against the same baseline on the same images, which is what makes
     their differences comparable.
     """
-    def baseline(results):
-        return next(row for row in results["rows"] if row["name"] == results["baseline"])
+    def baseline_scores(results, split):
+        row = next(row for row in results["rows"] if row["name"] == results["baseline"])
+        return [row[split]["balanced_accuracy"], row[split]["macro_roc_auc"]]
 
     for key in ("classes", "baseline", "test_images", "val_images", "bootstrap"):
         if existing.get(key) != fresh.get(key):
             raise ValueError(f"{source} has {key}={existing.get(key)!r} but this run has {fresh.get(key)!r}; "
                              f"rerun every row instead of --update")
-    old, new = baseline(existing), baseline(fresh)
     for split in ("val", "test"):
-        if not np.allclose([old[split][k] for k in ("balanced_accuracy", "macro_roc_auc")],
-                           [new[split][k] for k in ("balanced_accuracy", "macro_roc_auc")], atol=1e-6):
+        if not np.allclose(baseline_scores(existing, split), baseline_scores(fresh, split), atol=1e-6):
             raise ValueError(f"the baseline's {split} scores in {source} differ from this run's baseline; "
                              f"the rows would not be comparable: rerun every row instead of --update")
     rows = {row["name"]: row for row in existing["rows"]} | {row["name"]: row for row in fresh["rows"]}
