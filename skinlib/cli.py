@@ -146,7 +146,7 @@ def classifier_config_from_args(args):
     return ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
                             attention=not args.no_attention,
                             backbone_weights=None if args.random_init else "imagenet",
-                            train_views=args.views, seed=args.seed, train_limit=args.train_limit,
+                            train_views=args.views, seed=args.seed, members=args.members, train_limit=args.train_limit,
                             val_limit=args.val_limit, cache_at=args.cache_at,
                             **({"phases": _parse_phases(args.phases)} if args.phases else {}),
                             **({"patience": args.patience} if args.patience is not None else {}))
@@ -177,6 +177,22 @@ def cmd_train_classifier(args) -> int:
     return 0
 
 
+def _reused_models(args) -> dict:
+    """{row: trained model folder} from --reuse ROW=DIR and --baseline-from DIR."""
+    from .training import ablation
+
+    reuse = {"baseline": args.baseline_from} if args.baseline_from else {}
+    for item in args.reuse or []:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise DataError(f"--reuse {item!r}: expected ROW=DIR, e.g. ensemble=models/classifier")
+        if name not in ablation.TRAINING_ROWS:
+            raise DataError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
+                            f"choose from {', '.join(ablation.TRAINING_ROWS)}")
+        reuse[name] = folder
+    return reuse
+
+
 def cmd_ablate(args) -> int:
     from .training import ablation
 
@@ -187,9 +203,14 @@ def cmd_ablate(args) -> int:
     if args.update and not Path(args.results).is_file():  # before any training, not after it
         raise DataError(f"--update needs an existing {args.results}; leave out --update to write it")
     out = Path(args.out)
-    if args.baseline_from and not (ablation.row_dir(out, "baseline") / "run" / ablation.PREDICTIONS_FILE).is_file():
-        print(f"[ablation] baseline: scoring the already trained {args.baseline_from}")
-        ablation.baseline_from_model(args.baseline_from, out, args.data)
+    reuse = _reused_models(args)
+    for name, trained in reuse.items():
+        if not (ablation.row_dir(out, name) / "run" / ablation.PREDICTIONS_FILE).is_file():
+            print(f"[ablation] {name}: scoring the already trained {trained}")
+            try:
+                ablation.row_from_model(name, trained, out, args.data)
+            except ValueError as error:
+                raise DataError(str(error)) from None
     if not args.collect_only:
         for name in dict.fromkeys(["baseline", *rows]):  # every difference is taken against the baseline
             ablation.run_row(name, out, args.data, quiet=args.quiet)
@@ -306,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="stop a phase after this many epochs without beating its best validation "
                                  "balanced accuracy (default 4)")
     classifier.add_argument("--seed", type=int, default=0)
+    classifier.add_argument("--members", type=_at_least_one, default=1, metavar="N",
+                            help="train N models (seeds SEED..SEED+N-1) and ship them as one ensemble that "
+                                 "averages their probabilities (default 1)")
     classifier.add_argument("--train-limit", type=int)
     classifier.add_argument("--val-limit", type=int)
     classifier.add_argument("--quiet", action="store_true")
@@ -318,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--results", default="models/ablation.json", help="results JSON to write (all finished rows)")
     ablate.add_argument("--baseline-from", metavar="DIR", help="use this trained baseline model (e.g. models/classifier) "
                         "instead of training the baseline again; refused unless it was trained with the baseline recipe")
+    ablate.add_argument("--reuse", nargs="+", metavar="ROW=DIR",
+                        help="use these trained models as rows instead of training them, e.g. "
+                             "ensemble=models/classifier; refused unless each was trained with its row's recipe")
     ablate.add_argument("--collect-only", action="store_true", help="only rebuild the JSON from finished rows")
     ablate.add_argument("--update", action="store_true",
                         help="replace only the rows finished under --out in the existing results JSON, keep the "

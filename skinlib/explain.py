@@ -7,7 +7,8 @@ Why not the probability: a confident softmax saturates, its gradient underflows 
 and the map goes blank on precisely the images the model is surest about.
 
 All functions take float RGB batches in [0, 255] (what the classifier takes) and work on any Keras 3
-functional model whose inner layers are connected to its input (the classifier is flat for that reason).
+functional model whose inner layers are connected to its input (the classifier is flat for that reason),
+or on a list of such models (an ensemble), whose maps are averaged.
 """
 
 from __future__ import annotations
@@ -116,10 +117,11 @@ def _normalise(cams: np.ndarray) -> np.ndarray:
     return out
 
 
-def gradcam(model: keras.Model, images, class_index=None, layer_name: str | None = None,
-            batch_size: int = 16) -> np.ndarray:
+def gradcam(model, images, class_index=None, layer_name: str | None = None, batch_size: int = 16) -> np.ndarray:
     """Grad-CAM maps (N, h, w) in [0, 1] at the resolution of layer `layer_name`.
 
+    model: a Keras model, or a list of same-architecture models (an ensemble, `StageTwo.members`): then
+    each member's normalised map for the *ensemble's* class is averaged, and renormalised.
     images: float RGB (N, H, W, 3) in [0, 255], or one (H, W, 3) image. class_index: None (each
     image's predicted class), one int for all images, or one int per image. layer_name: any layer
     with a 4-D output (see `candidate_layers`); default `top_activation`, else the deepest map.
@@ -130,6 +132,8 @@ def gradcam(model: keras.Model, images, class_index=None, layer_name: str | None
         images = images[None]
     if images.ndim != 4:
         raise ValueError(f"images must be (N, H, W, C) or (H, W, C), got shape {images.shape}")
+    if isinstance(model, (list, tuple)):
+        return _ensemble_gradcam(list(model), images, class_index, layer_name, batch_size)
     layer = _feature_layer(model, layer_name or _default_layer(model))
     submodel, scores = _score_model(model, layer)
     targets = None if class_index is None else np.broadcast_to(np.asarray(class_index, int), (len(images),))
@@ -140,6 +144,20 @@ def gradcam(model: keras.Model, images, class_index=None, layer_name: str | None
                            None if targets is None else targets[i:i + batch_size])
             for i in range(0, len(images), batch_size)]
     return _normalise(np.concatenate(maps)) if maps else np.zeros((0, 0, 0), np.float32)
+
+
+def _ensemble_gradcam(models: list, images: np.ndarray, class_index, layer_name, batch_size) -> np.ndarray:
+    """The mean of the members' maps for one class per image: the ensemble's prediction unless given."""
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    if len(models) == 1:
+        return gradcam(models[0], images, class_index, layer_name, batch_size)
+    if class_index is None:
+        from .models.inference import predict_in_batches
+
+        class_index = np.mean([predict_in_batches(m, images, batch_size) for m in models], axis=0).argmax(-1)
+    maps = [gradcam(m, images, class_index, layer_name, batch_size) for m in models]
+    return _normalise(np.mean(maps, axis=0))
 
 
 def _gradcam_batch(submodel, scores, images, targets) -> np.ndarray:
@@ -171,16 +189,20 @@ def gradcam_overlay(image_uint8, heatmap, alpha: float = 0.45) -> np.ndarray:
     return overlay_heatmap(image_uint8, heatmap, alpha=alpha)
 
 
-def attention_maps(model: keras.Model, images, name: str = "cbam") -> dict[str, np.ndarray]:
+def attention_maps(model, images, name: str = "cbam") -> dict[str, np.ndarray]:
     """CBAM maps of a classifier built with attention: {"spatial": (N, H, W), "channel": (N, C)}.
 
     The spatial gate is resized to the image size but *not* rescaled: its sigmoid values are
     meaningful as they are (0.5 everywhere is the untrained "no preference" gate), unlike a
-    Grad-CAM map, which only says where the evidence is relative to its own peak.
+    Grad-CAM map, which only says where the evidence is relative to its own peak. For an ensemble
+    (a list of models) both maps are the members' mean.
     """
     images = np.asarray(images, np.float32)
     if images.ndim == 3:
         images = images[None]
+    if isinstance(model, (list, tuple)):
+        each = [attention_maps(m, images, name) for m in model]
+        return {key: np.mean([maps[key] for maps in each], axis=0) for key in ("spatial", "channel")}
     maps = attention_model(model, name=name).predict(images, verbose=0)
     spatial = np.asarray(maps["spatial"])[..., 0]
     return {"spatial": resize_maps(spatial, images.shape[1:3]), "channel": np.asarray(maps["channel"])}

@@ -25,7 +25,12 @@ UNCERTAIN_BELOW = 0.5
 
 @dataclass
 class StageTwo:
-    """The shipped classifier with its input size, crop margin and calibration."""
+    """The shipped classifier with its input size, crop margin and calibration.
+
+    It may be an ensemble: `members` are models of one architecture trained with different seeds, and
+    every probability is the mean of theirs (Grad-CAM and attention maps too, see `skinlib.explain`).
+    `model` is the first member, for code that needs one Keras model (layer names, shapes).
+    """
 
     model: object
     image_size: int
@@ -34,6 +39,12 @@ class StageTwo:
     temperature: float = 1.0
     uncertain_below: float = UNCERTAIN_BELOW
     spec: dict = field(default_factory=dict)
+    members: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.members = list(self.members) or [self.model]
+        if self.members[0] is not self.model:
+            raise ValueError("StageTwo: `model` must be the first of `members`")
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> "StageTwo":
@@ -43,28 +54,37 @@ class StageTwo:
         folder = Path(folder)
         spec = read_model_spec(folder, "classifier", f"skinlib train-classifier --out {folder}")
         size = int(spec["image_size"])
-        model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
-                                 attention=spec["attention"], dropout=spec.get("dropout", 0.3))
-        load_compact_weights(model, folder / spec.get("weights", "weights.npz"))
-        return cls(model=model, image_size=size, margin=spec.get("margin", 0.25), source=spec.get("source", "crop"),
-                   temperature=spec.get("temperature", 1.0), uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW),
-                   spec=spec)
+        members = []
+        for name in spec.get("members") or [spec.get("weights", "weights.npz")]:
+            model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
+                                     attention=spec["attention"], dropout=spec.get("dropout", 0.3))
+            members.append(load_compact_weights(model, folder / name))
+        return cls(model=members[0], image_size=size, margin=spec.get("margin", 0.25),
+                   source=spec.get("source", "crop"), temperature=spec.get("temperature", 1.0),
+                   uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW), spec=spec, members=members)
 
     def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
                           scales=None) -> np.ndarray:
-        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3).
+        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3), averaged over the members.
 
         TTA averages the 8 dihedral views; `scales` (TTA only, e.g. (1.0, 1.2)) adds the same 8 views of
-        each zoomed crop (`skinlib.tta`). All views of a chunk go through the model in one call.
+        each zoomed crop (`skinlib.tta`). All views of a chunk go through each member in one call.
         """
+        return np.mean([self.member_probabilities(i, inputs, tta, batch_size, scales)
+                        for i in range(len(self.members))], axis=0)
+
+    def member_probabilities(self, index: int, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
+                             scales=None) -> np.ndarray:
+        """Uncalibrated probabilities of member `index` alone (see `raw_probabilities`)."""
         from .models.inference import predict_in_batches
         from .tta import DEFAULT_SCALES, average_views, tta_views
 
         if scales is not None and not tta:
             raise ValueError("scales are test-time augmentation views: pass tta=True with them")
+        model = self.members[index]
         if not tta:
-            return predict_in_batches(self.model, inputs, batch_size)
-        probs = predict_in_batches(self.model, tta_views(inputs, scales or DEFAULT_SCALES), batch_size)
+            return predict_in_batches(model, inputs, batch_size)
+        probs = predict_in_batches(model, tta_views(inputs, scales or DEFAULT_SCALES), batch_size)
         return average_views(probs, len(inputs))
 
     def temperature_for(self, tta: bool) -> float:
@@ -108,7 +128,7 @@ class DualStage:
         from .explain import attention_maps, gradcam, gradcam_overlay
         from .visualize import overlay_heatmap
 
-        model = self.classifier.model
+        model = self.classifier.members  # an ensemble's maps are its members' mean
         cams = gradcam(model, inputs.astype(np.float32), layer_name=layer_name)
         out = [{"gradcam": gradcam_overlay(x, cam)} for x, cam in zip(inputs, cams)]
         if self.classifier.spec.get("attention", True):

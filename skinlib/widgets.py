@@ -431,7 +431,7 @@ def gradcam_panel(pipeline, crop: np.ndarray, class_index: int | str | None = No
     else:
         target = int(class_index)
     layer = layer or _default_layer(stage.model)
-    cam = gradcam(stage.model, crop[None].astype(np.float32), class_index=target, layer_name=layer)[0]
+    cam = gradcam(stage.members, crop[None].astype(np.float32), class_index=target, layer_name=layer)[0]
     figure = Figure(figsize=(8.6, 2.9))
     left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.5]})
     _axis_image(left, crop, "classifier input (crop)")
@@ -455,13 +455,12 @@ def tta_view_probabilities(pipeline, crop: np.ndarray) -> dict:
     temperature: what `probabilities(tta=True)` gives).
     """
     from .evaluation.calibration import apply_temperature
-    from .models.inference import predict_in_batches
     from .training.features import dihedral
 
     stage = _stage_two(pipeline)
     crop = np.asarray(crop, np.uint8)
     views = np.concatenate([dihedral(crop[None], view) for view in range(8)])
-    raw = predict_in_batches(stage.model, views, 8)
+    raw = stage.raw_probabilities(views, batch_size=8)  # each view alone, averaged over an ensemble's members
     view_probs = apply_temperature(raw, stage.temperature_for(False))
     average = apply_temperature(raw.mean(axis=0, keepdims=True), stage.temperature_for(True))[0]
     return {"views": views, "view_probs": view_probs, "single": view_probs[0], "average": average}

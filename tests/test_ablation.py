@@ -54,13 +54,17 @@ def without_folders(argv):
 
 
 def test_each_row_changes_exactly_one_thing_against_the_baseline():
+    """A training row adds one flag to the baseline's; a TTA row adds TTA to the row whose model it scores."""
     base_flags = without_folders(ablation.train_command("baseline", "out"))
+    rows = {row.name: row for row in ablation.ROWS}
     for row in ablation.ROWS:
-        flags = without_folders(ablation.train_command(row.trains_from or row.name, "out"))
-        added = flags[len(base_flags):]
+        model_row = rows[row.trains_from] if row.trains_from else row
+        assert not (row.trains_from and row.flags), f"{row.name} both reuses a model and changes its training"
+        assert not model_row.trains_from and not model_row.tta, f"{row.name} must score a trained, plain row"
+        flags = without_folders(ablation.train_command(model_row.name, "out"))
         assert flags[: len(base_flags)] == base_flags, row.name
-        assert added == list(row.flags), row.name
-        assert len([a for a in row.flags if a.startswith("--")]) <= 1, f"{row.name} changes more than one thing"
+        assert flags[len(base_flags):] == list(model_row.flags), row.name
+        assert len([a for a in model_row.flags if a.startswith("--")]) <= 1, f"{row.name} changes more than one thing"
 
 
 def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
@@ -77,6 +81,7 @@ def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
     assert diff["difference"] == pytest.approx(-1 / len(CLASSES))  # melanoma recall 1 -> 0
     assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1] < 0
     assert rows["plain_ce"]["val_minus_baseline"]["balanced_accuracy"]["difference"] == pytest.approx(-1 / len(CLASSES))
+    assert rows["plain_ce"]["val_minus_baseline"]["macro_roc_auc"]["difference"] < 0
     assert rows["plain_ce"]["test"]["recall"]["mel"] == 0.0 and rows["plain_ce"]["val"]["melanoma_recall"] == 0.0
     assert shlex.split(rows["plain_ce"]["command"])[:2] == ["skinlib", "ablate"]
     assert "| plain_ce |" in ablation.ablation_markdown(results)
@@ -100,7 +105,7 @@ def test_a_model_of_another_recipe_is_not_accepted_as_baseline(tmp_path):
     model.mkdir()
     config = {**ablation.baseline_config(), "loss": "ce"}
     (model / "metrics.json").write_text(json.dumps({"config": config}))
-    with pytest.raises(ValueError, match="not trained with the baseline recipe.*loss"):
+    with pytest.raises(ValueError, match="not trained with the baseline row.s recipe.*loss"):
         ablation.baseline_from_model(model, tmp_path / "out")
 
 
@@ -111,11 +116,47 @@ def test_baseline_recipe_comes_from_the_baseline_flags():
     assert "data_dir" not in config
 
 
-def test_the_shipped_classifier_was_trained_with_the_baseline_recipe():
-    """The study reuses models/classifier as its baseline row; that is only fair if the recipes agree."""
+def shipped_row() -> str | None:
+    """The row of the study whose recipe the shipped classifier was trained with."""
+    return ablation.row_of_recipe(json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())["config"])
+
+
+def test_the_shipped_classifier_is_the_recipe_of_a_row_of_the_study():
+    """The study scores models/classifier as one of its rows (`--reuse ROW=models/classifier`); that is only
+    fair if the recipes agree, and every other row is then one change away from a recipe the study holds."""
+    assert shipped_row() is not None
     recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())["config"]
-    assert ablation.recipe_differences(recorded) == {}
-    assert ablation.recipe_differences({**recorded, "dropout": 0.5}) == {"dropout": 0.5}
+    assert ablation.recipe_differences({**recorded, "dropout": 0.5}) == {
+        **ablation.row_recipe_differences(shipped_row()), "dropout": 0.5}
+
+
+def test_row_recipes_differ_from_the_baseline_in_their_flags_only():
+    assert ablation.row_recipe_differences("baseline") == {}
+    assert ablation.row_of_recipe({**ablation.baseline_config(), "loss": "ce"}) == "plain_ce"
+    assert ablation.row_of_recipe({**ablation.baseline_config(), "loss": "ce", "members": 3}) is None
+    assert ablation.row_recipe_differences("plain_ce") == {"loss": "ce"}
+    assert ablation.row_recipe_differences("full_image") == {"source": "full"}
+    with pytest.raises(ValueError, match="trains nothing"):
+        ablation.row_recipe_differences("tta")
+
+
+def test_a_model_is_reused_only_as_the_row_whose_recipe_it_has(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "metrics.json").write_text(json.dumps({"config": {**ablation.baseline_config(), "members": 3}}))
+    with pytest.raises(ValueError, match="not trained with the baseline row's recipe.*members"):
+        ablation.row_from_model("baseline", model, tmp_path / "out")
+    with pytest.raises(ValueError, match="not trained with the no_attention row's recipe"):
+        ablation.row_from_model("no_attention", model, tmp_path / "out")
+
+
+def test_cli_reuse_names_a_training_row_and_a_folder(capsys):
+    from skinlib.cli import main
+
+    assert main(["ablate", "--reuse", "tta=models/classifier"]) == 2
+    assert "not a row that trains a model" in capsys.readouterr().err
+    assert main(["ablate", "--reuse", "ensemble"]) == 2
+    assert "expected ROW=DIR" in capsys.readouterr().err
 
 
 def test_cli_refuses_unknown_rows(capsys):
@@ -127,15 +168,16 @@ def test_cli_refuses_unknown_rows(capsys):
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="models/ablation.json not written yet (skinlib ablate)")
 def test_committed_results_are_complete_and_agree_with_the_shipped_model():
-    """The book reads this JSON: every row present, each with one command, its baseline = the shipped model."""
+    """The book reads this JSON: every row present, each with one command, the shipped model one of its rows."""
     results = json.loads(RESULTS.read_text())
     rows = {row["name"]: row for row in results["rows"]}
     assert set(rows) == set(ablation.ROW_NAMES)
     shipped = json.loads((REPO / "models" / "classifier" / "metrics.json").read_text())
+    row = rows[shipped_row()]  # see test_the_shipped_classifier_is_the_recipe_of_a_row_of_the_study
     for key in ("balanced_accuracy", "macro_roc_auc", "accuracy"):
-        assert rows["baseline"]["test"][key] == pytest.approx(shipped["test"]["plain"][key], abs=1e-6), key
-        assert rows["tta"]["test"][key] == pytest.approx(shipped["test"]["tta"][key], abs=1e-6), key
-        assert rows["baseline"]["val"][key] == pytest.approx(shipped["val"]["plain"][key], abs=1e-6), key
+        assert row["test"][key] == pytest.approx(shipped["test"]["plain"][key], abs=1e-6), key
+        assert row["val"][key] == pytest.approx(shipped["val"]["plain"][key], abs=1e-6), key
+    assert row["model_command"] == shipped["command"]
     for row in rows.values():
         assert shlex.split(row["command"])[:2] == ["skinlib", "ablate"] and row["name"] in row["command"]
         for split in ("val", "test"):

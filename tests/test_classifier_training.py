@@ -40,7 +40,24 @@ def test_tiny_training_runs_and_resumes(strategy, data_dir, tmp_path):
     second = subprocess.run([sys.executable, "-c", SCRIPT, str(run), strategy], capture_output=True, text=True,
                             env=env, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert json.loads(second.stdout.strip().splitlines()[-1])["epochs"] == 2  # history kept, nothing added
+    again = json.loads(second.stdout.strip().splitlines()[-1])
+    assert again["epochs"] == 2  # history kept, nothing added
+    assert again["best"] == result["best"]  # and the best score is the one the finished phases reached
+
+
+def test_a_resumed_run_keeps_the_best_score_and_epochs_of_its_finished_phases(tmp_path):
+    """Interrupted after phase 0: the rerun must beat phase 0's best before it may overwrite its checkpoint."""
+    import numpy as np
+
+    from skinlib.training.classifier import BEST_SCORE_FILE, _progress_so_far, _write_progress
+
+    assert _progress_so_far(tmp_path) == ([], -np.inf, 0.0)
+    history = [{"phase": 0, "epoch": 0, "loss": 1.0, "val_balanced_accuracy": 0.5}]
+    _write_progress(tmp_path, history, 0.5, 12.34)
+    (tmp_path / BEST_SCORE_FILE).write_text(json.dumps({"val_balanced_accuracy": 0.5}))
+    assert _progress_so_far(tmp_path) == (history, 0.5, 12.3)
+    (tmp_path / BEST_SCORE_FILE).unlink()  # a run dir written before best.json existed
+    assert _progress_so_far(tmp_path)[1] == 0.5
 
 
 class ScriptedModel:
@@ -91,6 +108,9 @@ def test_a_phase_that_starts_below_the_previous_peak_may_climb_past_it(tmp_path)
     """The dip at a phase's start is not a run of misses: only epochs that stop improving the phase count."""
     epochs, saved, best = run_phase([0.5, 0.6, 0.7, 0.8, 0.9], best_before=0.8, patience=2, tmp_path=tmp_path)
     assert (epochs, saved, best) == (5, 1, pytest.approx(0.9))
+    from skinlib.training.classifier import BEST_SCORE_FILE
+
+    assert json.loads((tmp_path / BEST_SCORE_FILE).read_text())["val_balanced_accuracy"] == pytest.approx(0.9)
 
 
 def test_a_phase_that_stops_improving_stops_after_patience_epochs(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import cv2
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -321,6 +322,24 @@ def test_tta_view_probabilities_match_the_classifier(stage_two, crops):
     np.testing.assert_allclose(views["single"], stage_two.probabilities(crops[0][None], tta=False)[0], atol=1e-5)
     np.testing.assert_allclose(views["average"], stage_two.probabilities(crops[0][None], tta=True)[0], atol=1e-5)
     np.testing.assert_allclose(views["view_probs"].sum(axis=1), 1, atol=1e-5)
+
+
+def test_stage2_tools_average_an_ensembles_members(stage_two, crops):
+    """With two members the TTA views and the Grad-CAM panel speak for the ensemble, not its first member."""
+    from skinlib.models.classifier import build_classifier
+    from skinlib.predict import StageTwo
+
+    keras.utils.set_random_seed(1)
+    second = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
+    second.layers[-1].bias.assign(np.linspace(-2, 2, len(CLASSES)).astype("float32"))  # a member that disagrees
+    ensemble = StageTwo(model=stage_two.model, image_size=64, temperature=1.5, spec={"temperature_tta": 1.2},
+                        members=[stage_two.model, second])
+    views = W.tta_view_probabilities(ensemble, crops[0])
+    np.testing.assert_allclose(views["single"], ensemble.probabilities(crops[0][None])[0], atol=1e-5)
+    np.testing.assert_allclose(views["average"], ensemble.probabilities(crops[0][None], tta=True)[0], atol=1e-5)
+    assert not np.allclose(views["single"], stage_two.probabilities(crops[0][None])[0], atol=1e-3)
+    _, info = W.gradcam_panel(ensemble, crops[0])
+    assert info["predicted"] == CLASSES[int(np.argmax(ensemble.probabilities(crops[0][None])[0]))]
 
 
 def test_tta_panel_on_and_off(stage_two, crops):

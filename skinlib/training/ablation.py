@@ -57,12 +57,18 @@ ROWS = (
                            "up and every image gets the same prediction (balanced accuracy 1/7). The row shows that "
                            "this recipe cannot start from random weights, not what a network trained from scratch "
                            "end to end would reach."),
+    AblationRow("ensemble", "Three models of the baseline recipe (seeds 0, 1, 2), probabilities averaged, vs one.",
+                ("--members", "3")),
     AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
                 tta=True, trains_from="baseline"),
+    AblationRow("ensemble_tta", "TTA on the ensemble: each of the three models averages the 8 flips/rotations.",
+                tta=True, trains_from="ensemble"),
     AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
                 tta=True, trains_from="baseline", scales=(1.0, 1.2)),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
+#: The rows that train a model of their own (the others score another row's model with TTA).
+TRAINING_ROWS = tuple(row.name for row in ROWS if not row.trains_from)
 
 
 def _row(name: str) -> AblationRow:
@@ -129,8 +135,15 @@ def baseline_config() -> dict:
 
 
 def recipe_differences(recorded: dict) -> dict:
-    """The recipe fields where a recorded config differs from the baseline: {field: recorded value}."""
-    return {key: recorded.get(key) for key, value in baseline_config().items() if recorded.get(key) != value}
+    """The recipe fields where a recorded config differs from the baseline: {field: recorded value}.
+
+    A field missing from the record (a model trained before the field existed) had its default value.
+    """
+    from .classifier import ClassifierConfig
+
+    defaults = {name: f.default for name, f in ClassifierConfig.__dataclass_fields__.items()}
+    recorded = {**{key: defaults.get(key) for key in baseline_config()}, **recorded}
+    return {key: recorded[key] for key, value in baseline_config().items() if recorded[key] != value}
 
 
 def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
@@ -141,10 +154,29 @@ def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
     return stage2_inputs(config, splits=("val", "test"))
 
 
-def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Path:
-    """Use an already trained baseline (the shipped model) instead of training it again.
+def row_recipe_differences(name: str) -> dict:
+    """How row `name`'s recipe differs from the baseline's: {field: value} ({} for the baseline)."""
+    from dataclasses import asdict
 
-    Refuses unless the model's recorded config is the baseline recipe, so the row stays what it claims.
+    from ..cli import train_classifier_config
+
+    row = _row(name)
+    if row.trains_from:
+        raise ValueError(f"row {name!r} trains nothing (it scores the {row.trains_from!r} model)")
+    config = json.loads(json.dumps(asdict(train_classifier_config((*BASELINE_FLAGS, *row.flags)))))
+    return recipe_differences(config)
+
+
+def row_of_recipe(recorded: dict) -> str | None:
+    """The row whose recipe a recorded config (a model's metrics.json "config") is; None if no row's."""
+    differences = recipe_differences(recorded)
+    return next((name for name in TRAINING_ROWS if row_recipe_differences(name) == differences), None)
+
+
+def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None) -> Path:
+    """Use an already trained model (e.g. the shipped one) as row `name` instead of training it again.
+
+    Refuses unless the model's recorded config is exactly that row's recipe, so the row stays what it claims.
     """
     import shutil
 
@@ -153,20 +185,27 @@ def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Pa
 
     trained_dir = Path(trained_dir)
     recorded = json.loads((trained_dir / "metrics.json").read_text())["config"]
-    different = recipe_differences(recorded)
-    if different:
-        raise ValueError(f"{trained_dir} was not trained with the baseline recipe (differs in {different}); "
-                         f"train the baseline instead: {shlex.join(train_command('baseline', out_dir, data_dir))}")
+    different, expected = recipe_differences(recorded), row_recipe_differences(name)
+    if different != expected:
+        raise ValueError(f"{trained_dir} was not trained with the {name} row's recipe (it differs from the baseline "
+                         f"in {different}, the row in {expected}); train the row instead: "
+                         f"{shlex.join(train_command(name, out_dir, data_dir))}")
     data = _val_test_inputs(trained_dir, data_dir)
     model = StageTwo.load(trained_dir)
     results = {(split, tta): (data[split][1], model.raw_probabilities(data[split][0], tta=tta))
                for split in ("val", "test") for tta in (False, True)}
-    folder = row_dir(out_dir, "baseline")
+    folder = row_dir(out_dir, name)
     (folder / "model").mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.json", "model.json", "weights.npz"):
-        shutil.copy(trained_dir / name, folder / "model" / name)
+    spec = json.loads((trained_dir / "model.json").read_text())
+    for file in ("metrics.json", "model.json", *(spec.get("members") or [spec.get("weights", "weights.npz")])):
+        shutil.copy(trained_dir / file, folder / "model" / file)
     temperature = {False: model.temperature_for(False), True: model.temperature_for(True)}
     return save_predictions(folder / "run" / PREDICTIONS_FILE, data, results, temperature)
+
+
+def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Path:
+    """`row_from_model` for the baseline row."""
+    return row_from_model("baseline", trained_dir, out_dir, data_dir)
 
 
 def scaled_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
@@ -245,6 +284,8 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "val_minus_baseline": {
                 "balanced_accuracy": _difference(balanced_accuracy, base["val_labels"], base["val_plain"],
                                                  arrays[f"val_{view}"], samples),
+                "macro_roc_auc": _difference(macro_roc_auc, base["val_labels"], base["val_plain"],
+                                             arrays[f"val_{view}"], samples),
             },
             "test_minus_baseline": {
                 "balanced_accuracy": _difference(balanced_accuracy, labels, base["test_plain"], arrays[f"test_{view}"], samples),

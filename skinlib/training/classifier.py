@@ -4,7 +4,8 @@ Phases (each `(stages_unfrozen, epochs, learning_rate)`): first only attention a
 of the frozen ImageNet backbone, then the last backbone stages are unfrozen one by one with lower,
 cosine-decaying learning rates. The part below `cache_at` stays frozen throughout, which is what lets
 its output be cached (see `skinlib.training.features`). Checkpoint and early stopping follow
-validation balanced accuracy (the ISIC 2018 metric), never test.
+validation balanced accuracy (the ISIC 2018 metric), never test. `members > 1` trains that many seeds
+of the same recipe and ships them as one averaging ensemble (`train_members`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ClassifierConfig:
     phases: tuple = ((0, 4, 1e-3), (1, 4, 3e-4), (2, 6, 1e-4))
     patience: int = 4
     seed: int = 0
+    members: int = 1  # an ensemble: this many models, seeds seed, seed+1, ..., probabilities averaged
     train_limit: int | None = None
     val_limit: int | None = None
     cache: bool = True
@@ -104,6 +106,10 @@ def make_loss(config: ClassifierConfig, train_labels):
     raise ValueError(f"loss must be one of {LOSSES}, not {config.loss!r}")
 
 
+#: Beside `best.weights.h5`: the validation score of those weights, so a resumed run knows what to beat.
+BEST_SCORE_FILE = "best.json"
+
+
 class BalancedAccuracyCheckpoint(keras.callbacks.Callback):
     """Score validation balanced accuracy each epoch, keep the best weights, stop after `patience` misses.
 
@@ -129,6 +135,7 @@ class BalancedAccuracyCheckpoint(keras.callbacks.Callback):
         if score > self.best:
             self.best = score
             (self.full_model or self.model).save_weights(str(self.run_dir / "best.weights.h5"))
+            (self.run_dir / BEST_SCORE_FILE).write_text(json.dumps({"val_balanced_accuracy": score}) + "\n")
         if score > self.phase_best:
             self.phase_best, self.misses = score, 0
         else:
@@ -184,7 +191,8 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
     val_features = cached_extract(cache_dir, key + ("dihedral", image_digest(val_x), 1), lower, val_x, 1,
                                   "dihedral", progress=progress)[0]
     loss = make_loss(config, train_y)
-    history, best, started = [], -np.inf, time.time()
+    history, best, seconds_before = _progress_so_far(run_dir)
+    started = time.time()
     first_epoch = 0
     for phase, (stages, epochs, rate) in enumerate(config.phases):
         done = run_dir / f"phase{phase}.weights.h5"
@@ -204,30 +212,86 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
                     for i in range(len(fit.history["loss"]))]
         model.load_weights(str(run_dir / "best.weights.h5"))  # next phase starts from the best so far
         model.save_weights(str(done))
+        _write_progress(run_dir, history, best, seconds_before + time.time() - started)
         first_epoch += epochs
     model.load_weights(str(run_dir / "best.weights.h5"))
-    seconds = round(time.time() - started, 1)
-    previous = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else {}
-    record = {"history": previous.get("history", []) + history, "best_val_balanced_accuracy": best,
-              "train_seconds": previous.get("train_seconds", 0) + seconds}
-    (run_dir / "history.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = _write_progress(run_dir, history, best, seconds_before + time.time() - started)
     return model, record, data
 
 
-def export_classifier(model, config: ClassifierConfig, out_dir: str | Path, temperature: float = 1.0) -> Path:
-    """Write a shipped classifier folder: `model.json` + float16 `weights.npz`."""
+def _progress_so_far(run_dir: Path) -> tuple[list, float, float]:
+    """(history, best validation score, training seconds) of the finished phases of an interrupted run.
+
+    Why: a resumed run must not count from zero, or the first epoch after the resume would overwrite a
+    better checkpoint and the record would lose the finished phases' epochs and time.
+    """
+    history_path, best_path = run_dir / "history.json", run_dir / BEST_SCORE_FILE
+    previous = json.loads(history_path.read_text()) if history_path.is_file() else {}
+    best = (json.loads(best_path.read_text())["val_balanced_accuracy"] if best_path.is_file()
+            else previous.get("best_val_balanced_accuracy", -np.inf))  # a run dir from before best.json
+    return list(previous.get("history", [])), float(best), float(previous.get("train_seconds", 0.0))
+
+
+def _write_progress(run_dir: Path, history: list, best: float, seconds: float) -> dict:
+    """`history.json` after every finished phase: epochs so far, best score, training seconds."""
+    record = {"history": history, "best_val_balanced_accuracy": best, "train_seconds": round(seconds, 1)}
+    (run_dir / "history.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def member_weights_name(index: int) -> str:
+    """The weights file of ensemble member `index`; member 0 keeps the single model's name."""
+    return "weights.npz" if index == 0 else f"weights_member{index}.npz"
+
+
+def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, temperature: float = 1.0) -> Path:
+    """Write a shipped classifier folder: `model.json` + one float16 weights file per member.
+
+    `models`: one Keras model, or the list of an ensemble's members (all of the same architecture).
+    """
     from ..models.storage import save_compact_weights
     from ..predict import UNCERTAIN_BELOW
 
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_compact_weights(model, out_dir / "weights.npz")
+    names = [member_weights_name(i) for i in range(len(models))]
+    for model, name in zip(models, names):
+        save_compact_weights(model, out_dir / name)
     spec = {"kind": "classifier", "classes": list(CLASSES), "backbone": config.backbone,
             "attention": config.attention, "dropout": config.dropout, "image_size": config.image_size,
             "source": config.source, "margin": config.margin, "temperature": temperature,
-            "uncertain_below": UNCERTAIN_BELOW, "weights": "weights.npz", "training_seed": config.seed}
+            "uncertain_below": UNCERTAIN_BELOW, "weights": names[0], "training_seed": config.seed}
+    if len(models) > 1:
+        spec["members"] = names
+        spec["member_seeds"] = [config.seed + i for i in range(len(models))]
     (out_dir / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
     return out_dir
+
+
+def member_run_dir(run_dir: str | Path, config: ClassifierConfig, index: int) -> Path:
+    """Where member `index` keeps its checkpoints: `run_dir` itself for a single model."""
+    return Path(run_dir) if config.members == 1 else Path(run_dir) / f"member{index}"
+
+
+def train_members(config: ClassifierConfig, run_dir, progress: bool = True):
+    """Train the `config.members` models of an ensemble (one for a single model), sharing the crops.
+
+    Member i is the same recipe with seed `config.seed + i`: its own augmented views, initial head and
+    batch order. Each is resumable on its own (see `train_classifier`). Returns (models, records, data).
+    """
+    from dataclasses import replace
+
+    data, models, records = None, [], []
+    for index in range(config.members):
+        member = replace(config, seed=config.seed + index)
+        if config.members > 1 and progress:
+            print(f"ensemble member {index + 1}/{config.members} (seed {member.seed})", flush=True)
+        model, record, data = train_classifier(member, member_run_dir(run_dir, config, index), data=data,
+                                               progress=progress)
+        models.append(model)
+        records.append({"seed": member.seed, **record})
+    return models, records, data
 
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -249,7 +313,8 @@ def save_predictions(path: Path, data: dict, results: dict, temperature: dict) -
 
 def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, command: str | None = None,
                               progress: bool = True) -> dict:
-    """Train, fit the temperature on val, export float16 weights, then score the *exported* model.
+    """Train (every member of an ensemble), fit the temperature on val, export float16 weights, then score
+    the *exported* model.
 
     Every choice (epochs, temperature, TTA on or off for the headline) is made on validation; the
     test split is scored once at the end, with and without TTA, and both are reported.
@@ -263,8 +328,8 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     from ..predict import StageTwo
 
     started = time.time()
-    model, record, data = train_classifier(config, run_dir, progress=progress)
-    export_classifier(model, config, out_dir)
+    models, records, data = train_members(config, run_dir, progress=progress)
+    export_classifier(models, config, out_dir)
     shipped = StageTwo.load(out_dir)
     results = {}
     for split in ("val", "test"):
@@ -276,7 +341,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
                                                   apply_temperature(results[("val", tta)][1], temperature[tta]))
                   for tta in (False, True)}
     use_tta = val_scores[True]["balanced_accuracy"] > val_scores[False]["balanced_accuracy"]
-    export_classifier(model, config, out_dir, temperature=temperature[False])
+    export_classifier(models, config, out_dir, temperature=temperature[False])
     spec_path = Path(out_dir) / "model.json"
     spec = json.loads(spec_path.read_text())
     spec["temperature_tta"] = temperature[True]
@@ -294,9 +359,13 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         "model": "classifier",
         "command": command or f"skinlib train-classifier --out {out_dir} --run-dir {run_dir}",
         "config": asdict(config),
-        "train_seconds": record["train_seconds"],
-        "best_val_balanced_accuracy_during_training": record["best_val_balanced_accuracy"],
-        "history": record["history"],
+        "train_seconds": round(sum(r["train_seconds"] for r in records), 1),
+        "best_val_balanced_accuracy_during_training": records[0]["best_val_balanced_accuracy"],
+        "history": records[0]["history"],
+        **({"members": [{"seed": r["seed"], "train_seconds": r["train_seconds"],
+                         "best_val_balanced_accuracy_during_training": r["best_val_balanced_accuracy"],
+                         "epochs": len(r["history"]), **_member_val_scores(shipped, i, data)}
+                        for i, r in enumerate(records)]} if len(records) > 1 else {}),
         "temperature": temperature[False],
         "temperature_tta": temperature[True],
         "tta_chosen_on_val": bool(use_tta),
@@ -309,6 +378,15 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     metrics["total_seconds"] = round(time.time() - started, 1)  # crops, features, training and scoring
     Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
+
+
+def _member_val_scores(ensemble, index: int, data: dict) -> dict:
+    """One member's own validation balanced accuracy and macro AUC (uncalibrated: argmax and ranks only)."""
+    from ..evaluation.classification import classification_report_dict
+
+    inputs, labels, _ = data["val"]
+    report = classification_report_dict(labels, ensemble.member_probabilities(index, inputs))
+    return {"val_balanced_accuracy": report["balanced_accuracy"], "val_macro_roc_auc": report["macro_roc_auc"]}
 
 
 # ------------------------------------------------------------------------------- course helpers
