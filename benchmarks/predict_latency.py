@@ -1,10 +1,11 @@
 """Latency of `predict` per image on this machine: stage 1 + stage 2, without and with TTA.
 
-    python benchmarks/predict_latency.py [--images 32] [--repeats 3]
+    python benchmarks/predict_latency.py [--images 32] [--repeats 3] [--model DIR]
 
 Each image goes through the whole dual-stage pipeline alone (batch 1, as `skinlib predict` runs it):
 U-Net mask, post-processing, lesion crop, classifier (1 view, or 8 with --tta), calibration.
-Reading the file is excluded. Results go to benchmarks/results/predict_latency.json.
+Reading the file is excluded. Results go to benchmarks/results/predict_latency.json. `--model` times another
+classifier folder (e.g. an ensemble from `train-classifier --members 3`: one forward pass per member).
 """
 
 from __future__ import annotations
@@ -38,19 +39,21 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", help="classifier folder (default: the shipped models/classifier)")
     parser.add_argument("--out", default="benchmarks/results/predict_latency.json")
     args = parser.parse_args()
     frame = load_split_frame(args.data)
     paths = frame[frame["split"] == "test"].sort_values("image_id")["image_path"].iloc[: args.images]
     images = [read_image(p) for p in paths]
-    pipeline = DualStage.load()
+    pipeline = DualStage.load(classifier_dir=args.model)
     results = {
         "predict_ms": per_image_ms(pipeline, images, False, args.repeats),
         "predict_tta_ms": per_image_ms(pipeline, images, True, args.repeats),
         "images": len(images), "image_size": list(images[0].shape[:2]),
         "classifier_input": pipeline.classifier.image_size, "unet_input": list(pipeline.segmenter.image_size),
+        "classifier_members": len(pipeline.classifier.members),
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "command": "python benchmarks/predict_latency.py",
+        "command": "python benchmarks/predict_latency.py" + (f" --model {args.model}" if args.model else ""),
     }
     print(f"predict        {results['predict_ms']:7.1f} ms/image (target < 100)")
     print(f"predict --tta  {results['predict_tta_ms']:7.1f} ms/image (target < 400)")

@@ -185,7 +185,7 @@ def _reused_models(args) -> dict:
     for item in args.reuse or []:
         name, _, folder = item.partition("=")
         if not folder:
-            raise DataError(f"--reuse {item!r}: expected ROW=DIR, e.g. ensemble=models/classifier")
+            raise DataError(f"--reuse {item!r}: expected ROW=DIR, e.g. baseline=models/classifier")
         if name not in ablation.TRAINING_ROWS:
             raise DataError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
                             f"choose from {', '.join(ablation.TRAINING_ROWS)}")
@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of training the baseline again; refused unless it was trained with the baseline recipe")
     ablate.add_argument("--reuse", nargs="+", metavar="ROW=DIR",
                         help="use these trained models as rows instead of training them, e.g. "
-                             "ensemble=models/classifier; refused unless each was trained with its row's recipe")
+                             "ensemble=runs/ens/model; refused unless each was trained with its row's recipe")
     ablate.add_argument("--collect-only", action="store_true", help="only rebuild the JSON from finished rows")
     ablate.add_argument("--update", action="store_true",
                         help="replace only the rows finished under --out in the existing results JSON, keep the "
