@@ -124,14 +124,19 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
 NOT_RECIPE = ("data_dir", "split_path", "segmenter_dir", "cache", "distribute", "notes")
 
 
-def baseline_config() -> dict:
-    """The baseline recipe as recorded in a model's metrics.json, derived from `BASELINE_FLAGS` by the CLI."""
+def recipe_of_flags(flags) -> dict:
+    """The recipe `skinlib train-classifier FLAGS...` trains, as a model's metrics.json records it."""
     from dataclasses import asdict
 
     from ..cli import train_classifier_config
 
-    config = json.loads(json.dumps(asdict(train_classifier_config(BASELINE_FLAGS))))  # tuples as JSON lists
+    config = json.loads(json.dumps(asdict(train_classifier_config(flags))))  # tuples as JSON lists
     return {key: value for key, value in config.items() if key not in NOT_RECIPE}
+
+
+def baseline_config() -> dict:
+    """The baseline recipe as recorded in a model's metrics.json, derived from `BASELINE_FLAGS` by the CLI."""
+    return recipe_of_flags(BASELINE_FLAGS)
 
 
 def recipe_differences(recorded: dict) -> dict:
@@ -141,9 +146,10 @@ def recipe_differences(recorded: dict) -> dict:
     """
     from .classifier import ClassifierConfig
 
+    baseline = baseline_config()
     defaults = {name: f.default for name, f in ClassifierConfig.__dataclass_fields__.items()}
-    recorded = {**{key: defaults.get(key) for key in baseline_config()}, **recorded}
-    return {key: recorded[key] for key, value in baseline_config().items() if recorded[key] != value}
+    recorded = {**{key: defaults.get(key) for key in baseline}, **recorded}
+    return {key: recorded[key] for key, value in baseline.items() if recorded[key] != value}
 
 
 def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
@@ -156,15 +162,10 @@ def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
 
 def row_recipe_differences(name: str) -> dict:
     """How row `name`'s recipe differs from the baseline's: {field: value} ({} for the baseline)."""
-    from dataclasses import asdict
-
-    from ..cli import train_classifier_config
-
     row = _row(name)
     if row.trains_from:
         raise ValueError(f"row {name!r} trains nothing (it scores the {row.trains_from!r} model)")
-    config = json.loads(json.dumps(asdict(train_classifier_config((*BASELINE_FLAGS, *row.flags)))))
-    return recipe_differences(config)
+    return recipe_differences(recipe_of_flags((*BASELINE_FLAGS, *row.flags)))
 
 
 def row_of_recipe(recorded: dict) -> str | None:
