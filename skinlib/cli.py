@@ -83,6 +83,10 @@ def _tta_scales(args):
         raise DataError(f"--tta-scales: {error}") from None
 
 
+def _or_na(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _evaluate_classification(args) -> int:
     from .data.classes import CLASSES
     from .predict import DualStage, score_labelled_folder
@@ -102,6 +106,11 @@ def _evaluate_classification(args) -> int:
         c = report["per_class"][code]
         print(f"  {code:<6} {c['recall']:7.3f} {c['precision']:9.3f} {c['specificity']:11.3f} {c['roc_auc']:6.3f} "
               f"{c['support']:7d}")
+    referral = report.get("melanoma_referral")
+    if referral and referral["sensitivity"] is not None:
+        print(f"  melanoma referral (P(mel) >= {referral['threshold']:.4f}, fixed on validation): sensitivity "
+              f"{referral['sensitivity']:.3f}, specificity {_or_na(referral['specificity'])}, referred "
+              f"{referral['referred']} of {referral['images']}, melanomas missed {referral['melanomas_missed']}")
     if args.report:
         print(f"report (figures as PNG and SVG, report.json, report.md) in {args.report}")
     if args.out:
@@ -120,7 +129,7 @@ def cmd_predict(args) -> int:
                            progress=not args.quiet, scales=scales)
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
-        flag = "  UNCERTAIN" if record["uncertain"] else ""
+        flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")
         note = f" ({record['crop_note']})" if record["crop_note"] else ""
         print(f"{path}: {record['prediction']} {record['confidence']:.3f}{flag}{note}")
     for path, error in result["failed"].items():
@@ -174,6 +183,32 @@ def cmd_train_classifier(args) -> int:
     test = metrics["test"]["plain"]
     print(f"test balanced accuracy {test['balanced_accuracy']:.4f}, macro AUC {test['macro_roc_auc']:.4f}, "
           f"melanoma recall {test['per_class']['mel']['recall']:.4f}")
+    return 0
+
+
+def cmd_fit_referral(args) -> int:
+    from .evaluation.referral import REFERRAL_SENSITIVITY
+    from .training.classifier import fit_referral_for_model
+
+    sensitivity = REFERRAL_SENSITIVITY if args.sensitivity is None else args.sensitivity
+    if not 0.0 < sensitivity <= 1.0:
+        raise DataError(f"--sensitivity {sensitivity}: a target melanoma sensitivity in (0, 1], e.g. 0.85")
+    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    record = fit_referral_for_model(args.model, args.data, sensitivity, limit=args.limit, command=command,
+                                    progress=not args.quiet)
+    for kind, fitted in record.items():
+        line = f"{kind:5}: refer when P(mel) >= {fitted['threshold']:.4f}"
+        for split in ("val", "test"):
+            scores = fitted.get(split)
+            if scores and scores["sensitivity"] is not None:
+                line += (f"; {split} sensitivity {scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f},"
+                         f" referred {scores['referral_rate']:.1%}")
+        print(line)
+    if args.limit:
+        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
+    else:
+        print(f"wrote the thresholds to {Path(args.model) / 'model.json'} and their scores to "
+              f"{Path(args.model) / 'metrics.json'}")
     return 0
 
 
@@ -334,6 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--val-limit", type=int)
     classifier.add_argument("--quiet", action="store_true")
     classifier.set_defaults(func=cmd_train_classifier)
+
+    referral = sub.add_parser("fit-referral", help="fit a classifier's melanoma referral threshold on validation")
+    _add_data_argument(referral)
+    referral.add_argument("--model", default="models/classifier", metavar="DIR",
+                          help="classifier folder with metrics.json (default: the shipped models/classifier)")
+    referral.add_argument("--sensitivity", type=float, metavar="S",
+                          help="target melanoma sensitivity on validation (default 0.85)")
+    referral.add_argument("--limit", type=int, metavar="N",
+                          help="quick check on at most N images per split; writes nothing")
+    referral.add_argument("--quiet", action="store_true")
+    referral.set_defaults(func=cmd_fit_referral)
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)

@@ -94,6 +94,14 @@ class StageTwo:
         """
         return float(self.spec.get("temperature_tta", self.temperature)) if tta else self.temperature
 
+    def referral_threshold(self, tta: bool) -> float | None:
+        """The P(mel) threshold of the melanoma referral flag, fitted on validation (None: not fitted yet,
+        run `skinlib fit-referral`). TTA with extra scales reuses the TTA threshold."""
+        referral = self.spec.get("melanoma_referral")
+        if not referral:
+            return None
+        return float(referral["threshold_tta" if tta else "threshold"])
+
     def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
         return apply_temperature(self.raw_probabilities(inputs, tta, batch_size, scales), self.temperature_for(tta))
@@ -138,12 +146,15 @@ class DualStage:
         return out
 
     def predict(self, images: list[np.ndarray], tta: bool = False, scales=None) -> list[dict]:
-        """Per image: calibrated probabilities per class, the top class, an `uncertain` flag and crop notes."""
+        """Per image: calibrated probabilities per class, the top class, the `uncertain` and `melanoma_referral`
+        flags and crop notes."""
         return self.classify(*self.prepare(images), tta=tta, scales=scales)
 
     def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None) -> list[dict]:
         """Stage 2 on what `prepare` returned (so callers that also explain segment only once)."""
         probs = self.classifier.probabilities(inputs, tta, scales=scales)
+        referral = self.classifier.referral_threshold(tta)
+        mel = CLASSES.index("mel")
         results = []
         for p, mask, crop in zip(probs, masks, crops):
             top = int(np.argmax(p))
@@ -152,6 +163,8 @@ class DualStage:
                 "prediction": CLASSES[top],
                 "confidence": round(float(p[top]), 6),
                 "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask),
+                "melanoma_referral": None if referral is None else bool(p[mel] >= referral),
+                "melanoma_referral_threshold": referral,
                 "lesion_found": bool(crop.used_mask),
                 "crop_note": crop.reason,
                 "mask": mask,
@@ -233,10 +246,15 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
     labels_array = present["label"].to_numpy()
     report = classification_report_dict(labels_array, probs)
+    threshold = pipeline.classifier.referral_threshold(tta)
+    if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here
+        from .evaluation.referral import referral_scores
+
+        report["melanoma_referral"] = referral_scores(labels_array, probs, threshold)
     if report_dir is not None:
         from .evaluation.report import write_report
 
-        full = write_report(labels_array, probs, report_dir, probs_uncalibrated=raw,
+        full = write_report(labels_array, probs, report_dir, probs_uncalibrated=raw, referral_threshold=threshold,
                             title=f"dual-stage pipeline on {Path(images_dir).name}{' (TTA)' if tta else ''}")
         report["report_dir"] = str(report_dir)
         report["confidence_intervals"] = full.get("confidence_intervals")

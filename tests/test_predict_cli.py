@@ -9,7 +9,7 @@ import pytest
 
 from skinlib.cli import main
 from skinlib.data import CLASSES
-from skinlib.predict import DEFAULT_CLASSIFIER
+from skinlib.predict import DEFAULT_CLASSIFIER, DualStage
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
                                 reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
@@ -43,6 +43,9 @@ def test_predict_writes_json_and_overlay(test_sample, tmp_path, capsys):
         assert set(record["probabilities"]) == set(CLASSES)
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert record["prediction"] in CLASSES and isinstance(record["uncertain"], bool)
+        threshold = record["melanoma_referral_threshold"]  # fixed on validation, read from model.json
+        assert threshold == json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["melanoma_referral"]["threshold"]
+        assert record["melanoma_referral"] is (record["probabilities"]["mel"] >= threshold)
         assert cv2.imread(str(tmp_path / f"{stem}_overlay.png")).shape == (150, 200, 3)
     assert "wrote 3 prediction(s)" in capsys.readouterr().out
 
@@ -94,6 +97,10 @@ def test_evaluate_labels_in_both_formats(test_sample, labelled_folder, tmp_path,
         reports.append(json.loads(out.read_text()))
     assert reports[0]["n_samples"] == reports[1]["n_samples"] == len(test_sample)
     assert reports[0]["balanced_accuracy"] == pytest.approx(reports[1]["balanced_accuracy"])
+    referral = reports[0]["melanoma_referral"]  # the model's own threshold, not one fitted to this folder
+    assert referral["threshold"] == DualStage.load().classifier.referral_threshold(False)
+    assert referral["melanomas"] == int((test_sample["dx"] == "mel").sum())
+    assert referral == reports[1]["melanoma_referral"]
     assert "balanced_accuracy" in capsys.readouterr().out
 
 
@@ -146,6 +153,8 @@ def test_evaluate_report_writes_figures_and_tables(labelled_folder, tmp_path):
         assert (report / f"{name}.png").is_file() and (report / f"{name}.svg").is_file()
     numbers = json.loads((report / "report.json").read_text())
     assert "confidence_intervals" in numbers and (report / "report.md").is_file()
+    assert numbers["melanoma_referral"]["threshold"] == DualStage.load().classifier.referral_threshold(False)
+    assert "Melanoma referral flag" in (report / "report.md").read_text()
 
 
 def test_report_needs_labels(tmp_path, capsys):

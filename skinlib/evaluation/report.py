@@ -292,6 +292,13 @@ def _markdown(numbers: dict, title: str) -> str:
         rows = [(name.replace("_", " "), point["value"], point["threshold"])
                 for name, point in numbers["melanoma_operating_points"].items()]
         lines += _table(("operating point", "achieved", "threshold on P(mel)"), rows)
+    referral = numbers.get("melanoma_referral")
+    if referral:
+        lines += ["", "## Melanoma referral flag (threshold fixed in advance, on validation)", ""]
+        lines += _table(("threshold on P(mel)", "sensitivity", "specificity", "referred", "melanomas missed"),
+                        [(referral["threshold"], referral["sensitivity"], referral["specificity"],
+                          f"{referral['referred']} of {referral['images']}",
+                          f"{referral['melanomas_missed']} of {referral['melanomas']}")])
     lines += ["", "## Per class", ""]
     rows = [(code, DISPLAY_NAMES.get(code, code), *(numbers["per_class"][code][key] for key in
              ("support", "precision", "recall", "f1", "specificity", "roc_auc", "average_precision")))
@@ -305,7 +312,8 @@ def _markdown(numbers: dict, title: str) -> str:
 
 
 def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title: str = "Stage 2 classifier",
-                 probs_uncalibrated=None, bootstrap: int = 1000, seed: int = 0) -> dict:
+                 probs_uncalibrated=None, bootstrap: int = 1000, seed: int = 0,
+                 referral_threshold: float | None = None) -> dict:
     """Write figures (PNG + SVG), report.json and report.md to out_dir; return the numbers.
 
     probs: the probabilities to evaluate (after temperature scaling, if any); probs_uncalibrated:
@@ -313,6 +321,8 @@ def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title
     The dict holds `classification_report_dict`'s keys plus confusion_matrix_normalised,
     melanoma_operating_points, confidence_intervals, bootstrap, figures (and
     expected_calibration_error_uncalibrated); NaN marks undefined values (null in report.json).
+    `referral_threshold`: a model's melanoma referral threshold (fixed on validation, see
+    `skinlib.evaluation.referral`); the report then scores that flag as `melanoma_referral`.
     """
     classes = list(classes)
     probs = check_probabilities(probs, len(classes))
@@ -324,6 +334,10 @@ def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers = {"title": title, **_report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed)}
+    if referral_threshold is not None:
+        from .referral import referral_scores
+
+        numbers["melanoma_referral"] = referral_scores(labels, probs, referral_threshold, classes)
     numbers["figures"] = _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title)
     (out_dir / "report.json").write_text(json.dumps(_strict_json(numbers), indent=2, allow_nan=False) + "\n")
     (out_dir / "report.md").write_text(_markdown(numbers, title))

@@ -74,14 +74,20 @@ def _subset(frame, name, limit, seed):
     return part.sort_values("image_id").reset_index(drop=True)
 
 
-def stage2_inputs(config: ClassifierConfig, splits=("train", "val", "test"), progress: bool = True) -> dict:
-    """Per split: (uint8 inputs N x S x S x 3, labels, frame) as stage 1 hands them to stage 2."""
+def stage2_inputs(config: ClassifierConfig, splits=("train", "val", "test"), progress: bool = True,
+                  limit: int | None = None) -> dict:
+    """Per split: (uint8 inputs N x S x S x 3, labels, frame) as stage 1 hands them to stage 2.
+
+    `limit` (quick checks): a stratified sample of at most that many images of every split, test included.
+    """
     from ..data.crops import make_stage2_inputs
     from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
 
     frame = load_split_frame(config.data_dir, config.split_path)
     segmenter = UNetSegmenter.load(config.segmenter_dir or DEFAULT_UNET) if config.source == "crop" else None
     limits = {"train": config.train_limit, "val": config.val_limit, "test": None}
+    if limit is not None:
+        limits = dict.fromkeys(limits, limit)
     out = {}
     for name in splits:
         part = _subset(frame, name, limits[name], config.seed)
@@ -354,6 +360,9 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         test["tta" if tta else "plain"]["ece_before_temperature"] = classification_report_dict(labels, probs)[
             "expected_calibration_error"]
     save_predictions(Path(run_dir) / PREDICTIONS_FILE, data, results, temperature)
+    calibrated = {key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()}
+    referral = referral_thresholds(calibrated)
+    save_referral(out_dir, referral)
     crops_used = float(np.mean(data["test"][2]["used_mask"])) if config.source == "crop" else 0.0
     metrics = {
         "model": "classifier",
@@ -371,6 +380,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         "tta_chosen_on_val": bool(use_tta),
         "val": {"plain": val_scores[False], "tta": val_scores[True]},
         "test": test,
+        "melanoma_referral": referral,
         "test_fraction_with_lesion_crop": crops_used,
         "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
                         "keras": keras.__version__, "machine": platform.machine()},
@@ -378,6 +388,63 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     metrics["total_seconds"] = round(time.time() - started, 1)  # crops, features, training and scoring
     Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
+
+
+def referral_thresholds(calibrated: dict, sensitivity: float | None = None) -> dict:
+    """Fit the melanoma referral thresholds (plain and TTA) on validation.
+
+    `calibrated`: {(split, tta): (labels, calibrated probabilities)} for split "val" (fit) and optionally
+    "test" (scored once with the fixed threshold, for metrics.json). Returns {"plain": ..., "tta": ...}.
+    """
+    from ..evaluation.referral import REFERRAL_SENSITIVITY, referral_record
+
+    sensitivity = REFERRAL_SENSITIVITY if sensitivity is None else float(sensitivity)
+    record = {}
+    for tta in (False, True):
+        test = calibrated.get(("test", tta), (None, None))
+        record["tta" if tta else "plain"] = referral_record(*calibrated[("val", tta)], sensitivity,
+                                                            test_labels=test[0], test_probs=test[1])
+    return record
+
+
+def save_referral(out_dir, record: dict) -> Path:
+    """Write the thresholds of `referral_thresholds` into the model folder's model.json (what predict reads)."""
+    spec_path = Path(out_dir) / "model.json"
+    spec = json.loads(spec_path.read_text())
+    spec["melanoma_referral"] = {"target_sensitivity_on_val": record["plain"]["target_sensitivity_on_val"],
+                                 "threshold": record["plain"]["threshold"],
+                                 "threshold_tta": record["tta"]["threshold"]}
+    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+    return spec_path
+
+
+def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None = None, limit: int | None = None,
+                           command: str | None = None, progress: bool = True) -> dict:
+    """`skinlib fit-referral`: fit the referral thresholds of an already trained classifier folder.
+
+    Its val and test inputs are rebuilt exactly as training built them (the recipe in its metrics.json);
+    the thresholds go to model.json, their val and test scores to metrics.json ("melanoma_referral").
+    `limit` (quick checks only) samples every split and writes nothing.
+    """
+    from ..predict import StageTwo
+
+    model_dir = Path(model_dir)
+    metrics_path = model_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path} is missing: fit-referral rebuilds the validation inputs from the "
+                                "recipe a model's metrics.json records (train-classifier writes it)")
+    config = config_from_metrics(metrics_path, data_dir=data_dir)  # None: $SKINLIB_DATA, as every command
+    data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
+    classifier = StageTwo.load(model_dir)
+    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
+                  for split in ("val", "test") for tta in (False, True)}
+    record = referral_thresholds(calibrated, sensitivity)
+    if limit is None:
+        save_referral(model_dir, record)
+        metrics = json.loads(metrics_path.read_text())
+        metrics["melanoma_referral"] = {"command": command or f"skinlib fit-referral --model {model_dir}", **record}
+        metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return record
 
 
 def _member_val_scores(ensemble, index: int, data: dict) -> dict:
