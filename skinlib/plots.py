@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .data.classes import CLASSES
 
@@ -131,5 +132,31 @@ def ablation_figure(results: Mapping) -> Figure:
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel("balanced accuracy minus the baseline's")
     ax.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def learning_curve_figure(curve: Mapping) -> Figure:
+    """Balanced accuracy against training images (log scale) from `skinlib.training.ablation.learning_curve`,
+    with its log-linear fit to validation extended (dashed) towards the target, if the curve has one."""
+    images = np.asarray(curve["train_images"], dtype=float)
+    figure = Figure(figsize=(6.5, 3.6))
+    ax = figure.subplots()
+    ax.plot(images, curve["val_balanced_accuracy"], "d-", color="tab:orange", label="validation")
+    ax.plot(images, curve["test_balanced_accuracy"], "o-", color="tab:blue", label="test")
+    far = images[-1] * 2 ** min(max(curve.get("doublings_to_target", 1.0), 1.0), 8.0)
+    span = np.geomspace(images[0], far, 50)
+    ax.plot(span, curve["val_fit_intercept"] + curve["val_gain_per_doubling"] * np.log2(span), "--",
+            color="tab:orange", alpha=0.6,
+            label=f"fit to validation: {curve['val_gain_per_doubling']:+.3f} per doubling")
+    if "target" in curve:
+        ax.axhline(curve["target"], color="black", linestyle=":", linewidth=1, label=f"target {curve['target']:g}")
+    ax.axvline(images[-1], color="grey", linewidth=0.8)
+    ax.text(images[-1], 0.02, " all training images", transform=ax.get_xaxis_transform(), color="grey", fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.set_xlabel("training images (log scale)")
+    ax.set_ylabel("balanced accuracy")
+    ax.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
     return figure

@@ -223,3 +223,53 @@ def test_update_refuses_a_different_baseline(tmp_path, labels, capsys, monkeypat
     assert "baseline's val scores" in capsys.readouterr().err
     assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
                  "--results", str(tmp_path / "missing.json")]) == 2
+
+
+def curve_results(points):
+    """Results holding only what `learning_curve` reads: name, train_images, val and test balanced accuracy."""
+    return {"rows": [{"name": name, "train_images": images, "val": {"balanced_accuracy": val},
+                      "test": {"balanced_accuracy": val - 0.01}} for name, images, val in points]}
+
+
+def test_learning_curve_gain_per_doubling_and_what_the_target_would_need():
+    results = curve_results([("baseline", 8000, 0.68), ("quarter_data", 2000, 0.60), ("half_data", 4000, 0.64)])
+    curve = ablation.learning_curve(results, target=0.80)
+    assert curve["rows"] == ["quarter_data", "half_data", "baseline"]  # ordered by data, whatever the JSON order
+    assert curve["val_gain_per_doubling"] == pytest.approx(0.04)
+    assert curve["doublings_to_target"] == pytest.approx(3.0)  # (0.80 - 0.68) / 0.04
+    assert curve["images_for_target"] == pytest.approx(8000 * 8)
+    assert curve["val_gain_last_doubling"] == pytest.approx(0.04)
+    flattening = ablation.learning_curve(curve_results([("quarter_data", 2000, 0.60), ("half_data", 4000, 0.66),
+                                                        ("baseline", 8000, 0.68)]))
+    assert flattening["val_gain_last_doubling"] == pytest.approx(0.02)
+    assert flattening["val_gain_last_doubling"] < flattening["val_gain_per_doubling"]
+
+
+def test_learning_curve_that_does_not_rise_never_reaches_the_target():
+    results = curve_results([("quarter_data", 2000, 0.66), ("baseline", 8000, 0.66)])
+    assert ablation.learning_curve(results, target=0.80)["doublings_to_target"] == float("inf")
+
+
+def test_learning_curve_needs_two_data_rows():
+    with pytest.raises(ValueError, match="quarter_data half_data"):
+        ablation.learning_curve(curve_results([("baseline", 8000, 0.68)]))
+
+
+def test_learning_curve_figure_draws_both_splits_the_fit_and_the_target():
+    from skinlib.plots import learning_curve_figure
+
+    results = curve_results([("baseline", 8000, 0.68), ("quarter_data", 2000, 0.60), ("half_data", 4000, 0.64)])
+    figure = learning_curve_figure(ablation.learning_curve(results, target=0.80))
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels[:2] == ["validation", "test"] and any("per doubling" in label for label in labels)
+    assert "target 0.8" in labels
+
+
+def test_training_images_follow_the_recorded_train_limit():
+    assert ablation.training_images({}) == 7005  # the whole train split of the shipped split file
+    assert ablation.training_images({"train_limit": 1751, "seed": 0}) == 1751
+    data_rows = {row.name: row for row in ablation.ROWS if row.name in ablation.LEARNING_CURVE_ROWS}
+    for name, row in data_rows.items():
+        if name != "baseline":
+            limit = int(row.flags[row.flags.index("--train-limit") + 1])
+            assert f"{ablation.training_images({'train_limit': limit})} of the 7005" in row.scale_note

@@ -101,7 +101,8 @@ def test_evaluate_labels_in_both_formats(test_sample, labelled_folder, tmp_path,
     assert referral["threshold"] == DualStage.load().classifier.referral_threshold(False)
     assert referral["melanomas"] == int((test_sample["dx"] == "mel").sum())
     assert referral == reports[1]["melanoma_referral"]
-    assert "balanced_accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "balanced_accuracy" in printed and "melanoma referral (P(mel) >=" in printed
 
 
 def test_evaluate_labels_counts_missing_images(test_sample, tmp_path, capsys):

@@ -128,3 +128,12 @@ def test_fit_referral_cli_refuses_a_folder_without_metrics_and_a_bad_target(tmp_
     assert "metrics.json is missing" in capsys.readouterr().err
     assert main(["fit-referral", "--model", str(tmp_path), "--sensitivity", "85"]) == 2
     assert "--sensitivity 85" in capsys.readouterr().err
+
+
+def test_no_threshold_is_fitted_on_a_validation_split_without_melanoma():
+    """The error train-classifier catches: it then ships no flag and records this reason in metrics.json."""
+    from skinlib.training.classifier import referral_thresholds
+
+    no_melanoma = {("val", tta): (LABELS[4:], PROBS[4:]) for tta in (False, True)}
+    with pytest.raises(ValueError, match="both positive and negative"):
+        referral_thresholds(no_melanoma)

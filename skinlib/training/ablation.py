@@ -59,6 +59,14 @@ ROWS = (
                            "end to end would reach."),
     AblationRow("ensemble", "Three models of the baseline recipe (seeds 0, 1, 2), probabilities averaged, vs one.",
                 ("--members", "3")),
+    AblationRow("half_data", "How much does data add? Half of the training images (sampled per class), same recipe.",
+                ("--train-limit", "3502"),
+                scale_note="The baseline recipe on 3500 of the 7005 training images (per-class sample, seed 0; same "
+                           "epochs, so half the updates): a point on the learning curve, not a design choice."),
+    AblationRow("quarter_data", "How much does data add? A quarter of the training images, same recipe.",
+                ("--train-limit", "1751"),
+                scale_note="The baseline recipe on 1751 of the 7005 training images (per-class sample, seed 0; same "
+                           "epochs, so a quarter of the updates): a point on the learning curve."),
     AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
                 tta=True, trains_from="baseline"),
     AblationRow("ensemble_tta", "TTA on the ensemble: each of the three models averages the 8 flips/rotations.",
@@ -248,6 +256,15 @@ def _load(path: Path) -> dict:
         return {key: arrays[key] for key in arrays.files}
 
 
+def training_images(config: dict) -> int:
+    """How many training images a recorded config trained on (`train_limit` samples them per class)."""
+    from ..data import read_split
+    from .classifier import _subset
+
+    split = read_split(config.get("split_path"))  # the count depends only on the class sizes of its train split
+    return int(len(_subset(split, "train", config.get("train_limit"), config.get("seed", 0))))
+
+
 def finished_rows(out_dir) -> list[str]:
     return [name for name in ROW_NAMES if (row_dir(out_dir, name) / "run" / PREDICTIONS_FILE).is_file()]
 
@@ -292,6 +309,7 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
                 "balanced_accuracy": _difference(balanced_accuracy, labels, base["test_plain"], arrays[f"test_{view}"], samples),
                 "macro_roc_auc": _difference(macro_roc_auc, labels, base["test_plain"], arrays[f"test_{view}"], samples),
             },
+            "train_images": training_images(metrics["config"]),
             "model_command": metrics.get("command"),
             "train_seconds": metrics.get("train_seconds"), "total_seconds": metrics.get("total_seconds"),
         }
@@ -300,6 +318,38 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "test_images": int(len(base["test_labels"])), "val_images": int(len(base["val_labels"])),
             "bootstrap": {"samples": samples, "seed": BOOTSTRAP_SEED, "paired": True},
             "selection": "compare rows on val; test is reported once per row", "rows": rows}
+
+
+#: The rows that differ from the baseline only in how many training images they see.
+LEARNING_CURVE_ROWS = ("quarter_data", "half_data", "baseline")
+
+
+def learning_curve(results: dict, target: float | None = None) -> dict:
+    """Balanced accuracy against training images from the data rows of the study, and a log-linear fit.
+
+    The fit (validation balanced accuracy = a + b * log2(images)) gives the gain per doubling of the data; with
+    `target`, also how many doublings past the full training split that rate would need to reach it. The gain of
+    the last step alone (`val_gain_last_doubling`) shows whether the curve is already flattening. Three
+    points and a straight line: an extrapolation to read as an order of magnitude, not a forecast.
+    """
+    rows = {row["name"]: row for row in results["rows"]}
+    present = [name for name in LEARNING_CURVE_ROWS if name in rows and "train_images" in rows[name]]
+    if len(present) < 2:
+        raise ValueError(f"a learning curve needs at least two of the rows {LEARNING_CURVE_ROWS} with train_images; "
+                         f"run `skinlib ablate --rows quarter_data half_data`")
+    images = np.array([rows[name]["train_images"] for name in present], dtype=float)
+    val = np.array([rows[name]["val"]["balanced_accuracy"] for name in present])
+    test = np.array([rows[name]["test"]["balanced_accuracy"] for name in present])
+    slope, intercept = np.polyfit(np.log2(images), val, 1)
+    curve = {"rows": present, "train_images": images.astype(int).tolist(), "val_balanced_accuracy": val.tolist(),
+             "test_balanced_accuracy": test.tolist(), "val_gain_per_doubling": float(slope),
+             "val_fit_intercept": float(intercept),
+             "val_gain_last_doubling": float((val[-1] - val[-2]) / np.log2(images[-1] / images[-2]))}
+    if target is not None:
+        needed = (target - val[-1]) / slope if slope > 1e-6 else float("inf")  # flat or falling: never
+        curve.update({"target": float(target), "doublings_to_target": float(needed),
+                      "images_for_target": float(images[-1] * 2 ** needed) if np.isfinite(needed) else float("inf")})
+    return curve
 
 
 def merge_results(existing: dict, fresh: dict, source: str = "the results JSON") -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,9 @@ def make_strategy(name: str | None):
 def _subset(frame, name, limit, seed):
     part = frame[frame["split"] == name]
     if limit is not None and limit < len(part):
-        part = part.groupby("dx", group_keys=False).apply(
-            lambda g: g.sample(n=max(1, round(limit * len(g) / len(part))), random_state=seed))
+        picked = part.groupby("dx", group_keys=False).apply(
+            lambda g: g.sample(n=max(1, round(limit * len(g) / len(part))), random_state=seed)).index
+        part = part.loc[picked]  # by index: newer pandas drops the grouping column from apply's result
     return part.sort_values("image_id").reset_index(drop=True)
 
 
@@ -361,8 +363,12 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
             "expected_calibration_error"]
     save_predictions(Path(run_dir) / PREDICTIONS_FILE, data, results, temperature)
     calibrated = {key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()}
-    referral = referral_thresholds(calibrated)
-    save_referral(out_dir, referral)
+    try:
+        referral = referral_thresholds(calibrated)
+        save_referral(out_dir, referral)
+    except ValueError as error:  # e.g. a custom split whose validation holds no melanoma: say so, ship no flag
+        referral = {"not_fitted": f"{error}; predict reports melanoma_referral = null"}
+        warnings.warn(f"melanoma referral threshold not fitted: {error}", stacklevel=2)
     crops_used = float(np.mean(data["test"][2]["used_mask"])) if config.source == "crop" else 0.0
     metrics = {
         "model": "classifier",
