@@ -112,6 +112,7 @@ def test_train_classifier_members_ships_an_ensemble(data_dir, tmp_path):
     assert spec["members"] == ["weights.npz", "weights_member1.npz"] and spec["member_seeds"] == [5, 6]
     assert metrics["config"]["members"] == 2 and [m["seed"] for m in metrics["members"]] == [5, 6]
     assert all(0 <= m["val_balanced_accuracy"] <= 1 for m in metrics["members"])
+    assert (spec["temperature"], spec["temperature_tta"]) == (metrics["temperature"], metrics["temperature_tta"])
     referral = metrics["melanoma_referral"]["plain"]  # training fits the referral flag on val, scores test once
     assert spec["melanoma_referral"]["threshold"] == referral["threshold"]
     assert referral["val"]["sensitivity"] >= 0.85 and referral["test"]["melanomas"] > 0

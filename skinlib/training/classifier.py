@@ -349,9 +349,9 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
                                                   apply_temperature(results[("val", tta)][1], temperature[tta]))
                   for tta in (False, True)}
     use_tta = val_scores[True]["balanced_accuracy"] > val_scores[False]["balanced_accuracy"]
-    export_classifier(models, config, out_dir, temperature=temperature[False])
-    spec_path = Path(out_dir) / "model.json"
+    spec_path = Path(out_dir) / "model.json"  # the weights are final; only the calibration is added
     spec = json.loads(spec_path.read_text())
+    spec["temperature"] = temperature[False]
     spec["temperature_tta"] = temperature[True]
     spec["tta_recommended"] = bool(use_tta)
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
