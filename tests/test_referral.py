@@ -55,7 +55,7 @@ def test_record_fits_on_validation_and_scores_test_with_that_threshold():
 
 
 @pytest.mark.parametrize("labels, probs, message", [
-    (LABELS, PROBS[:, :5], "shape"),
+    (LABELS, PROBS[:, :5], "5 columns, expected 7"),
     (LABELS[:3], PROBS, "one length"),
     (np.full(8, NV), PROBS, "both positive and negative"),
 ])

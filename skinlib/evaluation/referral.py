@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.classes import CLASSES
-from .classification import check_binary_scores, specificity_at_sensitivity
+from .classification import check_binary_scores, check_probabilities, specificity_at_sensitivity
 
 #: Target melanoma sensitivity on validation. Near the mean sensitivity of dermatologists reading dermoscopic
 #: images in reader studies (86.6 % in Haenssle et al., Ann Oncol 2018), and above the 7-class recall.
@@ -25,9 +25,7 @@ def _melanoma(labels, probs, classes) -> tuple[np.ndarray, np.ndarray]:
     classes = list(classes)
     if REFERRAL_CLASS not in classes:
         raise ValueError(f"a melanoma referral needs a {REFERRAL_CLASS!r} class; classes are {classes}")
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[1] != len(classes):
-        raise ValueError(f"probabilities must have shape (N, {len(classes)}), got {probs.shape}")
+    probs = check_probabilities(probs, len(classes))
     column = classes.index(REFERRAL_CLASS)
     return check_binary_scores(np.asarray(labels) == column, probs[:, column])
 

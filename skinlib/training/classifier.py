@@ -345,30 +345,29 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         for tta in (False, True):
             results[(split, tta)] = (labels, shipped.raw_probabilities(inputs, tta=tta))
     temperature = {tta: fit_temperature(*results[("val", tta)]) for tta in (False, True)}
-    val_scores = {tta: classification_report_dict(results[("val", tta)][0],
-                                                  apply_temperature(results[("val", tta)][1], temperature[tta]))
-                  for tta in (False, True)}
+    calibrated = {key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()}
+    val_scores = {tta: classification_report_dict(*calibrated[("val", tta)]) for tta in (False, True)}
     use_tta = val_scores[True]["balanced_accuracy"] > val_scores[False]["balanced_accuracy"]
-    spec_path = Path(out_dir) / "model.json"  # the weights are final; only the calibration is added
+    try:
+        referral = referral_thresholds(calibrated)
+    except ValueError as error:  # e.g. a custom split whose validation holds no melanoma: say so, ship no flag
+        referral = {"not_fitted": f"{error}; predict reports melanoma_referral = null"}
+        warnings.warn(f"melanoma referral threshold not fitted: {error}", stacklevel=2)
+    spec_path = Path(out_dir) / "model.json"  # the weights are final; only the calibration and the flag are added
     spec = json.loads(spec_path.read_text())
     spec["temperature"] = temperature[False]
     spec["temperature_tta"] = temperature[True]
     spec["tta_recommended"] = bool(use_tta)
+    if "not_fitted" not in referral:
+        spec["melanoma_referral"] = referral_spec(referral)
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     test = {}
     for tta in (False, True):
         labels, probs = results[("test", tta)]
-        test["tta" if tta else "plain"] = classification_report_dict(labels, apply_temperature(probs, temperature[tta]))
+        test["tta" if tta else "plain"] = classification_report_dict(*calibrated[("test", tta)])
         test["tta" if tta else "plain"]["ece_before_temperature"] = classification_report_dict(labels, probs)[
             "expected_calibration_error"]
     save_predictions(Path(run_dir) / PREDICTIONS_FILE, data, results, temperature)
-    calibrated = {key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()}
-    try:
-        referral = referral_thresholds(calibrated)
-        save_referral(out_dir, referral)
-    except ValueError as error:  # e.g. a custom split whose validation holds no melanoma: say so, ship no flag
-        referral = {"not_fitted": f"{error}; predict reports melanoma_referral = null"}
-        warnings.warn(f"melanoma referral threshold not fitted: {error}", stacklevel=2)
     crops_used = float(np.mean(data["test"][2]["used_mask"])) if config.source == "crop" else 0.0
     metrics = {
         "model": "classifier",
@@ -413,13 +412,17 @@ def referral_thresholds(calibrated: dict, sensitivity: float | None = None) -> d
     return record
 
 
+def referral_spec(record: dict) -> dict:
+    """The part of `referral_thresholds`'s record that model.json keeps: what predict needs, no scores."""
+    return {"target_sensitivity_on_val": record["plain"]["target_sensitivity_on_val"],
+            "threshold": record["plain"]["threshold"], "threshold_tta": record["tta"]["threshold"]}
+
+
 def save_referral(out_dir, record: dict) -> Path:
     """Write the thresholds of `referral_thresholds` into the model folder's model.json (what predict reads)."""
     spec_path = Path(out_dir) / "model.json"
     spec = json.loads(spec_path.read_text())
-    spec["melanoma_referral"] = {"target_sensitivity_on_val": record["plain"]["target_sensitivity_on_val"],
-                                 "threshold": record["plain"]["threshold"],
-                                 "threshold_tta": record["tta"]["threshold"]}
+    spec["melanoma_referral"] = referral_spec(record)
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     return spec_path
 
