@@ -83,6 +83,40 @@ def _tta_scales(args):
         raise DataError(f"--tta-scales: {error}") from None
 
 
+def _read_metadata_table(path):
+    """A metadata CSV (image_id or ISIC image column, plus age/sex/site columns) as a DataFrame."""
+    import pandas as pd
+
+    from .models.metadata_prior import metadata_columns
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"metadata file {path} not found.")
+    try:
+        table = pd.read_csv(path, dtype={"image_id": str, "image": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable CSV ({error}).") from None
+    if not metadata_columns(table):
+        raise DataError(f"{path} has no metadata columns (age or age_approx, sex, localization or "
+                        f"anatom_site_general); found {', '.join(map(str, table.columns))}.")
+    return table
+
+
+def _predict_metadata(args):
+    """--metadata CSV, or --age/--sex/--site for every image, as a table predict_files matches by file stem."""
+    import pandas as pd
+
+    given = {"age": args.age, "sex": args.sex, "localization": args.site}
+    given = {key: value for key, value in given.items() if value is not None}
+    if args.metadata and given:
+        raise DataError("give --metadata CSV or --age/--sex/--site, not both")
+    if args.metadata:
+        return _read_metadata_table(args.metadata)
+    if given:
+        return pd.DataFrame([{"image_id": Path(p).stem, **given} for p in args.images])
+    return None
+
+
 def _or_na(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -93,12 +127,17 @@ def _evaluate_classification(args) -> int:
 
     scales = _tta_scales(args)
     pipeline = DualStage.load(classifier_dir=args.model)
+    metadata = None
+    if args.metadata is not None:
+        metadata = _read_metadata_table(args.labels if args.metadata is True else args.metadata)
     report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
-                                   report_dir=args.report, scales=scales)
+                                   report_dir=args.report, scales=scales, metadata=metadata)
     if report["labelled_but_missing"]:
         print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
               f"scored, e.g. {report['missing_examples'][:5]}")
-    print(f"dual-stage pipeline on {report['n_samples']} image(s){' with TTA' if args.tta else ''}:")
+    fusion = report["metadata_fusion"]
+    with_metadata = f" + metadata ({fusion['images_with_metadata']} with some)" if fusion else ""
+    print(f"dual-stage pipeline on {report['n_samples']} image(s){' with TTA' if args.tta else ''}{with_metadata}:")
     for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "macro_f1", "expected_calibration_error"):
         print(f"  {key:<28} {report[key]:.4f}")
     print(f"  {'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
@@ -126,10 +165,11 @@ def cmd_predict(args) -> int:
     scales = _tta_scales(args)
     pipeline = DualStage.load(classifier_dir=args.model)
     result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
-                           progress=not args.quiet, scales=scales)
+                           progress=not args.quiet, scales=scales, metadata=_predict_metadata(args))
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")
+        flag += f"  (+ {', '.join(record['metadata_used'])})" if record["metadata_used"] else ""
         note = f" ({record['crop_note']})" if record["crop_note"] else ""
         print(f"{path}: {record['prediction']} {record['confidence']:.3f}{flag}{note}")
     for path, error in result["failed"].items():
@@ -209,6 +249,29 @@ def cmd_fit_referral(args) -> int:
     else:
         print(f"wrote the thresholds to {Path(args.model) / 'model.json'} and their scores to "
               f"{Path(args.model) / 'metrics.json'}")
+    return 0
+
+
+def cmd_fit_metadata(args) -> int:
+    from .training.metadata_fusion import fit_metadata_for_model
+
+    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    record = fit_metadata_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
+    for view in ("plain", "tta"):
+        fitted = record[view]
+        print(f"{view:5}: weight {fitted['weight']:.2f} (fitted on validation)")
+        for split in ("val", "test"):
+            before, after = fitted[split]["image_only"], fitted[split]["fused"]
+            gain = fitted[f"{split}_fused_minus_image_only"]["balanced_accuracy"]
+            print(f"  {split:4} balanced accuracy {before['balanced_accuracy']:.4f} -> {after['balanced_accuracy']:.4f} "
+                  f"({gain['difference']:+.4f}, 95 % CI {gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); macro AUC "
+                  f"{before['macro_roc_auc']:.4f} -> {after['macro_roc_auc']:.4f}; melanoma recall "
+                  f"{before['melanoma_recall']:.3f} -> {after['melanoma_recall']:.3f}")
+    if args.limit:
+        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
+    else:
+        print(f"wrote the prior to {Path(args.model) / 'metadata_prior.json'}, the weights and fused referral thresholds "
+              f"to {Path(args.model) / 'model.json'} and the scores to {Path(args.model) / 'metrics.json'}")
     return 0
 
 
@@ -329,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
     evaluate.add_argument("--report", metavar="DIR", help="classification: write the full report (figures, JSON, "
                           "Markdown) here")
+    evaluate.add_argument("--metadata", nargs="?", const=True, metavar="CSV",
+                          help="classification: fuse age, sex and site with the images (`skinlib fit-metadata`); "
+                               "read from CSV, or from the --labels CSV when no CSV is given")
     evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped one)")
     evaluate.add_argument("--out", metavar="JSON", help="write the metrics (and per-image scores) here")
     evaluate.add_argument("--quiet", action="store_true")
@@ -341,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                          help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
     predict.add_argument("--explain", action="store_true", help="also write Grad-CAM and attention overlays")
+    predict.add_argument("--metadata", metavar="CSV", help="fuse age, sex and site with the images: a CSV with "
+                         "image_id (file name without extension) and age, sex, localization columns")
+    predict.add_argument("--age", type=float, help="patient age in years, for every image (metadata fusion)")
+    predict.add_argument("--sex", help="male or female, for every image (metadata fusion)")
+    predict.add_argument("--site", help="lesion site, e.g. back, face, lower extremity (metadata fusion)")
     predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped models/classifier)")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(func=cmd_predict)
@@ -380,6 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="quick check on at most N images per split; writes nothing")
     referral.add_argument("--quiet", action="store_true")
     referral.set_defaults(func=cmd_fit_referral)
+
+    fusion = sub.add_parser("fit-metadata", help="fit a classifier's image + metadata (age, sex, site) fusion")
+    _add_data_argument(fusion)
+    fusion.add_argument("--model", default="models/classifier", metavar="DIR",
+                        help="classifier folder with metrics.json (default: the shipped models/classifier)")
+    fusion.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
+    fusion.add_argument("--quiet", action="store_true")
+    fusion.set_defaults(func=cmd_fit_metadata)
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)

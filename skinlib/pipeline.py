@@ -47,9 +47,10 @@ NOTEBOOKS: tuple[str, ...] = (
     "06_test_time_augmentation.ipynb",
     "07_gradcam_attention.ipynb",
     "08_evaluation.ipynb",
-    "09_new_images.ipynb",
-    "10_results.ipynb",
-    "11_model_card.ipynb",
+    "09_patient_metadata.ipynb",
+    "10_new_images.ipynb",
+    "11_results.ipynb",
+    "12_model_card.ipynb",
 )
 
 #: Per-mode values injected into every notebook that declares them in its parameters cell.
@@ -72,8 +73,9 @@ MODES: dict[str, dict] = {
         "n_test": 150,  # 08: test images (stratified sample) through the dual-stage pipeline (None: all)
         "n_errors": 8,  # 08: most confident mistakes shown
         "n_bootstrap": 200,  # 06, 08: bootstrap resamples of the TTA gain and of the confidence intervals
-        "n_new": 6,  # 09: test images treated as new arrivals by predict
-        "n_eval": 70,  # 09: test images in the labelled folder scored by evaluate (stratified sample)
+        "n_meta": 150,  # 09: test images (stratified sample) classified with and without their metadata (None: all)
+        "n_new": 6,  # 10: test images treated as new arrivals by predict
+        "n_eval": 70,  # 10: test images in the labelled folder scored by evaluate (stratified sample)
     },
     "full": {
         "n_gallery": 3,
@@ -92,6 +94,7 @@ MODES: dict[str, dict] = {
         "n_test": None,
         "n_errors": 16,
         "n_bootstrap": 1000,
+        "n_meta": None,
         "n_new": 14,
         "n_eval": 300,
     },

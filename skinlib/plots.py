@@ -160,3 +160,41 @@ def learning_curve_figure(curve: Mapping) -> Figure:
     ax.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
     return figure
+
+
+def metadata_prior_figure(prior, min_lesions: int = 20) -> Figure:
+    """What each age decade, sex and site says about each class: the prior's log-ratios
+    log p(value | class) / p(value) as heatmaps (red: more likely with that value; blue: less).
+
+    Sites with fewer than `min_lesions` training lesions are left out of the picture (they still count in
+    the fusion, heavily smoothed); the caption says how many.
+    """
+    def order(field):
+        values = list(prior.tables.get(field, {}))
+        if field == "age":
+            return sorted(values, key=lambda v: int(v.rstrip("s")))
+        return [v for v in sorted(values) if sum(prior.counts[field][v]) >= min_lesions]
+
+    fields = [f for f in ("age", "site", "sex") if order(f)]
+    if not fields:
+        raise ValueError("the prior has no fields to draw")
+    heights = [len(order(f)) for f in fields]
+    figure = Figure(figsize=(11, 0.3 * max(heights) + 2.4), layout="constrained")
+    axes = figure.subplots(1, len(fields))
+    axes = np.atleast_1d(axes)
+    for ax, field in zip(axes, fields):
+        values = order(field)
+        matrix = np.array([prior.tables[field][v] for v in values])
+        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-2.5, vmax=2.5, aspect="auto")
+        ax.set_xticks(np.arange(len(prior.classes)), list(prior.classes), fontsize=8, rotation=90)
+        ax.set_yticks(np.arange(len(values)), values, fontsize=8)
+        ax.set_title(field, fontsize=9)
+        for (row, col), value in np.ndenumerate(matrix):
+            if abs(value) >= 0.5:
+                ax.text(col, row, f"{value:+.1f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(value) > 1.5 else "black")
+    hidden = sum(1 for v in prior.tables.get("site", {}) if sum(prior.counts["site"][v]) < min_lesions)
+    figure.colorbar(image, ax=list(axes), shrink=0.8, label="log p(value | class) / p(value)")
+    if hidden:
+        figure.suptitle(f"{hidden} site(s) with fewer than {min_lesions} training lesions not drawn", fontsize=8)
+    return figure

@@ -40,6 +40,7 @@ class StageTwo:
     uncertain_below: float = UNCERTAIN_BELOW
     spec: dict = field(default_factory=dict)
     members: list = field(default_factory=list)
+    metadata_prior: object = None  # a MetadataPrior when `skinlib fit-metadata` has fitted one for this model
 
     def __post_init__(self):
         self.members = list(self.members) or [self.model]
@@ -59,9 +60,15 @@ class StageTwo:
             model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
                                      attention=spec["attention"], dropout=spec.get("dropout", 0.3))
             members.append(load_compact_weights(model, folder / name))
+        prior = None
+        if spec.get("metadata_fusion"):
+            from .models.metadata_prior import MetadataPrior
+
+            prior = MetadataPrior.from_json(folder / spec["metadata_fusion"]["prior"])
         return cls(model=members[0], image_size=size, margin=spec.get("margin", 0.25),
                    source=spec.get("source", "crop"), temperature=spec.get("temperature", 1.0),
-                   uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW), spec=spec, members=members)
+                   uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW), spec=spec, members=members,
+                   metadata_prior=prior)
 
     def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
                           scales=None) -> np.ndarray:
@@ -94,13 +101,37 @@ class StageTwo:
         """
         return float(self.spec.get("temperature_tta", self.temperature)) if tta else self.temperature
 
-    def referral_threshold(self, tta: bool) -> float | None:
+    def referral_threshold(self, tta: bool, metadata: bool = False) -> float | None:
         """The P(mel) threshold of the melanoma referral flag, fitted on validation (None: not fitted yet,
-        run `skinlib fit-referral`). TTA with extra scales reuses the TTA threshold."""
-        referral = self.spec.get("melanoma_referral")
+        run `skinlib fit-referral`). TTA with extra scales reuses the TTA threshold. With `metadata`, the
+        threshold fitted for the metadata-fused probabilities (`skinlib fit-metadata`)."""
+        referral = self.spec.get("metadata_fusion" if metadata else "melanoma_referral")
         if not referral:
             return None
-        return float(referral["threshold_tta" if tta else "threshold"])
+        prefix = "referral_" if metadata else ""
+        return float(referral[f"{prefix}threshold_tta" if tta else f"{prefix}threshold"])
+
+    def with_metadata(self, probs: np.ndarray, metadata, tta: bool, where: str = "metadata") -> tuple[np.ndarray, dict]:
+        """Calibrated probabilities updated by each image's age, sex and site (`skinlib.models.metadata_prior`).
+
+        `metadata`: a frame with HAM10000 (age, sex, localization) or ISIC archive columns, one row per image.
+        Returns the fused probabilities and per image the fields used ({field: value}, None if none: that
+        image keeps its image-only probabilities); warns about values the model has never seen. A model
+        without a fitted prior is an error that says how to fit one.
+        """
+        from .data.errors import DataError
+        from .models.metadata_prior import fuse, metadata_values, warn_ignored
+
+        if self.metadata_prior is None:
+            raise DataError("this classifier has no metadata fusion: fit one with "
+                             "`skinlib fit-metadata --model DIR` (or leave out the metadata)")
+        if len(metadata) != len(probs):
+            raise ValueError(f"got metadata for {len(metadata)} images but {len(probs)} predictions")
+        values = metadata_values(metadata.reset_index(drop=True))
+        log_ratios, usage = self.metadata_prior.log_ratios(values)
+        warn_ignored(usage, where)
+        weight = self.spec["metadata_fusion"]["weight_tta" if tta else "weight"]
+        return fuse(probs, log_ratios, weight), self.metadata_prior.used_fields(values)
 
     def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
@@ -145,18 +176,25 @@ class DualStage:
                 record["attention"] = overlay_heatmap(x, attention)
         return out
 
-    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None) -> list[dict]:
+    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None, metadata=None) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, the `uncertain` and `melanoma_referral`
-        flags and crop notes."""
-        return self.classify(*self.prepare(images), tta=tta, scales=scales)
+        flags and crop notes. `metadata` (optional): a frame of age, sex and site, one row per image."""
+        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata)
 
-    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None) -> list[dict]:
-        """Stage 2 on what `prepare` returned (so callers that also explain segment only once)."""
+    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None, metadata=None) -> list[dict]:
+        """Stage 2 on what `prepare` returned (so callers that also explain segment only once).
+
+        With `metadata`, the probabilities are fused with it (`metadata_used` says which fields each image
+        had; an image with none keeps its image-only probabilities) and the referral flag uses the threshold
+        fitted for fused probabilities."""
         probs = self.classifier.probabilities(inputs, tta, scales=scales)
-        referral = self.classifier.referral_threshold(tta)
+        used = [None] * len(probs)
+        if metadata is not None:
+            probs, used = self.classifier.with_metadata(probs, metadata, tta)
+        referral = self.classifier.referral_threshold(tta, metadata=metadata is not None)
         mel = CLASSES.index("mel")
         results = []
-        for p, mask, crop in zip(probs, masks, crops):
+        for p, mask, crop, fields in zip(probs, masks, crops, used):
             top = int(np.argmax(p))
             results.append({
                 "probabilities": {c: round(float(v), 6) for c, v in zip(CLASSES, p)},
@@ -165,6 +203,7 @@ class DualStage:
                 "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask),
                 "melanoma_referral": None if referral is None else bool(p[mel] >= referral),
                 "melanoma_referral_threshold": referral,
+                "metadata_used": fields,
                 "lesion_found": bool(crop.used_mask),
                 "crop_note": crop.reason,
                 "mask": mask,
@@ -172,10 +211,26 @@ class DualStage:
         return results
 
 
+def metadata_rows(table, image_ids):
+    """The rows of a metadata table (`image_id` or ISIC `image` column) for `image_ids`, in that order;
+    an id the table lacks gets an empty row (its image is classified from the image alone)."""
+    from .data.errors import DataError
+
+    key = next((c for c in ("image_id", "image") if c in table.columns), None)
+    if key is None:
+        raise DataError(f"the metadata table needs an image_id (or ISIC image) column to match images by file name; "
+                        f"it has {', '.join(map(str, table.columns))}")
+    if table[key].duplicated().any():
+        raise DataError(f"the metadata table lists image(s) twice: {table.loc[table[key].duplicated(), key].tolist()[:5]}")
+    rows = table.assign(**{key: table[key].astype(str).str.strip()}).set_index(key)
+    return rows.reindex([str(i) for i in image_ids]).reset_index(drop=True)
+
+
 def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
-                  progress: bool = True, scales=None) -> dict:
+                  progress: bool = True, scales=None, metadata=None) -> dict:
     """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
     with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
+    `metadata`: a table of age, sex and site with an `image_id` column (file stems) to fuse with the images.
 
     Returns {"written": {path: json_path}, "failed": {path: message}}: one bad file never stops the batch.
     """
@@ -195,7 +250,8 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
             failed[str(path)] = str(error)
             continue
         masks, crops, inputs = pipeline.prepare([image])
-        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales)[0]
+        row = None if metadata is None else metadata_rows(metadata, [path.stem])
+        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row)[0]
         mask = result.pop("mask")
         record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
                   **({"tta_scales": list(scales)} if scales else {}),
@@ -211,11 +267,12 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
 
 
 def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
-                          progress: bool = True, report_dir=None, scales=None) -> dict:
+                          progress: bool = True, report_dir=None, scales=None, metadata=None) -> dict:
     """Classification metrics of the pipeline on any folder of images with a label CSV.
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
-    never silently dropped. Unreadable images are an error naming the file.
+    never silently dropped. Unreadable images are an error naming the file. `metadata` (a table with
+    `image_id` and age/sex/site columns, e.g. the HAM10000 metadata CSV) scores the image + metadata fusion.
     """
     from tqdm.auto import tqdm
 
@@ -244,9 +301,15 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         lesion_found += [c.used_mask for c in crops]
     raw = np.concatenate(raw)
     probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
+    fusion = None
+    if metadata is not None:
+        probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), tta,
+                                                        where=str(labels_csv))
+        fusion = {"images_with_metadata": sum(u is not None for u in used),
+                  **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")}}
     labels_array = present["label"].to_numpy()
     report = classification_report_dict(labels_array, probs)
-    threshold = pipeline.classifier.referral_threshold(tta)
+    threshold = pipeline.classifier.referral_threshold(tta, metadata=metadata is not None)
     if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here
         from .evaluation.referral import referral_scores
 
@@ -255,12 +318,13 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         from .evaluation.report import write_report
 
         full = write_report(labels_array, probs, report_dir, probs_uncalibrated=raw, referral_threshold=threshold,
-                            title=f"dual-stage pipeline on {Path(images_dir).name}{' (TTA)' if tta else ''}")
+                            title=f"dual-stage pipeline on {Path(images_dir).name}{' (TTA)' if tta else ''}"
+                                  f"{' + metadata' if metadata is not None else ''}")
         report["report_dir"] = str(report_dir)
         report["confidence_intervals"] = full.get("confidence_intervals")
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
     report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
                    **({"tta_scales": list(scales)} if scales else {}),
-                   "labelled_but_missing": len(missing), "missing_examples": missing[:20],
+                   "metadata_fusion": fusion, "labelled_but_missing": len(missing), "missing_examples": missing[:20],
                    "fraction_with_lesion_crop": float(np.mean(lesion_found))})
     return report

@@ -906,6 +906,100 @@ class TtaToggle(_CropTool):
                                              value=bool(self.state["tta"]), description="")}
 
 
+def metadata_panel(pipeline, crop: np.ndarray, age=None, sex=None, site=None, title: str | None = None,
+                   image_only: np.ndarray | None = None) -> tuple[Figure, dict]:
+    """The calibrated probabilities of one crop from the image alone vs fused with age, sex and site.
+
+    `image_only`: those probabilities if already computed. None (or "unknown") for a field leaves it out.
+    Info: image_only, fused (dicts), prediction (fused), used (the fields the prior knew).
+    """
+    stage = _stage_two(pipeline)
+    if image_only is None:
+        image_only = stage.probabilities(np.asarray(crop, np.uint8)[None])[0]
+    metadata = pd.DataFrame({"age": [age], "sex": [sex], "localization": [site]})
+    fused, used = stage.with_metadata(image_only[None], metadata, tta=False)
+    fused = fused[0]
+    predicted = int(np.argmax(fused))
+    figure = Figure(figsize=(8.8, 2.9))
+    picture, bars = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.2]})
+    _axis_image(picture, crop)
+    _probability_bars(bars, image_only, offset=-0.2, width=0.4, label="image alone", colour="0.6")
+    _probability_bars(bars, fused, offset=0.2, width=0.4, label="image + metadata", colour="tab:blue")
+    bars.legend(fontsize=7)
+    described = ", ".join(f"{k} {v}" for k, v in (used[0] or {}).items()) or "no metadata"
+    bars.set_title(f"{described}: predicted {CLASSES[predicted]} ({fused[predicted]:.2f})", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    info = {"image_only": {c: float(v) for c, v in zip(CLASSES, image_only)},
+            "fused": {c: float(v) for c, v in zip(CLASSES, fused)}, "prediction": CLASSES[predicted],
+            "used": used[0]}
+    return figure, info
+
+
+class MetadataExplorer(_CropTool):
+    """Age, sex and site against the image's own probabilities; see `metadata_explorer`."""
+
+    title = "metadata explorer"
+    UNKNOWN = "unknown"
+
+    def __init__(self, pipeline, images, names=None, index: int = 0, age=None, sex=None, site=None, save=None):
+        self._setup(pipeline, images, names)
+        prior = _stage_two(pipeline).metadata_prior
+        if prior is None:
+            raise ValueError("this classifier has no metadata fusion: run `skinlib fit-metadata` first")
+        self.sites = sorted(prior.tables.get("site", {}))
+        self._image_only: dict[int, np.ndarray] = {}
+        sex = str(sex).strip().lower() if sex is not None else self.UNKNOWN
+        site = str(site).strip().lower() if site is not None else self.UNKNOWN
+        super().__init__({"image": int(index), "age": age,  # values the controls do not offer start as unknown
+                          "sex": sex if sex in ("female", "male") else self.UNKNOWN,
+                          "site": site if site in self.sites else self.UNKNOWN}, save)
+
+    def image_only(self, index: int) -> np.ndarray:
+        if index not in self._image_only:
+            self._image_only[index] = _stage_two(self.pipeline).probabilities(self.crops[index][None])[0]
+        return self._image_only[index]
+
+    def render(self, state):
+        index = self._index(state)
+        known = {k: (None if state[k] in (self.UNKNOWN, None) else state[k]) for k in ("age", "sex", "site")}
+        figure, info = metadata_panel(self.pipeline, self.crops[index], title=self.names[index],
+                                      image_only=self.image_only(index), **known)
+        return figure, {**info, "image": self.names[index]}
+
+    def describe(self, info):
+        alone = max(info["image_only"], key=info["image_only"].get)
+        return (f"{info['image']}: the image alone says {alone} ({info['image_only'][alone]:.2f}); with "
+                f"{', '.join(f'{k} {v}' for k, v in (info['used'] or {}).items()) or 'no metadata'} the fused answer is "
+                f"{info['prediction']} ({info['fused'][info['prediction']]:.2f})")
+
+    def build_controls(self, widgets):
+        ages = [(self.UNKNOWN, self.UNKNOWN)] + [(str(a), a) for a in range(0, 90, 5)]
+        age = self.state["age"] if self.state["age"] in dict(ages).values() else self.UNKNOWN
+        return {"image": self._image_control(widgets),
+                "age": widgets.Dropdown(options=ages, value=age, description="age"),
+                "sex": widgets.Dropdown(options=[self.UNKNOWN, "female", "male"], value=self.state["sex"],
+                                        description="sex"),
+                "site": widgets.Dropdown(options=[self.UNKNOWN, *self.sites], value=self.state["site"],
+                                         description="site")}
+
+    def layout(self, widgets):
+        c = self.controls
+        return [c["image"], widgets.HBox([c["age"], c["sex"], c["site"]])]
+
+
+def metadata_explorer(pipeline, images, names=None, index: int = 0, age=None, sex=None, site=None, save=None,
+                      show: bool = True) -> MetadataExplorer:
+    """Pick an image and set the patient's age, sex and lesion site: the bars compare the image's own
+    calibrated probabilities with the metadata-fused ones (`skinlib fit-metadata`). Arguments as for
+    `gradcam_explorer`; `age`/`sex`/`site` set the starting state. Returns the `MetadataExplorer`."""
+    tool = MetadataExplorer(pipeline, images, names=names, index=index, age=age, sex=sex, site=site, save=save)
+    if show:
+        tool.show()
+    return tool
+
+
 def lesion_browser(frame: pd.DataFrame, dx: str = "mel", index: int = 0, save=None, show: bool = True) -> LesionBrowser:
     """Browse the images of a class, lesion by lesion, with the expert mask and the metadata.
 
@@ -977,4 +1071,5 @@ __all__ = [
     "InstructorWidget", "LesionBrowser", "MaskExplorer", "ThresholdSlider", "lesion_browser",
     "classical_mask_explorer", "melanoma_threshold_slider", "stage2_crops", "gradcam_panel",
     "tta_view_probabilities", "tta_panel", "GradcamExplorer", "TtaToggle", "gradcam_explorer", "tta_toggle",
+    "metadata_panel", "MetadataExplorer", "metadata_explorer",
 ]

@@ -273,3 +273,28 @@ def test_training_images_follow_the_recorded_train_limit():
         if name != "baseline":
             limit = int(row.flags[row.flags.index("--train-limit") + 1])
             assert f"{ablation.training_images({'train_limit': limit})} of the 7005" in row.scale_note
+
+
+def test_metadata_row_fuses_the_baseline_predictions_with_the_training_prior(tmp_path, data_dir, split_frame,
+                                                                           monkeypatch):
+    """The metadata row trains nothing: the baseline's saved probabilities, fused with each image's age, sex and
+    site by a prior counted on the training split, its weight fitted on the row's validation predictions."""
+    from skinlib.models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
+    from skinlib.training.classifier import ClassifierConfig
+    from skinlib.training.metadata_fusion import training_frame
+
+    monkeypatch.setattr(ablation, "BOOTSTRAP_SAMPLES", 50)
+    sample = split_frame[split_frame["split"] == "val"].sort_values("image_id").groupby("dx").head(10)
+    labels = sample["label"].to_numpy()
+    flat = np.full((len(labels), len(CLASSES)), 1 / len(CLASSES), dtype=np.float32)  # the image says nothing
+    fake_row(tmp_path, "baseline", labels, flat, sample["image_id"].to_numpy().astype(str))
+    ablation.run_row("metadata", tmp_path, str(data_dir))
+    with np.load(ablation.row_dir(tmp_path, "metadata") / "run" / PREDICTIONS_FILE) as saved:
+        fused = saved["val_plain"]
+    prior = MetadataPrior.fit(training_frame(ClassifierConfig(data_dir=str(data_dir))))
+    ratios, _ = prior.log_ratios(metadata_values(sample.reset_index(drop=True)))
+    expected = fuse(flat, ratios, fit_weight(labels, flat, ratios))
+    assert fused == pytest.approx(expected, abs=1e-5)
+    assert not np.allclose(fused, flat)
+    rows = {row["name"]: row for row in ablation.collect_ablation(tmp_path, str(data_dir), samples=50)["rows"]}
+    assert rows["metadata"]["val"]["balanced_accuracy"] > rows["baseline"]["val"]["balanced_accuracy"]

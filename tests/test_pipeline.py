@@ -148,8 +148,8 @@ def test_every_notebook_runs_in_order_and_writes_its_json(quick_run):
                 assert "remove-stderr" in cell.metadata.get("tags", []), (name, cell.source[:80])
     written = {path.name for path in out.glob("*.json")}
     assert {"01_data.json", "02_classical.json", "03_unet.json", "04_classifier.json", "05_losses.json",
-            "06_tta.json", "07_explain.json", "08_evaluation.json", "09_new_images.json", "10_results.json",
-            "11_model_card.json"} <= written
+            "06_tta.json", "07_explain.json", "08_evaluation.json", "10_new_images.json", "11_results.json",
+            "12_model_card.json"} <= written
     print(pipeline.timing_table(timings["notebooks"]))
 
 
@@ -177,25 +177,25 @@ def test_classifier_chapters_train_live_and_compare_losses(quick_run):
 @pytest.mark.slow
 def test_new_images_chapter_handles_bad_files_and_scores_a_folder(quick_run):
     out, _ = quick_run
-    new = json.loads((out / "09_new_images.json").read_text())
+    new = json.loads((out / "10_new_images.json").read_text())
     assert set(new["failed"]) == {"broken_notes.jpg", "broken_truncated.jpg"}
     assert new["predictions"]["variant_no_lesion.png"]["uncertain"] is True
     for name in ("variant_gray.png", "variant_rgba.png", "variant_tiny.png", "variant_large.jpg"):
         assert sum(new["predictions"][name]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert new["evaluate"]["images"] == pipeline.MODES["quick"]["n_eval"] or new["evaluate"]["images"] > 0
-    assert (out / "09_labelled_folder" / "report" / "roc.png").is_file()
+    assert (out / "10_labelled_folder" / "report" / "roc.png").is_file()
 
 
 @pytest.mark.data
 @pytest.mark.slow
 def test_results_page_and_model_card_read_the_recorded_metrics(quick_run):
     out, _ = quick_run
-    results = json.loads((out / "10_results.json").read_text())
+    results = json.loads((out / "11_results.json").read_text())
     shipped = json.loads((REPO / "models" / "classifier" / "metrics.json").read_text())
     assert results["classification"]["test"]["balanced accuracy"] == shipped["test"]["plain"]["balanced_accuracy"]
     assert {t["measure"] for t in results["targets"]} >= {"balanced accuracy", "ECE after temperature scaling"}
     assert all(not c["whole test split"] for c in results["checks"])  # quick mode scores samples
-    card = json.loads((out / "11_model_card.json").read_text())
+    card = json.loads((out / "12_model_card.json").read_text())
     assert card["test_balanced_accuracy"] == shipped["test"]["plain"]["balanced_accuracy"]
     assert len(card["per_class"]) == 7 and card["weights_mb"] < 30
 
@@ -258,7 +258,7 @@ def test_notebooks_pass_nbval_with_their_own_defaults(tmp_path, data_dir):
     print(f"nbval, all {len(copies)} notebooks: {time.perf_counter() - started:.1f} s")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert (tmp_path / "outputs" / "live" / "02_classical.json").is_file()
-    assert (tmp_path / "outputs" / "live" / "11_model_card.json").is_file()
+    assert (tmp_path / "outputs" / "live" / "12_model_card.json").is_file()
 
 
 @pytest.mark.data

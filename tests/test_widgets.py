@@ -386,6 +386,33 @@ def test_tta_toggle_widget(stage_two, crops, static, shown):
     assert tool.info["image"] == "image 1" and set(tool._views) == {0, 1}
 
 
+def test_metadata_explorer_widget(stage_two, crops, static, shown):
+    """The fused bars move with the controls exactly as the prior says; an unknown field changes nothing."""
+    import dataclasses
+
+    import pandas as pd
+
+    from skinlib.models.metadata_prior import MetadataPrior
+
+    frame = pd.DataFrame({"lesion_id": [f"L{i}" for i in range(14)], "label": list(range(7)) * 2,
+                          "age": [30] * 7 + [80] * 7, "sex": ["male"] * 14,
+                          "localization": ["face", "back"] * 7})
+    frame.loc[frame["label"] == 1, "localization"] = "face"  # bcc: only on the face
+    fused_model = dataclasses.replace(stage_two, metadata_prior=MetadataPrior.fit(frame),
+                                      spec={**stage_two.spec, "metadata_fusion": {"weight": 1.0, "weight_tta": 1.0}})
+    tool = W.metadata_explorer(fused_model, crops)
+    assert tool.info["used"] is None and tool.info["fused"] == pytest.approx(tool.info["image_only"])
+    assert "no metadata" in shown[1].data
+    tool.widget  # noqa: B018 - build the controls
+    tool.controls["site"].value = "face"
+    assert tool.info["used"] == {"site": "face"}
+    assert tool.info["fused"]["bcc"] > tool.info["image_only"]["bcc"]
+    tool.controls["image"].value = 1
+    assert tool.info["image"] == "image 1" and set(tool._image_only) == {0, 1}
+    with pytest.raises(ValueError, match="fit-metadata"):
+        W.MetadataExplorer(stage_two, crops)
+
+
 @pytest.mark.slow
 def test_stage2_tools_on_the_shipped_pipeline(static, shown):
     from skinlib.predict import DualStage
@@ -396,3 +423,6 @@ def test_stage2_tools_on_the_shipped_pipeline(static, shown):
     assert explorer.crops.shape[1:] == (pipeline.classifier.image_size,) * 2 + (3,)
     toggle = W.tta_toggle(pipeline, [image], show=False)
     assert toggle.info["prediction"] in CLASSES
+    if pipeline.classifier.metadata_prior is not None:
+        metadata = W.metadata_explorer(pipeline, [image], age=75, site="face", show=False)
+        assert metadata.info["used"] == {"age": "70s", "site": "face"}

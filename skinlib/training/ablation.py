@@ -37,7 +37,13 @@ class AblationRow:
     tta: bool = False  # score the row's model with test-time augmentation
     trains_from: str | None = None  # reuse another row's model instead of training (TTA rows)
     scales: tuple | None = None  # TTA zooms scored with the baseline model (its own temperature, fitted on val)
+    metadata: bool = False  # fuse the reused model's probabilities with age, sex and site (`fit-metadata`)
     scale_note: str = ""
+
+    @property
+    def has_own_predictions(self) -> bool:
+        """False only for the plain TTA rows, whose predictions the reused model's run already holds."""
+        return not self.trains_from or self.scales is not None or self.metadata
 
 
 ROWS = (
@@ -73,6 +79,10 @@ ROWS = (
                 tta=True, trains_from="ensemble"),
     AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
                 tta=True, trains_from="baseline", scales=(1.0, 1.2)),
+    AblationRow("metadata", "Image + metadata: the baseline model's probabilities fused with age, sex and site "
+                "(naive-Bayes prior counted on the training lesions, its weight fitted on val).",
+                trains_from="baseline", metadata=True,
+                scale_note="Full: no training; the baseline model with the late fusion of `skinlib fit-metadata`."),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 #: The rows that train a model of their own (the others score another row's model with TTA).
@@ -87,9 +97,9 @@ def _row(name: str) -> AblationRow:
 
 
 def row_dir(out_dir, name: str) -> Path:
-    """Where a row's predictions live: its own folder, except the plain TTA row, which is the baseline's."""
+    """Where a row's predictions live: its own folder, except the plain TTA rows, which are their model's."""
     row = _row(name)
-    return Path(out_dir) / (row.trains_from if row.trains_from and row.scales is None else name)
+    return Path(out_dir) / (name if row.has_own_predictions else row.trains_from)
 
 
 def model_dir(out_dir, name: str) -> Path:
@@ -114,6 +124,8 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
         return predictions
     if _row(name).scales is not None:
         return scaled_tta_predictions(name, out_dir, data_dir)
+    if _row(name).metadata:
+        return metadata_predictions(name, out_dir, data_dir)
     argv = train_command(_row(name).trains_from or name, out_dir, data_dir)
     if quiet:
         argv.append("--quiet")
@@ -232,6 +244,28 @@ def scaled_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> P
                for split in ("val", "test")}
     temperature = {True: fit_temperature(*results[("val", True)])}
     return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, results, temperature)
+
+
+def metadata_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
+    """Fuse the reused model's saved val/test probabilities with each image's metadata (`skinlib fit-metadata`'s
+    method: prior counted on the model's training split, weight fitted on val); no images are read."""
+    from ..data import load_split_frame
+    from ..models.metadata_prior import MetadataPrior
+    from .classifier import config_from_metrics, save_predictions
+    from .metadata_fusion import SPLITS, fusion_record, training_frame
+
+    row = _row(name)
+    source = run_row(row.trains_from, out_dir, data_dir)
+    reused = _load(source)
+    config = config_from_metrics(model_dir(out_dir, name) / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
+    frame = load_split_frame(config.data_dir, config.split_path).set_index("image_id")
+    frames = {split: frame.loc[reused[f"{split}_image_ids"]].reset_index() for split in SPLITS}
+    calibrated = {(split, tta): (reused[f"{split}_labels"], reused[f"{split}_{'tta' if tta else 'plain'}"])
+                  for split in SPLITS for tta in (False, True)}
+    print(f"[ablation] {name}: metadata fusion of {source}", flush=True)
+    _, fused = fusion_record(MetadataPrior.fit(training_frame(config)), calibrated, frames)
+    data = {split: (None, None, frames[split]) for split in SPLITS}
+    return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, fused, {False: 1.0, True: 1.0})
 
 
 def _scores(labels, probs) -> dict:

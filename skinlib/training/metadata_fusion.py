@@ -1,0 +1,120 @@
+"""Fit the image + metadata fusion of a trained classifier (`skinlib fit-metadata`).
+
+The prior is counted on the model's own training split, the fusion weight and the fused referral
+thresholds are fitted on validation, and test is scored once, image only and fused, with the paired
+bootstrap interval of the difference (same images, same model), so the gain metadata brings is visible
+with its uncertainty. See `skinlib.models.metadata_prior` for the method.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
+
+PRIOR_FILE = "metadata_prior.json"
+SPLITS = ("val", "test")
+
+
+def _summary(labels, probs) -> dict:
+    from ..evaluation.classification import classification_report_dict
+
+    report = classification_report_dict(labels, probs)
+    return {"balanced_accuracy": report["balanced_accuracy"], "macro_roc_auc": report["macro_roc_auc"],
+            "melanoma_recall": report["per_class"]["mel"]["recall"], "accuracy": report["accuracy"],
+            "expected_calibration_error": report["expected_calibration_error"]}
+
+
+def _paired(labels, image_only, fused, samples: int = 1000) -> dict:
+    from ..evaluation.classification import balanced_accuracy
+    from ..evaluation.report import macro_roc_auc, paired_bootstrap_difference
+
+    out = {}
+    for name, metric in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc)):
+        point, low, high = paired_bootstrap_difference(metric, labels, image_only, fused, n=samples, seed=0)
+        out[name] = {"difference": point, "ci95": [low, high]}
+    return out
+
+
+def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple[dict, dict]:
+    """Fit the weights on validation and score val and test, image only vs fused.
+
+    `calibrated`: {(split, tta): (labels, calibrated image probabilities)}; `frames`: {split: metadata frame,
+    rows in the same order}. Returns (record for metrics.json, {(split, tta): (labels, fused probabilities)}).
+    """
+    from ..evaluation.referral import referral_record
+
+    ratios = {split: prior.log_ratios(metadata_values(frames[split])) for split in SPLITS}
+    record = {"coverage": {split: usage for split, (_, usage) in ratios.items()}}
+    fused = {}
+    for tta in (False, True):
+        view = "tta" if tta else "plain"
+        weight = fit_weight(*calibrated[("val", tta)], ratios["val"][0])
+        for split in SPLITS:
+            labels, probs = calibrated[(split, tta)]
+            fused[(split, tta)] = (labels, fuse(probs, ratios[split][0], weight))
+        record[view] = {
+            "weight": weight,
+            **{split: {"image_only": _summary(*calibrated[(split, tta)]), "fused": _summary(*fused[(split, tta)])}
+               for split in SPLITS},
+            **{f"{split}_fused_minus_image_only": _paired(calibrated[(split, tta)][0], calibrated[(split, tta)][1],
+                                                          fused[(split, tta)][1]) for split in SPLITS},
+            "melanoma_referral": referral_record(*fused[("val", tta)], test_labels=fused[("test", tta)][0],
+                                                 test_probs=fused[("test", tta)][1]),
+        }
+    record["tta_chosen_on_val"] = bool(record["tta"]["val"]["fused"]["balanced_accuracy"]
+                                       > record["plain"]["val"]["fused"]["balanced_accuracy"])
+    return record, fused
+
+
+def fusion_spec(record: dict) -> dict:
+    """What model.json keeps of a fusion record: the prior's file, the weights and the referral thresholds."""
+    return {"prior": PRIOR_FILE, "weight": record["plain"]["weight"], "weight_tta": record["tta"]["weight"],
+            "referral_threshold": record["plain"]["melanoma_referral"]["threshold"],
+            "referral_threshold_tta": record["tta"]["melanoma_referral"]["threshold"],
+            "tta_recommended": record["tta_chosen_on_val"],
+            "fitted_on": "validation (weight: negative log-likelihood; thresholds: melanoma sensitivity)"}
+
+
+def training_frame(config):
+    """The training split the model itself was trained on (its `train_limit` sample included)."""
+    from ..data import load_split_frame
+    from .classifier import _subset
+
+    frame = load_split_frame(config.data_dir, config.split_path)
+    return _subset(frame, "train", config.train_limit, config.seed)
+
+
+def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, command: str | None = None,
+                           progress: bool = True) -> dict:
+    """`skinlib fit-metadata`: count the prior on the model's training split, fit the weights on validation,
+    score val and test; write metadata_prior.json, model.json's "metadata_fusion" and metrics.json's.
+
+    `limit` (quick checks) samples val and test and writes nothing.
+    """
+    from ..predict import StageTwo
+    from .classifier import config_from_metrics, stage2_inputs
+
+    model_dir = Path(model_dir)
+    metrics_path = model_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path} is missing: fit-metadata rebuilds the splits from the recipe a "
+                                "model's metrics.json records (train-classifier writes it)")
+    config = config_from_metrics(metrics_path, data_dir=data_dir)
+    data = stage2_inputs(config, splits=SPLITS, progress=progress, limit=limit)
+    prior = MetadataPrior.fit(training_frame(config))
+    classifier = StageTwo.load(model_dir)
+    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
+                  for split in SPLITS for tta in (False, True)}
+    record, _ = fusion_record(prior, calibrated, {split: data[split][2] for split in SPLITS})
+    if limit is None:
+        prior.to_json(model_dir / PRIOR_FILE)
+        spec_path = model_dir / "model.json"
+        spec = json.loads(spec_path.read_text())
+        spec["metadata_fusion"] = fusion_spec(record)
+        spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+        metrics = json.loads(metrics_path.read_text())
+        metrics["metadata_fusion"] = {"command": command or f"skinlib fit-metadata --model {model_dir}", **record}
+        metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return record
