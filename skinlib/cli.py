@@ -150,6 +150,10 @@ def _evaluate_classification(args) -> int:
         print(f"  melanoma referral (P(mel) >= {referral['threshold']:.4f}, fixed on validation): sensitivity "
               f"{referral['sensitivity']:.3f}, specificity {_or_na(referral['specificity'])}, referred "
               f"{referral['referred']} of {referral['images']}, melanomas missed {referral['melanomas_missed']}")
+    unusual = report.get("unlike_training_images")
+    if unusual:
+        print(f"  unlike the training images (novelty check): {unusual['flagged']} of {report['n_samples']} "
+              f"({unusual['fraction']:.1%}; about 1 % of HAM10000 validation images are flagged by design)")
     if args.report:
         print(f"report (figures as PNG and SVG, report.json, report.md) in {args.report}")
     if args.out:
@@ -169,6 +173,7 @@ def cmd_predict(args) -> int:
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")
+        flag += "  UNLIKE-TRAINING-IMAGES" if record["unlike_training_images"] else ""
         flag += f"  (+ {', '.join(record['metadata_used'])})" if record["metadata_used"] else ""
         note = f" ({record['crop_note']})" if record["crop_note"] else ""
         print(f"{path}: {record['prediction']} {record['confidence']:.3f}{flag}{note}")
@@ -272,6 +277,23 @@ def cmd_fit_metadata(args) -> int:
     else:
         print(f"wrote the prior to {Path(args.model) / 'metadata_prior.json'}, the weights and fused referral thresholds "
               f"to {Path(args.model) / 'model.json'} and the scores to {Path(args.model) / 'metrics.json'}")
+    return 0
+
+
+def cmd_fit_novelty(args) -> int:
+    from .training.novelty import fit_novelty_for_model
+
+    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    record = fit_novelty_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
+    print(f"novelty threshold {record['threshold']:.1f} ({record['components']} components): flags "
+          f"{record['val_flag_rate']:.1%} of validation and {record['test_flag_rate']:.1%} of test images")
+    for name, scored in record["unusual_images"].items():
+        print(f"  {name:<28} score {scored['score']:10.1f}  {'FLAGGED' if scored['flagged'] else 'not flagged'}")
+    if args.limit:
+        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
+    else:
+        print(f"wrote {Path(args.model) / 'novelty.npz'}, the threshold to {Path(args.model) / 'model.json'} and "
+              f"the scores to {Path(args.model) / 'metrics.json'}")
     return 0
 
 
@@ -459,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     fusion.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
     fusion.add_argument("--quiet", action="store_true")
     fusion.set_defaults(func=cmd_fit_metadata)
+
+    novelty = sub.add_parser("fit-novelty", help="fit a classifier's check for inputs unlike its training images")
+    _add_data_argument(novelty)
+    novelty.add_argument("--model", default="models/classifier", metavar="DIR",
+                         help="classifier folder with metrics.json (default: the shipped models/classifier)")
+    novelty.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
+    novelty.add_argument("--quiet", action="store_true")
+    novelty.set_defaults(func=cmd_fit_novelty)
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)

@@ -41,6 +41,7 @@ class StageTwo:
     spec: dict = field(default_factory=dict)
     members: list = field(default_factory=list)
     metadata_prior: object = None  # a MetadataPrior when `skinlib fit-metadata` has fitted one for this model
+    novelty: object = None  # a NoveltyModel when `skinlib fit-novelty` has fitted one for this model
 
     def __post_init__(self):
         self.members = list(self.members) or [self.model]
@@ -65,10 +66,15 @@ class StageTwo:
             from .models.metadata_prior import MetadataPrior
 
             prior = MetadataPrior.from_json(folder / spec["metadata_fusion"]["prior"])
+        novelty = None
+        if spec.get("novelty"):
+            from .models.novelty import NoveltyModel
+
+            novelty = NoveltyModel.load(folder / spec["novelty"]["file"])
         return cls(model=members[0], image_size=size, margin=spec.get("margin", 0.25),
                    source=spec.get("source", "crop"), temperature=spec.get("temperature", 1.0),
                    uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW), spec=spec, members=members,
-                   metadata_prior=prior)
+                   metadata_prior=prior, novelty=novelty)
 
     def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
                           scales=None) -> np.ndarray:
@@ -111,7 +117,7 @@ class StageTwo:
         prefix = "referral_" if metadata else ""
         return float(referral[f"{prefix}threshold_tta" if tta else f"{prefix}threshold"])
 
-    def with_metadata(self, probs: np.ndarray, metadata, tta: bool, where: str = "metadata") -> tuple[np.ndarray, dict]:
+    def with_metadata(self, probs: np.ndarray, metadata, tta: bool, where: str = "metadata") -> tuple[np.ndarray, list]:
         """Calibrated probabilities updated by each image's age, sex and site (`skinlib.models.metadata_prior`).
 
         `metadata`: a frame with HAM10000 (age, sex, localization) or ISIC archive columns, one row per image.
@@ -132,6 +138,19 @@ class StageTwo:
         warn_ignored(usage, where)
         weight = self.spec["metadata_fusion"]["weight_tta" if tta else "weight"]
         return fuse(probs, log_ratios, weight), self.metadata_prior.used_fields(values)
+
+    def features(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """The pooled features the first member's head reads (N, D): what the novelty score is computed on."""
+        from .models.inference import predict_in_batches
+        from .models.novelty import feature_model
+
+        if getattr(self, "_feature_model", None) is None:
+            self._feature_model = feature_model(self.model)
+        return predict_in_batches(self._feature_model, inputs, batch_size)
+
+    def novelty_scores(self, inputs: np.ndarray) -> np.ndarray | None:
+        """Novelty score per input (`skinlib.models.novelty`; None when this model has no novelty model)."""
+        return None if self.novelty is None else self.novelty.score(self.features(inputs))
 
     def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
@@ -192,15 +211,19 @@ class DualStage:
         if metadata is not None:
             probs, used = self.classifier.with_metadata(probs, metadata, tta)
         referral = self.classifier.referral_threshold(tta, metadata=metadata is not None)
+        novelty = self.classifier.novelty_scores(inputs)
+        unusual = [None] * len(probs) if novelty is None else list(novelty > self.classifier.novelty.threshold)
         mel = CLASSES.index("mel")
         results = []
-        for p, mask, crop, fields in zip(probs, masks, crops, used):
+        for i, (p, mask, crop, fields) in enumerate(zip(probs, masks, crops, used)):
             top = int(np.argmax(p))
             results.append({
                 "probabilities": {c: round(float(v), 6) for c, v in zip(CLASSES, p)},
                 "prediction": CLASSES[top],
                 "confidence": round(float(p[top]), 6),
-                "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask),
+                "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask or unusual[i]),
+                "unlike_training_images": None if unusual[i] is None else bool(unusual[i]),
+                "novelty_score": None if novelty is None else round(float(novelty[i]), 2),
                 "melanoma_referral": None if referral is None else bool(p[mel] >= referral),
                 "melanoma_referral_threshold": referral,
                 "metadata_used": fields,
@@ -251,6 +274,8 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
             continue
         masks, crops, inputs = pipeline.prepare([image])
         row = None if metadata is None else metadata_rows(metadata, [path.stem])
+        if row is not None and not row.notna().to_numpy().any():
+            row = None  # the table says nothing about this image: it is classified (and flagged) on its own
         result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row)[0]
         mask = result.pop("mask")
         record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
@@ -292,20 +317,22 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     missing = labels.loc[~labels["image_id"].isin(files), "image_id"].tolist()
     if present.empty:
         raise DataError(f"none of the {len(labels)} labelled images of {labels_csv} is in {images_dir}.")
-    raw, lesion_found = [], []
+    raw, lesion_found, novelty = [], [], []
     for start in tqdm(range(0, len(present), batch_size), desc="evaluating", unit="batch", disable=not progress):
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
         raw.append(pipeline.classifier.raw_probabilities(inputs, tta=tta, scales=scales))
         lesion_found += [c.used_mask for c in crops]
+        novelty.append(pipeline.classifier.novelty_scores(inputs))
     raw = np.concatenate(raw)
     probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
     fusion = None
     if metadata is not None:
         probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), tta,
                                                         where=str(labels_csv))
-        fusion = {"images_with_metadata": sum(u is not None for u in used),
+        fusion = {"weight": pipeline.classifier.spec["metadata_fusion"]["weight_tta" if tta else "weight"],
+                  "images_with_metadata": sum(u is not None for u in used),
                   **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")}}
     labels_array = present["label"].to_numpy()
     report = classification_report_dict(labels_array, probs)
@@ -326,5 +353,18 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
                    **({"tta_scales": list(scales)} if scales else {}),
                    "metadata_fusion": fusion, "labelled_but_missing": len(missing), "missing_examples": missing[:20],
-                   "fraction_with_lesion_crop": float(np.mean(lesion_found))})
+                   "fraction_with_lesion_crop": float(np.mean(lesion_found)),
+                   "unlike_training_images": _novelty_summary(pipeline.classifier, novelty, present["image_id"])})
     return report
+
+
+def _novelty_summary(classifier: StageTwo, scores: list, image_ids) -> dict | None:
+    """How many images of a scored folder the novelty check flags (None: the model has none). A folder from
+    another clinic or device with many flagged images is one where HAM10000's numbers should not be assumed."""
+    if classifier.novelty is None:
+        return None
+    scores = np.concatenate(scores)
+    flagged = scores > classifier.novelty.threshold
+    return {"threshold": classifier.novelty.threshold, "flagged": int(flagged.sum()),
+            "fraction": float(flagged.mean()), "median_score": float(np.median(scores)),
+            "examples": [str(i) for i in np.asarray(image_ids)[flagged][:20]]}

@@ -135,6 +135,12 @@ def test_predict_with_metadata_shifts_probabilities_and_says_so(sample, tmp_path
     assert fused["probabilities"]["bcc"] > plain["probabilities"]["bcc"]
     spec = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["metadata_fusion"]
     assert fused["melanoma_referral_threshold"] == spec["referral_threshold"]
+    table = tmp_path / "other.csv"  # metadata for another image only: this one is classified on its own
+    table.write_text("image_id,age,sex,localization\nISIC_0000000,75,male,face\n")
+    assert main(["predict", path, "--out", str(tmp_path / "other"), "--quiet", "--metadata", str(table)]) == 0
+    alone = json.loads((tmp_path / "other" / f"{stem}.json").read_text())
+    assert alone["metadata_used"] is None and alone["probabilities"] == plain["probabilities"]
+    assert alone["melanoma_referral_threshold"] == plain["melanoma_referral_threshold"]
 
 
 @shipped
