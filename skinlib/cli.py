@@ -48,7 +48,7 @@ def cmd_train_unet(args) -> int:
     config = UNetConfig(data_dir=args.data, image_size=tuple(args.size), encoder=args.encoder,
                         batch_size=args.batch_size, frozen_epochs=args.frozen_epochs, epochs=args.epochs,
                         seed=args.seed, train_limit=args.train_limit, val_limit=args.val_limit)
-    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    command = _invoked_command()
     metrics = train_and_ship_unet(config, run_dir=args.run_dir, out_dir=args.out, command=command,
                                   progress=not args.quiet)
     print(json.dumps(metrics["test"], indent=2))
@@ -115,6 +115,19 @@ def _predict_metadata(args):
     if given:
         return pd.DataFrame([{"image_id": Path(p).stem, **given} for p in args.images])
     return None
+
+
+def _invoked_command() -> str | None:
+    """The command line as typed (`skinlib ...`), recorded beside what it wrote; None when not run as skinlib."""
+    return "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+
+
+def _print_written(args, what: str) -> None:
+    """The closing line of a `skinlib fit-*` command: what it wrote, or that --limit wrote nothing."""
+    if args.limit:
+        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
+    else:
+        print(f"wrote {what} in {args.model} (model.json; scores and the command in metrics.json)")
 
 
 def _or_na(value) -> str:
@@ -222,7 +235,7 @@ def cmd_train_classifier(args) -> int:
     from .training.classifier import train_and_ship_classifier
 
     config = classifier_config_from_args(args)
-    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    command = _invoked_command()
     metrics = train_and_ship_classifier(config, run_dir=args.run_dir, out_dir=args.out, command=command,
                                         progress=not args.quiet)
     test = metrics["test"]["plain"]
@@ -238,7 +251,7 @@ def cmd_fit_referral(args) -> int:
     sensitivity = REFERRAL_SENSITIVITY if args.sensitivity is None else args.sensitivity
     if not 0.0 < sensitivity <= 1.0:
         raise DataError(f"--sensitivity {sensitivity}: a target melanoma sensitivity in (0, 1], e.g. 0.85")
-    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    command = _invoked_command()
     record = fit_referral_for_model(args.model, args.data, sensitivity, limit=args.limit, command=command,
                                     progress=not args.quiet)
     for kind, fitted in record.items():
@@ -249,18 +262,14 @@ def cmd_fit_referral(args) -> int:
                 line += (f"; {split} sensitivity {scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f},"
                          f" referred {scores['referral_rate']:.1%}")
         print(line)
-    if args.limit:
-        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
-    else:
-        print(f"wrote the thresholds to {Path(args.model) / 'model.json'} and their scores to "
-              f"{Path(args.model) / 'metrics.json'}")
+    _print_written(args, "the thresholds")
     return 0
 
 
 def cmd_fit_metadata(args) -> int:
     from .training.metadata_fusion import fit_metadata_for_model
 
-    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    command = _invoked_command()
     record = fit_metadata_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
     for view in ("plain", "tta"):
         fitted = record[view]
@@ -272,28 +281,20 @@ def cmd_fit_metadata(args) -> int:
                   f"({gain['difference']:+.4f}, 95 % CI {gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); macro AUC "
                   f"{before['macro_roc_auc']:.4f} -> {after['macro_roc_auc']:.4f}; melanoma recall "
                   f"{before['melanoma_recall']:.3f} -> {after['melanoma_recall']:.3f}")
-    if args.limit:
-        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
-    else:
-        print(f"wrote the prior to {Path(args.model) / 'metadata_prior.json'}, the weights and fused referral thresholds "
-              f"to {Path(args.model) / 'model.json'} and the scores to {Path(args.model) / 'metrics.json'}")
+    _print_written(args, "the prior (metadata_prior.json), the weights and the fused referral thresholds")
     return 0
 
 
 def cmd_fit_novelty(args) -> int:
     from .training.novelty import fit_novelty_for_model
 
-    command = "skinlib " + " ".join(sys.argv[1:]) if sys.argv and "skinlib" in sys.argv[0] else None
+    command = _invoked_command()
     record = fit_novelty_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
     print(f"novelty threshold {record['threshold']:.1f} ({record['components']} components): flags "
           f"{record['val_flag_rate']:.1%} of validation and {record['test_flag_rate']:.1%} of test images")
     for name, scored in record["unusual_images"].items():
         print(f"  {name:<28} score {scored['score']:10.1f}  {'FLAGGED' if scored['flagged'] else 'not flagged'}")
-    if args.limit:
-        print(f"--limit {args.limit}: a quick check on samples; {args.model} is unchanged")
-    else:
-        print(f"wrote {Path(args.model) / 'novelty.npz'}, the threshold to {Path(args.model) / 'model.json'} and "
-              f"the scores to {Path(args.model) / 'metrics.json'}")
+    _print_written(args, "the novelty model (novelty.npz) and its threshold")
     return 0
 
 

@@ -187,3 +187,16 @@ def test_prior_figure_draws_the_fields_and_hides_rare_sites():
     site_axis = figure.axes[1]
     assert [t.get_text() for t in site_axis.get_yticklabels()] == ["back"]  # "ear" has 1 lesion
     assert "1 site(s)" in figure._suptitle.get_text()
+
+
+@shipped
+def test_fit_metadata_cli_quick_check_writes_nothing(data_dir, tmp_path, capsys):
+    folder = tmp_path / "classifier"
+    shutil.copytree(DEFAULT_CLASSIFIER, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert main(["fit-metadata", "--data", str(data_dir), "--model", str(folder), "--limit", "40", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "plain: weight" in out and "test balanced accuracy" in out and "is unchanged" in out
+    assert before == {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert main(["fit-metadata", "--model", str(tmp_path)]) == 2
+    assert "metrics.json is missing" in capsys.readouterr().err

@@ -97,12 +97,12 @@ def test_shipped_thresholds_reproduce_from_validation(data_dir):
 
 @shipped
 def test_save_and_load_round_trip(tmp_path):
-    from skinlib.training.classifier import save_referral
+    from skinlib.training.classifier import record_fit, referral_spec
 
     folder = tmp_path / "classifier"
     shutil.copytree(DEFAULT_CLASSIFIER, folder)
     record = {"plain": referral_record(LABELS, PROBS, 0.75), "tta": referral_record(LABELS, PROBS, 0.5)}
-    save_referral(folder, record)
+    record_fit(folder, "melanoma_referral", referral_spec(record), {"command": "by hand", **record})
     loaded = StageTwo.load(folder)
     assert loaded.referral_threshold(False) == pytest.approx(0.3)
     assert loaded.referral_threshold(True) == pytest.approx(0.8)

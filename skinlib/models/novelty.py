@@ -32,6 +32,8 @@ COMPONENTS = 64
 #: Share of in-distribution validation images allowed above the threshold (the false-alarm rate it targets).
 VALIDATION_FLAG_RATE = 0.01
 FEATURE_LAYER = "head_pool"
+#: A class with fewer training images than this takes the median distance of all classes as its scale.
+MIN_CLASS_IMAGES = 10
 
 
 @dataclass
@@ -64,7 +66,10 @@ class NoveltyModel:
         residual = max(float(eigen[k:].sum() / max(features.shape[1] - k, 1)), 1e-12)
         model = cls(class_means, vt[:k], eigen[:k], residual, np.ones(len(classes)))
         own = model.distances(features)[np.arange(len(features)), labels]
-        return replace(model, class_scales=np.array([np.median(own[labels == c]) for c in classes]))
+        pooled = float(np.median(own))
+        scales = [float(np.median(own[labels == c])) if np.sum(labels == c) >= MIN_CLASS_IMAGES else pooled
+                  for c in classes]
+        return replace(model, class_scales=np.array(scales))
 
     def distances(self, features) -> np.ndarray:
         """d(x - mean_c) for every row and class: (N, C), unscaled."""

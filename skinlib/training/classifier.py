@@ -418,13 +418,25 @@ def referral_spec(record: dict) -> dict:
             "threshold": record["plain"]["threshold"], "threshold_tta": record["tta"]["threshold"]}
 
 
-def save_referral(out_dir, record: dict) -> Path:
-    """Write the thresholds of `referral_thresholds` into the model folder's model.json (what predict reads)."""
-    spec_path = Path(out_dir) / "model.json"
-    spec = json.loads(spec_path.read_text())
-    spec["melanoma_referral"] = referral_spec(record)
-    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-    return spec_path
+def model_recipe(model_dir, data_dir=None, command: str = "skinlib fit-*"):
+    """The recipe a trained classifier folder's metrics.json records (data folder replaced by `data_dir`; None:
+    $SKINLIB_DATA, as every command), so a post-hoc fit (`skinlib fit-referral`, `fit-metadata`, `fit-novelty`)
+    rebuilds the splits and crops exactly as training built them."""
+    metrics_path = Path(model_dir) / "metrics.json"
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path} is missing: {command} rebuilds the splits from the recipe a "
+                                "model's metrics.json records (train-classifier writes it)")
+    return config_from_metrics(metrics_path, data_dir=data_dir)
+
+
+def record_fit(model_dir, key: str, spec_entry: dict, metrics_entry: dict) -> None:
+    """Write a post-hoc fit into a model folder: what `predict` needs into model.json[key], its scores and the
+    command that made them into metrics.json[key]."""
+    for name, entry in (("model.json", spec_entry), ("metrics.json", metrics_entry)):
+        path = Path(model_dir) / name
+        stored = json.loads(path.read_text())
+        stored[key] = entry
+        path.write_text(json.dumps(stored, indent=2, default=float) + "\n")
 
 
 def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None = None, limit: int | None = None,
@@ -437,22 +449,15 @@ def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None =
     """
     from ..predict import StageTwo
 
-    model_dir = Path(model_dir)
-    metrics_path = model_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} is missing: fit-referral rebuilds the validation inputs from the "
-                                "recipe a model's metrics.json records (train-classifier writes it)")
-    config = config_from_metrics(metrics_path, data_dir=data_dir)  # None: $SKINLIB_DATA, as every command
+    config = model_recipe(model_dir, data_dir, "fit-referral")
     data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
     classifier = StageTwo.load(model_dir)
     calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
                   for split in ("val", "test") for tta in (False, True)}
     record = referral_thresholds(calibrated, sensitivity)
     if limit is None:
-        save_referral(model_dir, record)
-        metrics = json.loads(metrics_path.read_text())
-        metrics["melanoma_referral"] = {"command": command or f"skinlib fit-referral --model {model_dir}", **record}
-        metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        record_fit(model_dir, "melanoma_referral", referral_spec(record),
+                   {"command": command or f"skinlib fit-referral --model {model_dir}", **record})
     return record
 
 

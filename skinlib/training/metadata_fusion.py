@@ -8,7 +8,6 @@ with its uncertainty. See `skinlib.models.metadata_prior` for the method.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
@@ -94,14 +93,9 @@ def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, c
     `limit` (quick checks) samples val and test and writes nothing.
     """
     from ..predict import StageTwo
-    from .classifier import config_from_metrics, stage2_inputs
+    from .classifier import model_recipe, record_fit, stage2_inputs
 
-    model_dir = Path(model_dir)
-    metrics_path = model_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} is missing: fit-metadata rebuilds the splits from the recipe a "
-                                "model's metrics.json records (train-classifier writes it)")
-    config = config_from_metrics(metrics_path, data_dir=data_dir)
+    config = model_recipe(model_dir, data_dir, "fit-metadata")
     data = stage2_inputs(config, splits=SPLITS, progress=progress, limit=limit)
     prior = MetadataPrior.fit(training_frame(config))
     classifier = StageTwo.load(model_dir)
@@ -109,12 +103,7 @@ def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, c
                   for split in SPLITS for tta in (False, True)}
     record, _ = fusion_record(prior, calibrated, {split: data[split][2] for split in SPLITS})
     if limit is None:
-        prior.to_json(model_dir / PRIOR_FILE)
-        spec_path = model_dir / "model.json"
-        spec = json.loads(spec_path.read_text())
-        spec["metadata_fusion"] = fusion_spec(record)
-        spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-        metrics = json.loads(metrics_path.read_text())
-        metrics["metadata_fusion"] = {"command": command or f"skinlib fit-metadata --model {model_dir}", **record}
-        metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        prior.to_json(Path(model_dir) / PRIOR_FILE)
+        record_fit(model_dir, "metadata_fusion", fusion_spec(record),
+                   {"command": command or f"skinlib fit-metadata --model {model_dir}", **record})
     return record

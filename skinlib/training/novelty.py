@@ -9,7 +9,6 @@ See `skinlib.models.novelty` for the method.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -67,14 +66,9 @@ def fit_novelty_for_model(model_dir, data_dir=None, limit: int | None = None, co
     """`skinlib fit-novelty`: fit on the model's training features, threshold on validation, score test and the
     unusual images; write novelty.npz, model.json's "novelty" and metrics.json's. `limit` writes nothing."""
     from ..predict import DualStage
-    from .classifier import config_from_metrics, stage2_inputs
+    from .classifier import model_recipe, record_fit, stage2_inputs
 
-    model_dir = Path(model_dir)
-    metrics_path = model_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} is missing: fit-novelty rebuilds the splits from the recipe a "
-                                "model's metrics.json records (train-classifier writes it)")
-    config = config_from_metrics(metrics_path, data_dir=data_dir)
+    config = model_recipe(model_dir, data_dir, "fit-novelty")
     data = stage2_inputs(config, splits=("train", "val", "test"), progress=progress, limit=limit)
     pipeline = DualStage.load(classifier_dir=model_dir)
     classifier = pipeline.classifier
@@ -86,13 +80,9 @@ def fit_novelty_for_model(model_dir, data_dir=None, limit: int | None = None, co
     record = novelty_record(novelty, {split: novelty.score(features[split]) for split in ("val", "test")},
                             {split: data[split][1] for split in ("val", "test")}, dict(zip(images, odd)))
     if limit is None:
-        novelty.save(model_dir / NOVELTY_FILE)
-        spec_path = model_dir / "model.json"
-        spec = json.loads(spec_path.read_text())
-        spec["novelty"] = {"file": NOVELTY_FILE, "threshold": novelty.threshold, "components": components,
-                           "fitted_on": f"training features; threshold: validation, {VALIDATION_FLAG_RATE:.0%} flagged"}
-        spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-        metrics = json.loads(metrics_path.read_text())
-        metrics["novelty"] = {"command": command or f"skinlib fit-novelty --model {model_dir}", **record}
-        metrics_path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        novelty.save(Path(model_dir) / NOVELTY_FILE)
+        record_fit(model_dir, "novelty",
+                   {"file": NOVELTY_FILE, "threshold": novelty.threshold, "components": components,
+                    "fitted_on": f"training features; threshold: validation, {VALIDATION_FLAG_RATE:.0%} flagged"},
+                   {"command": command or f"skinlib fit-novelty --model {model_dir}", **record})
     return record
