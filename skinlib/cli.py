@@ -376,6 +376,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _add_fit_parser(sub, name: str, help_text: str, func):
+    """A `skinlib fit-*` command: a post-hoc fit of an already trained classifier folder (same four options)."""
+    parser = sub.add_parser(name, help=help_text)
+    _add_data_argument(parser)
+    parser.add_argument("--model", default="models/classifier", metavar="DIR",
+                        help="classifier folder with metrics.json (default: the shipped models/classifier)")
+    parser.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .data import DEFAULT_FRACTIONS, DEFAULT_SEED
@@ -464,32 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--quiet", action="store_true")
     classifier.set_defaults(func=cmd_train_classifier)
 
-    referral = sub.add_parser("fit-referral", help="fit a classifier's melanoma referral threshold on validation")
-    _add_data_argument(referral)
-    referral.add_argument("--model", default="models/classifier", metavar="DIR",
-                          help="classifier folder with metrics.json (default: the shipped models/classifier)")
+    referral = _add_fit_parser(sub, "fit-referral", "fit a classifier's melanoma referral threshold on validation",
+                               cmd_fit_referral)
     referral.add_argument("--sensitivity", type=float, metavar="S",
                           help="target melanoma sensitivity on validation (default 0.85)")
-    referral.add_argument("--limit", type=int, metavar="N",
-                          help="quick check on at most N images per split; writes nothing")
-    referral.add_argument("--quiet", action="store_true")
-    referral.set_defaults(func=cmd_fit_referral)
-
-    fusion = sub.add_parser("fit-metadata", help="fit a classifier's image + metadata (age, sex, site) fusion")
-    _add_data_argument(fusion)
-    fusion.add_argument("--model", default="models/classifier", metavar="DIR",
-                        help="classifier folder with metrics.json (default: the shipped models/classifier)")
-    fusion.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
-    fusion.add_argument("--quiet", action="store_true")
-    fusion.set_defaults(func=cmd_fit_metadata)
-
-    novelty = sub.add_parser("fit-novelty", help="fit a classifier's check for inputs unlike its training images")
-    _add_data_argument(novelty)
-    novelty.add_argument("--model", default="models/classifier", metavar="DIR",
-                         help="classifier folder with metrics.json (default: the shipped models/classifier)")
-    novelty.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
-    novelty.add_argument("--quiet", action="store_true")
-    novelty.set_defaults(func=cmd_fit_novelty)
+    _add_fit_parser(sub, "fit-metadata", "fit a classifier's image + metadata (age, sex, site) fusion", cmd_fit_metadata)
+    _add_fit_parser(sub, "fit-novelty", "fit a classifier's check for inputs unlike its training images", cmd_fit_novelty)
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)

@@ -69,3 +69,29 @@ def course_book(quick_course):
 
     out, _ = quick_course
     return out, build_book(out)
+
+
+@pytest.fixture
+def quick_fit(data_dir, tmp_path, capsys):
+    """Run `skinlib fit-* --limit N` on a copy of the shipped classifier and check it wrote nothing.
+
+    Returns run(command, *flags) -> what the command printed.
+    """
+    import shutil
+
+    from skinlib.cli import main
+    from skinlib.predict import DEFAULT_CLASSIFIER
+
+    def run(command: str, *flags: str, limit: int = 40) -> str:
+        folder = tmp_path / "classifier"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(DEFAULT_CLASSIFIER, folder)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert main([command, "--data", str(data_dir), "--model", str(folder), "--limit", str(limit), "--quiet",
+                     *flags]) == 0
+        assert before == {p.name: p.read_bytes() for p in folder.iterdir()}, f"{command} --limit wrote files"
+        out = capsys.readouterr().out
+        assert "is unchanged" in out
+        return out
+
+    return run

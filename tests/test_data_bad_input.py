@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fake_data import HEADER, make_ham_folder
+from fake_data import make_ham_folder
 from skinlib.cli import main
 from skinlib.data import (DataError, DataWarning, class_weights, fit_size, load_metadata, read_image, read_mask,
                           resolve_data_dir)
