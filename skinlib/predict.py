@@ -90,15 +90,35 @@ class StageTwo:
                              scales=None) -> np.ndarray:
         """Uncalibrated probabilities of member `index` alone (see `raw_probabilities`)."""
         from .models.inference import predict_in_batches
-        from .tta import DEFAULT_SCALES, average_views, tta_views
 
-        if scales is not None and not tta:
-            raise ValueError("scales are test-time augmentation views: pass tta=True with them")
-        model = self.members[index]
-        if not tta:
-            return predict_in_batches(model, inputs, batch_size)
-        probs = predict_in_batches(model, tta_views(inputs, scales or DEFAULT_SCALES), batch_size)
-        return average_views(probs, len(inputs))
+        probs = predict_in_batches(self.members[index], _views(inputs, tta, scales), batch_size)
+        return _fold_views(probs, len(inputs), tta)
+
+    def raw_probabilities_and_novelty(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
+                                      scales=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """`raw_probabilities` and the novelty scores (None without a novelty model) in one pass: the first
+        member runs with its pooled features as a second output, so the check costs no second backbone pass.
+        The features are the un-augmented input's (with TTA: its identity view at scale 1)."""
+        from .models.inference import predict_in_batches
+        from .tta import identity_view_start
+
+        if self.novelty is None:
+            return self.raw_probabilities(inputs, tta, batch_size, scales), None
+        views = _views(inputs, tta, scales)
+        probs, features = predict_in_batches(self._with_features(), views, batch_size)
+        identity = identity_view_start(len(inputs), scales) if tta else 0
+        features = self.features(inputs, batch_size) if identity is None else features[identity : identity + len(inputs)]
+        first = _fold_views(probs, len(inputs), tta)
+        others = [self.member_probabilities(i, inputs, tta, batch_size, scales) for i in range(1, len(self.members))]
+        return np.mean([first, *others], axis=0), self.novelty.score(features)
+
+    def _with_features(self):
+        """The first member with its pooled features as a second output (built once)."""
+        from .models.novelty import feature_model
+
+        if getattr(self, "_feature_model", None) is None:
+            self._feature_model = feature_model(self.model)
+        return self._feature_model
 
     def temperature_for(self, tta: bool) -> float:
         """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother).
@@ -111,11 +131,13 @@ class StageTwo:
         """The P(mel) threshold of the melanoma referral flag, fitted on validation (None: not fitted yet,
         run `skinlib fit-referral`). TTA with extra scales reuses the TTA threshold. With `metadata`, the
         threshold fitted for the metadata-fused probabilities (`skinlib fit-metadata`)."""
-        referral = self.spec.get("metadata_fusion" if metadata else "melanoma_referral")
-        if not referral:
-            return None
-        prefix = "referral_" if metadata else ""
-        return float(referral[f"{prefix}threshold_tta" if tta else f"{prefix}threshold"])
+        fitted_for = (self.spec.get("metadata_fusion") or {}) if metadata else self.spec
+        referral = fitted_for.get("melanoma_referral")
+        return None if not referral else float(referral["threshold_tta" if tta else "threshold"])
+
+    def metadata_weight(self, tta: bool) -> float:
+        """The fusion weight fitted on validation for plain or TTA probabilities (`skinlib fit-metadata`)."""
+        return float(self.spec["metadata_fusion"]["weight_tta" if tta else "weight"])
 
     def with_metadata(self, probs: np.ndarray, metadata, tta: bool, where: str = "metadata") -> tuple[np.ndarray, list]:
         """Calibrated probabilities updated by each image's age, sex and site (`skinlib.models.metadata_prior`).
@@ -136,17 +158,13 @@ class StageTwo:
         values = metadata_values(metadata.reset_index(drop=True))
         log_ratios, usage = self.metadata_prior.log_ratios(values)
         warn_ignored(usage, where)
-        weight = self.spec["metadata_fusion"]["weight_tta" if tta else "weight"]
-        return fuse(probs, log_ratios, weight), self.metadata_prior.used_fields(values)
+        return fuse(probs, log_ratios, self.metadata_weight(tta)), self.metadata_prior.used_fields(values)
 
     def features(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """The pooled features the first member's head reads (N, D): what the novelty score is computed on."""
         from .models.inference import predict_in_batches
-        from .models.novelty import feature_model
 
-        if getattr(self, "_feature_model", None) is None:
-            self._feature_model = feature_model(self.model)
-        return predict_in_batches(self._feature_model, inputs, batch_size)
+        return predict_in_batches(self._with_features(), inputs, batch_size)[1]
 
     def novelty_scores(self, inputs: np.ndarray) -> np.ndarray | None:
         """Novelty score per input (`skinlib.models.novelty`; None when this model has no novelty model)."""
@@ -155,6 +173,21 @@ class StageTwo:
     def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
         return apply_temperature(self.raw_probabilities(inputs, tta, batch_size, scales), self.temperature_for(tta))
+
+
+def _views(inputs: np.ndarray, tta: bool, scales) -> np.ndarray:
+    """What the network sees: the inputs, or with TTA all their (scale, dihedral) views (`skinlib.tta`)."""
+    from .tta import DEFAULT_SCALES, tta_views
+
+    if scales is not None and not tta:
+        raise ValueError("scales are test-time augmentation views: pass tta=True with them")
+    return tta_views(inputs, scales or DEFAULT_SCALES) if tta else inputs
+
+
+def _fold_views(probs: np.ndarray, n_images: int, tta: bool) -> np.ndarray:
+    from .tta import average_views
+
+    return average_views(probs, n_images) if tta else probs
 
 
 @dataclass
@@ -206,12 +239,12 @@ class DualStage:
         With `metadata`, the probabilities are fused with it (`metadata_used` says which fields each image
         had; an image with none keeps its image-only probabilities) and the referral flag uses the threshold
         fitted for fused probabilities."""
-        probs = self.classifier.probabilities(inputs, tta, scales=scales)
+        raw, novelty = self.classifier.raw_probabilities_and_novelty(inputs, tta, scales=scales)
+        probs = apply_temperature(raw, self.classifier.temperature_for(tta))
         used = [None] * len(probs)
         if metadata is not None:
             probs, used = self.classifier.with_metadata(probs, metadata, tta)
         referral = self.classifier.referral_threshold(tta, metadata=metadata is not None)
-        novelty = self.classifier.novelty_scores(inputs)
         unusual = [None] * len(probs) if novelty is None else list(novelty > self.classifier.novelty.threshold)
         mel = CLASSES.index("mel")
         results = []
@@ -322,16 +355,17 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
-        raw.append(pipeline.classifier.raw_probabilities(inputs, tta=tta, scales=scales))
+        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales)
+        raw.append(batch_raw)
+        novelty.append(batch_novelty)
         lesion_found += [c.used_mask for c in crops]
-        novelty.append(pipeline.classifier.novelty_scores(inputs))
     raw = np.concatenate(raw)
     probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
     fusion = None
     if metadata is not None:
         probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), tta,
                                                         where=str(labels_csv))
-        fusion = {"weight": pipeline.classifier.spec["metadata_fusion"]["weight_tta" if tta else "weight"],
+        fusion = {"weight": pipeline.classifier.metadata_weight(tta),
                   "images_with_metadata": sum(u is not None for u in used),
                   **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")}}
     labels_array = present["label"].to_numpy()

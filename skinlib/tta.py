@@ -58,6 +58,12 @@ def view_count(scales=DEFAULT_SCALES) -> int:
     return len(check_scales(scales)) * len(DIHEDRAL)
 
 
+def identity_view_start(n_images: int, scales=DEFAULT_SCALES) -> int | None:
+    """Row of `tta_views` output where the un-augmented batch starts (view 0 at scale 1); None without scale 1."""
+    scales = check_scales(scales or DEFAULT_SCALES)
+    return scales.index(1.0) * len(DIHEDRAL) * n_images if 1.0 in scales else None
+
+
 def average_views(probs: np.ndarray, n_images: int) -> np.ndarray:
     """Mean over views of predictions made on `tta_views` output (views-major order)."""
     return probs.reshape(-1, n_images, probs.shape[-1]).mean(axis=0)

@@ -218,6 +218,27 @@ def test_efficientnetb0_imagenet_uses_the_downloaded_file(monkeypatch, b0_weight
     check_loaded(model, reference)
 
 
+def test_a_saved_efficientnetb0_classifier_reloads_whatever_was_built_before(tmp_path):
+    """keras.applications' B0 has an auto-named Normalization layer whose path counts the ones built before
+    (normalization_1, normalization_2, ...): a saved classifier must still load into a later build."""
+    from skinlib.models.storage import load_compact_weights, save_compact_weights
+
+    saved = clf.build_classifier((64, 64, 3), backbone="efficientnetb0", backbone_weights=None)
+    norm = next(layer for layer in saved.layers if isinstance(layer, keras.layers.Normalization))
+    norm.adapt_mean.assign([0.1, 0.2, 0.3])
+    path = save_compact_weights(saved, tmp_path / "weights.npz")
+    clf.build_classifier((64, 64, 3), backbone="efficientnetb0", backbone_weights=None)  # moves the counter on
+    later = clf.build_classifier((64, 64, 3), backbone="efficientnetb0", backbone_weights=None)
+    assert {v.path for v in later.weights} != {v.path for v in saved.weights}
+    load_compact_weights(later, path)
+    probs = numpy_(later(IMAGES, training=False))
+    assert probs.shape == (len(IMAGES), 7)
+    np.testing.assert_allclose(probs, numpy_(saved(IMAGES, training=False)), atol=2e-2)  # float16 round trip
+    lite0 = clf.build_classifier((64, 64, 3), backbone="lite0", backbone_weights=None)
+    with pytest.raises(ValueError, match="does not fit"):  # a different architecture is still refused
+        load_compact_weights(lite0, path)
+
+
 def test_missing_weights_file_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         clf.build_classifier((64, 64, 3), backbone="efficientnetb0", backbone_weights=str(tmp_path / "nope.h5"))

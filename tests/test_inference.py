@@ -15,6 +15,17 @@ def test_predict_in_batches_matches_one_call_for_any_chunking():
     assert predict_in_batches(model, x[:0]).shape == (0,)
 
 
+def test_predict_in_batches_returns_every_output_of_a_two_output_model():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4)(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(2)(hidden), hidden])
+    x = np.random.default_rng(1).normal(size=(10, 3)).astype(np.float32)
+    first, second = predict_in_batches(model, x, batch_size=3)
+    expected = model.predict_on_batch(x)
+    np.testing.assert_allclose(first, expected[0], rtol=1e-5)
+    np.testing.assert_allclose(second, expected[1], rtol=1e-5)
+
+
 def test_only_the_retracing_notice_is_dropped(caplog):
     quiet_retracing_notice()
     quiet_retracing_notice()  # idempotent: one filter

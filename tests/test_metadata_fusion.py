@@ -134,7 +134,7 @@ def test_predict_with_metadata_shifts_probabilities_and_says_so(sample, tmp_path
     assert fused["metadata_used"] == {"age": "70s", "sex": "male", "site": "face"}
     assert fused["probabilities"]["bcc"] > plain["probabilities"]["bcc"]
     spec = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["metadata_fusion"]
-    assert fused["melanoma_referral_threshold"] == spec["referral_threshold"]
+    assert fused["melanoma_referral_threshold"] == spec["melanoma_referral"]["threshold"]
     table = tmp_path / "other.csv"  # metadata for another image only: this one is classified on its own
     table.write_text("image_id,age,sex,localization\nISIC_0000000,75,male,face\n")
     assert main(["predict", path, "--out", str(tmp_path / "other"), "--quiet", "--metadata", str(table)]) == 0

@@ -101,6 +101,22 @@ def test_shipped_check_on_real_test_images_and_a_cat(split_frame):
 
 
 @shipped
+@pytest.mark.parametrize("tta, scales", [(False, None), (True, None), (True, (1.2, 1.0)), (True, (1.2,))])
+def test_one_pass_gives_the_same_probabilities_and_scores_as_two(split_frame, tta, scales):
+    """predict reads the novelty features from the pass that makes the probabilities (no second backbone
+    pass); the answer must be what the two separate passes give, TTA and zoom views included."""
+    from skinlib.data.images import read_image
+    from skinlib.predict import DualStage
+
+    pipeline = DualStage.load()
+    sample = split_frame[split_frame["split"] == "val"].sort_values("image_id").head(5)
+    inputs = pipeline.prepare([read_image(p) for p in sample["image_path"]])[2]
+    raw, novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales)
+    np.testing.assert_allclose(raw, pipeline.classifier.raw_probabilities(inputs, tta=tta, scales=scales), atol=1e-5)
+    np.testing.assert_allclose(novelty, pipeline.classifier.novelty_scores(inputs), rtol=1e-4)
+
+
+@shipped
 def test_predict_cli_reports_the_flag(tmp_path, capsys):
     import skimage.data
 

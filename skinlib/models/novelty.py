@@ -121,7 +121,9 @@ class NoveltyModel:
 
 
 def feature_model(model):
-    """The classifier cut at the pooled features its head reads (`FEATURE_LAYER`)."""
+    """The classifier with a second output, the pooled features its head reads (`FEATURE_LAYER`): one pass
+    gives both the probabilities and what the novelty score is computed on."""
     import keras
 
-    return keras.Model(model.inputs[0], model.get_layer(FEATURE_LAYER).output, name=f"{model.name}_features")
+    return keras.Model(model.inputs[0], [model.outputs[0], model.get_layer(FEATURE_LAYER).output],
+                       name=f"{model.name}_with_features")

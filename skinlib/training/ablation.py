@@ -268,23 +268,6 @@ def metadata_predictions(name: str, out_dir, data_dir: str | None = None) -> Pat
     return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, fused, {False: 1.0, True: 1.0})
 
 
-def _scores(labels, probs) -> dict:
-    from ..evaluation.classification import classification_report_dict
-
-    report = classification_report_dict(labels, probs)
-    return {"balanced_accuracy": report["balanced_accuracy"], "accuracy": report["accuracy"],
-            "macro_roc_auc": report["macro_roc_auc"], "melanoma_recall": report["per_class"]["mel"]["recall"],
-            "expected_calibration_error": report["expected_calibration_error"],
-            "recall": {code: report["per_class"][code]["recall"] for code in CLASSES}}
-
-
-def _difference(metric, labels, baseline, probs, samples: int) -> dict:
-    from ..evaluation.report import paired_bootstrap_difference
-
-    point, low, high = paired_bootstrap_difference(metric, labels, baseline, probs, n=samples, seed=BOOTSTRAP_SEED)
-    return {"difference": point, "ci95": [low, high]}
-
-
 def _load(path: Path) -> dict:
     with np.load(path) as arrays:
         return {key: arrays[key] for key in arrays.files}
@@ -305,9 +288,9 @@ def finished_rows(out_dir) -> list[str]:
 
 def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int | None = None) -> dict:
     """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
+    from ..evaluation.report import headline_scores, paired_gains
+
     samples = samples or BOOTSTRAP_SAMPLES
-    from ..evaluation.classification import balanced_accuracy
-    from ..evaluation.report import macro_roc_auc
 
     names = finished_rows(out_dir) if names is None else names
     if "baseline" not in names:
@@ -331,18 +314,11 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
                                    "--out", str(out_dir), "--rows", name]),
             "train_command": shlex.join(train_command(row.trains_from or name, out_dir, data_dir)),
             "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
-            "val": _scores(base["val_labels"], arrays[f"val_{view}"]),
-            "test": _scores(labels, arrays[f"test_{view}"]),
-            "val_minus_baseline": {
-                "balanced_accuracy": _difference(balanced_accuracy, base["val_labels"], base["val_plain"],
-                                                 arrays[f"val_{view}"], samples),
-                "macro_roc_auc": _difference(macro_roc_auc, base["val_labels"], base["val_plain"],
-                                             arrays[f"val_{view}"], samples),
-            },
-            "test_minus_baseline": {
-                "balanced_accuracy": _difference(balanced_accuracy, labels, base["test_plain"], arrays[f"test_{view}"], samples),
-                "macro_roc_auc": _difference(macro_roc_auc, labels, base["test_plain"], arrays[f"test_{view}"], samples),
-            },
+            "val": headline_scores(base["val_labels"], arrays[f"val_{view}"]),
+            "test": headline_scores(labels, arrays[f"test_{view}"]),
+            "val_minus_baseline": paired_gains(base["val_labels"], base["val_plain"], arrays[f"val_{view}"],
+                                               samples, BOOTSTRAP_SEED),
+            "test_minus_baseline": paired_gains(labels, base["test_plain"], arrays[f"test_{view}"], samples, BOOTSTRAP_SEED),
             "train_images": training_images(metrics["config"]),
             "model_command": metrics.get("command"),
             "train_seconds": metrics.get("train_seconds"), "total_seconds": metrics.get("total_seconds"),

@@ -16,26 +16,6 @@ PRIOR_FILE = "metadata_prior.json"
 SPLITS = ("val", "test")
 
 
-def _summary(labels, probs) -> dict:
-    from ..evaluation.classification import classification_report_dict
-
-    report = classification_report_dict(labels, probs)
-    return {"balanced_accuracy": report["balanced_accuracy"], "macro_roc_auc": report["macro_roc_auc"],
-            "melanoma_recall": report["per_class"]["mel"]["recall"], "accuracy": report["accuracy"],
-            "expected_calibration_error": report["expected_calibration_error"]}
-
-
-def _paired(labels, image_only, fused, samples: int = 1000) -> dict:
-    from ..evaluation.classification import balanced_accuracy
-    from ..evaluation.report import macro_roc_auc, paired_bootstrap_difference
-
-    out = {}
-    for name, metric in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc)):
-        point, low, high = paired_bootstrap_difference(metric, labels, image_only, fused, n=samples, seed=0)
-        out[name] = {"difference": point, "ci95": [low, high]}
-    return out
-
-
 def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple[dict, dict]:
     """Fit the weights on validation and score val and test, image only vs fused.
 
@@ -43,6 +23,7 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
     rows in the same order}. Returns (record for metrics.json, {(split, tta): (labels, fused probabilities)}).
     """
     from ..evaluation.referral import referral_record
+    from ..evaluation.report import headline_scores, paired_gains
 
     ratios = {split: prior.log_ratios(metadata_values(frames[split])) for split in SPLITS}
     record = {"coverage": {split: usage for split, (_, usage) in ratios.items()}}
@@ -55,10 +36,10 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
             fused[(split, tta)] = (labels, fuse(probs, ratios[split][0], weight))
         record[view] = {
             "weight": weight,
-            **{split: {"image_only": _summary(*calibrated[(split, tta)]), "fused": _summary(*fused[(split, tta)])}
+            **{split: {"image_only": headline_scores(*calibrated[(split, tta)]),
+                       "fused": headline_scores(*fused[(split, tta)])} for split in SPLITS},
+            **{f"{split}_fused_minus_image_only": paired_gains(*calibrated[(split, tta)], fused[(split, tta)][1])
                for split in SPLITS},
-            **{f"{split}_fused_minus_image_only": _paired(calibrated[(split, tta)][0], calibrated[(split, tta)][1],
-                                                          fused[(split, tta)][1]) for split in SPLITS},
             "melanoma_referral": referral_record(*fused[("val", tta)], test_labels=fused[("test", tta)][0],
                                                  test_probs=fused[("test", tta)][1]),
         }
@@ -69,10 +50,11 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
 
 def fusion_spec(record: dict) -> dict:
     """What model.json keeps of a fusion record: the prior's file, the weights and the referral thresholds."""
+    from .classifier import referral_spec
+
+    referral = referral_spec({view: record[view]["melanoma_referral"] for view in ("plain", "tta")})
     return {"prior": PRIOR_FILE, "weight": record["plain"]["weight"], "weight_tta": record["tta"]["weight"],
-            "referral_threshold": record["plain"]["melanoma_referral"]["threshold"],
-            "referral_threshold_tta": record["tta"]["melanoma_referral"]["threshold"],
-            "tta_recommended": record["tta_chosen_on_val"],
+            "melanoma_referral": referral, "tta_recommended": record["tta_chosen_on_val"],
             "fitted_on": "validation (weight: negative log-likelihood; thresholds: melanoma sensitivity)"}
 
 
