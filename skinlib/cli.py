@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .data.errors import DataError
 
+#: `skinlib.models.classifier.BACKBONES`, spelled out so `skinlib --help` does not import Keras (a test keeps them equal).
+BACKBONE_CHOICES = ("lite0", "lite2", "efficientnetb0")
+
 
 def _add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="HAM10000 folder (default: $SKINLIB_DATA)")
@@ -211,7 +214,7 @@ def classifier_config_from_args(args):
     from .training.classifier import ClassifierConfig
 
     return ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
-                            attention=not args.no_attention,
+                            attention=not args.no_attention, backbone=args.backbone,
                             backbone_weights=None if args.random_init else "imagenet",
                             train_views=args.views, seed=args.seed, members=args.members, train_limit=args.train_limit,
                             val_limit=args.val_limit, cache_at=args.cache_at,
@@ -459,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--source", choices=["crop", "full"], default="crop", help="lesion crop or full image")
     classifier.add_argument("--loss", choices=["focal", "weighted_ce", "ce"], default="focal")
     classifier.add_argument("--no-attention", action="store_true")
+    classifier.add_argument("--backbone", choices=BACKBONE_CHOICES, default="lite0",
+                            help="ImageNet backbone: lite0 (default), lite2 (wider and deeper, about twice the "
+                                 "compute) or efficientnetb0 (its weights need the network or a local file)")
     classifier.add_argument("--random-init", action="store_true", help="no ImageNet weights (ablation)")
     classifier.add_argument("--views", type=int, default=8, help="augmented views per training image to cache")
     classifier.add_argument("--cache-at", default="stage5_out", choices=["stage3_out", "stage4_out", "stage5_out"],

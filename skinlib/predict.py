@@ -42,6 +42,7 @@ class StageTwo:
     members: list = field(default_factory=list)
     metadata_prior: object = None  # a MetadataPrior when `skinlib fit-metadata` has fitted one for this model
     novelty: object = None  # a NoveltyModel when `skinlib fit-novelty` has fitted one for this model
+    _feature_model: object = field(default=None, init=False, repr=False)  # see `_with_features`
 
     def __post_init__(self):
         self.members = list(self.members) or [self.model]
@@ -116,7 +117,7 @@ class StageTwo:
         """The first member with its pooled features as a second output (built once)."""
         from .models.novelty import feature_model
 
-        if getattr(self, "_feature_model", None) is None:
+        if self._feature_model is None:
             self._feature_model = feature_model(self.model)
         return self._feature_model
 

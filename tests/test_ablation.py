@@ -136,6 +136,7 @@ def test_row_recipes_differ_from_the_baseline_in_their_flags_only():
     assert ablation.row_of_recipe({**ablation.baseline_config(), "loss": "ce", "members": 3}) is None
     assert ablation.row_recipe_differences("plain_ce") == {"loss": "ce"}
     assert ablation.row_recipe_differences("full_image") == {"source": "full"}
+    assert ablation.row_recipe_differences("lite2_backbone") == {"backbone": "lite2"}
     with pytest.raises(ValueError, match="trains nothing"):
         ablation.row_recipe_differences("tta")
 
@@ -298,3 +299,26 @@ def test_metadata_row_fuses_the_baseline_predictions_with_the_training_prior(tmp
     assert not np.allclose(fused, flat)
     rows = {row["name"]: row for row in ablation.collect_ablation(tmp_path, str(data_dir), samples=50)["rows"]}
     assert rows["metadata"]["val"]["balanced_accuracy"] > rows["baseline"]["val"]["balanced_accuracy"]
+
+
+def verdict_row(name, low, ece, tta=False):
+    return {"name": name, "tta": tta, "val": {"expected_calibration_error": ece},
+            "val_minus_baseline": {"balanced_accuracy": {"difference": low + 0.01, "ci95": [low, low + 0.02]}}}
+
+
+def test_a_row_replaces_the_baseline_only_when_better_on_validation_and_still_calibrated():
+    results = {"rows": [verdict_row("baseline", 0.0, 0.04), verdict_row("noise", -0.01, 0.03),
+                        verdict_row("better", 0.002, 0.049), verdict_row("overconfident", 0.01, 0.068),
+                        verdict_row("tta", 0.05, 0.02, tta=True)]}
+    verdict = ablation.replacement_verdict(results)
+    assert verdict["beat_on_val"] == ["better", "overconfident"]  # the baseline, noise and TTA rows never
+    assert verdict["qualify"] == ["better"]
+    assert verdict["held_back"] == {"overconfident": "validation ECE 0.068 > 0.05"}
+    assert ablation.replacement_verdict(results, ece_target=0.1)["qualify"] == ["better", "overconfident"]
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="models/ablation.json not written yet (skinlib ablate)")
+def test_the_shipped_recipe_follows_the_replacement_rule():
+    """The repository keeps its own rule: the shipped recipe is the baseline unless a row qualifies, then that row."""
+    verdict = ablation.replacement_verdict(json.loads(RESULTS.read_text()))
+    assert shipped_row() in (verdict["qualify"] or ["baseline"])

@@ -127,3 +127,15 @@ def test_patience_flag_reaches_the_config_and_rejects_zero(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-classifier", "--patience", "0"])
     assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_backbone_flag_offers_every_backbone_the_model_builds(capsys):
+    from skinlib.cli import BACKBONE_CHOICES, build_parser, train_classifier_config
+    from skinlib.models.classifier import BACKBONES
+
+    assert BACKBONE_CHOICES == BACKBONES  # spelled out in the CLI so --help does not import Keras
+    assert train_classifier_config([]).backbone == "lite0"
+    assert train_classifier_config(["--backbone", "lite2"]).backbone == "lite2"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train-classifier", "--backbone", "resnet50"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -158,6 +158,21 @@ def test_classifies_coffee(classifier):
     assert cls in COFFEE_CLASSES, (cls, prob)
 
 
+def test_lite2_port_classifies_cat_and_coffee():
+    """Lite2's .pth (wider, deeper stages, `VARIANTS`) goes through the same port: every tensor used, same answers."""
+    model = lite.EfficientNetLite("lite2", include_top=True, weights="imagenet")
+    assert model.name == "efficientnet_lite2"
+    assert _top1(model, "chelsea")[0] in CAT_CLASSES
+    assert _top1(model, "coffee")[0] in COFFEE_CLASSES
+    assert model.get_layer(lite.STAGE_OUTPUTS[3]).output.shape[-1] == 48  # Lite0: 40
+    assert sum(layer.name.endswith("_dwconv") for layer in model.layers) == 21  # Lite0: 16
+
+
+def test_an_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="lite0, lite2"):
+        lite.EfficientNetLite("lite7", weights=None)
+
+
 def test_backbone_without_top_loads_the_same_features(classifier, backbone):
     x = _image("chelsea")
     pooled = keras.Model(classifier.input, classifier.get_layer("avg_pool").output)(x)

