@@ -131,9 +131,10 @@ def test_patience_flag_reaches_the_config_and_rejects_zero(capsys):
 
 def test_backbone_flag_offers_every_backbone_the_model_builds(capsys):
     from skinlib.cli import BACKBONE_CHOICES, build_parser, train_classifier_config
-    from skinlib.models.classifier import BACKBONES
+    from skinlib.models.classifier import BACKBONE_TITLES, BACKBONES
 
     assert BACKBONE_CHOICES == BACKBONES  # spelled out in the CLI so --help does not import Keras
+    assert set(BACKBONE_TITLES) == set(BACKBONES)  # the model card names whichever backbone was trained
     assert train_classifier_config([]).backbone == "lite0"
     assert train_classifier_config(["--backbone", "lite2"]).backbone == "lite2"
     with pytest.raises(SystemExit):

@@ -26,11 +26,13 @@ from ..data.classes import CLASSES
 from .attention import cbam_block
 
 __all__ = [
-    "BACKBONES", "GRADCAM_LAYER", "NUM_STAGES", "build_classifier", "backbone_layer_names",
+    "BACKBONES", "BACKBONE_TITLES", "GRADCAM_LAYER", "NUM_STAGES", "build_classifier", "backbone_layer_names",
     "gradcam_layer_name", "set_trainable_blocks",
 ]
 
 BACKBONES = ("lite0", "lite2", "efficientnetb0")
+#: How the model card and the book name each backbone.
+BACKBONE_TITLES = {"lite0": "EfficientNet-Lite0", "lite2": "EfficientNet-Lite2", "efficientnetb0": "EfficientNet-B0"}
 #: Last backbone feature map (stride 32, 1280 channels) of both backbones: the default Grad-CAM target.
 GRADCAM_LAYER = "top_activation"
 #: MBConv stages of EfficientNet-B0 / Lite0 (blocks `block1a` ... `block7a`).
