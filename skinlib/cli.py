@@ -214,7 +214,8 @@ def classifier_config_from_args(args):
     from .training.classifier import ClassifierConfig
 
     return ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
-                            attention=not args.no_attention, backbone=args.backbone,
+                            attention=not args.no_attention, colour_constancy=args.colour_constancy,
+                            backbone=args.backbone,
                             backbone_weights=None if args.random_init else "imagenet",
                             train_views=args.views, seed=args.seed, members=args.members, train_limit=args.train_limit,
                             val_limit=args.val_limit, cache_at=args.cache_at,
@@ -315,6 +316,36 @@ def _reused_models(args) -> dict:
                             f"choose from {', '.join(ablation.TRAINING_ROWS)}")
         reuse[name] = folder
     return reuse
+
+
+def cmd_colour_casts(args) -> int:
+    from .evaluation.robustness import COLOUR_CASTS, REFERENCE_CAST, colour_cast_study
+
+    models = {}
+    for item in args.model:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise DataError(f"--model {item!r}: expected NAME=DIR, e.g. shipped=models/classifier")
+        if not (Path(folder) / "metrics.json").is_file():
+            raise DataError(f"--model {item!r}: {folder} has no metrics.json; give a folder written by "
+                            "`skinlib train-classifier` (e.g. models/classifier)")
+        models[name] = folder
+    study = {"command": _invoked_command(),
+             **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet)}
+    for name, record in study["models"].items():
+        print(f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'}):")
+        for split in study["splits"]:
+            cells = []
+            for cast in COLOUR_CASTS:
+                scores = record[split][cast]
+                change = "" if cast == REFERENCE_CAST else " ({:+.3f})".format(
+                    scores["change"]["balanced_accuracy"]["difference"])
+                cells.append(f"{cast} {scores['balanced_accuracy']:.3f}{change}")
+            print(f"  {split:4} balanced accuracy: " + ", ".join(cells))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def cmd_ablate(args) -> int:
@@ -462,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--source", choices=["crop", "full"], default="crop", help="lesion crop or full image")
     classifier.add_argument("--loss", choices=["focal", "weighted_ce", "ce"], default="focal")
     classifier.add_argument("--no-attention", action="store_true")
+    classifier.add_argument("--colour-constancy", action="store_true",
+                            help="divide out each image's illuminant first (Shades of Gray, p=6; part of the model, "
+                                 "so predict and evaluate apply it too)")
     classifier.add_argument("--backbone", choices=BACKBONE_CHOICES, default="lite0",
                             help="ImageNet backbone: lite0 (default), lite2 (wider and deeper, about twice the "
                                  "compute) or efficientnetb0 (its weights need the network or a local file)")
@@ -505,6 +539,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "others (refused unless the baseline is the same)")
     ablate.add_argument("--quiet", action="store_true")
     ablate.set_defaults(func=cmd_ablate)
+
+    casts = sub.add_parser("colour-casts", help="score classifiers on val and test under simulated colour casts of the "
+                           "light (another dermatoscope or lamp), write a JSON")
+    _add_data_argument(casts)
+    casts.add_argument("--model", nargs="+", required=True, metavar="NAME=DIR",
+                       help="model folders to compare, e.g. shipped=models/classifier")
+    casts.add_argument("--out", default="models/colour_casts.json", help="results JSON (default: %(default)s)")
+    casts.add_argument("--limit", type=_at_least_one, metavar="N",
+                       help="quick check: a stratified sample of N images per split")
+    casts.add_argument("--quiet", action="store_true")
+    casts.set_defaults(func=cmd_colour_casts)
 
     from .pipeline import add_pipeline_parser
 

@@ -198,3 +198,55 @@ def metadata_prior_figure(prior, min_lesions: int = 20) -> Figure:
     if hidden:
         figure.suptitle(f"{hidden} site(s) with fewer than {min_lesions} training lesions not drawn", fontsize=8)
     return figure
+
+
+def colour_cast_examples_figure(crop: np.ndarray, casts: Mapping | None = None) -> Figure:
+    """One lesion crop (H, W, 3 uint8) under every colour cast (top row) and after Shades-of-Gray colour
+    constancy (bottom row): what a different light does, and what the correction undoes."""
+    from .evaluation.robustness import COLOUR_CASTS, colour_cast
+    from .models.colour_constancy import ShadesOfGray
+
+    casts = dict(casts or COLOUR_CASTS)
+    cast = np.concatenate([colour_cast(crop[None], gains) for gains in casts.values()])
+    corrected = np.asarray(ShadesOfGray()(cast.astype(np.float32))).round().astype(np.uint8)
+    figure = Figure(figsize=(1.7 * len(casts), 3.8))
+    axes = figure.subplots(2, len(casts), squeeze=False)
+    for column, name in enumerate(casts):
+        for row, (images, label) in enumerate(((cast, "as lit"), (corrected, "colour constancy"))):
+            ax = axes[row, column]
+            ax.imshow(images[column])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+            if column == 0:
+                ax.set_ylabel(label, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def colour_cast_figure(study: Mapping, split: str = "test") -> Figure:
+    """Balanced accuracy of every model of a `skinlib colour-casts` study under each cast, with the paired
+    95 % interval of its change against no cast as error bars."""
+    casts = list(study["casts"])
+    models = study["models"]
+    figure = Figure(figsize=(8, 3.4))
+    ax = figure.subplots()
+    width = 0.8 / max(len(models), 1)
+    for index, (name, record) in enumerate(models.items()):
+        scores = record[split]
+        values = np.array([scores[c]["balanced_accuracy"] for c in casts])
+        changes = [scores[c].get("change", {}).get("balanced_accuracy") for c in casts]  # None for "none"
+        errors = np.array([[0.0, 0.0] if change is None else
+                           [change["difference"] - change["ci95"][0], change["ci95"][1] - change["difference"]]
+                           for change in changes]).T
+        positions = np.arange(len(casts)) + (index - (len(models) - 1) / 2) * width
+        label = f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'})"
+        ax.bar(positions, values, width, yerr=np.clip(errors, 0, None), capsize=3, label=label)
+    ax.set_xticks(np.arange(len(casts)), casts)
+    ax.set_ylabel(f"{split} balanced accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper center", ncols=2, fontsize=8)
+    ax.set_title("Scores under a different light (error bars: paired 95 % interval of the change)", fontsize=10)
+    figure.tight_layout()
+    return figure

@@ -60,7 +60,8 @@ class StageTwo:
         members = []
         for name in spec.get("members") or [spec.get("weights", "weights.npz")]:
             model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
-                                     attention=spec["attention"], dropout=spec.get("dropout", 0.3))
+                                     attention=spec["attention"], dropout=spec.get("dropout", 0.3),
+                                     colour_constancy=spec.get("colour_constancy", False))
             members.append(load_compact_weights(model, folder / name))
         prior = None
         if spec.get("metadata_fusion"):
@@ -84,8 +85,7 @@ class StageTwo:
         TTA averages the 8 dihedral views; `scales` (TTA only, e.g. (1.0, 1.2)) adds the same 8 views of
         each zoomed crop (`skinlib.tta`). All views of a chunk go through each member in one call.
         """
-        return np.mean([self.member_probabilities(i, inputs, tta, batch_size, scales)
-                        for i in range(len(self.members))], axis=0)
+        return self._member_average(inputs, tta, batch_size, scales, with_features=False)[0]
 
     def member_probabilities(self, index: int, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
                              scales=None) -> np.ndarray:
@@ -100,18 +100,30 @@ class StageTwo:
         """`raw_probabilities` and the novelty scores (None without a novelty model) in one pass: the first
         member runs with its pooled features as a second output, so the check costs no second backbone pass.
         The features are the un-augmented input's (with TTA: its identity view at scale 1)."""
-        from .models.inference import predict_in_batches
         from .tta import identity_view_start
 
         if self.novelty is None:
             return self.raw_probabilities(inputs, tta, batch_size, scales), None
-        views = _views(inputs, tta, scales)
-        probs, features = predict_in_batches(self._with_features(), views, batch_size)
+        probs, features = self._member_average(inputs, tta, batch_size, scales, with_features=True)
         identity = identity_view_start(len(inputs), scales) if tta else 0
-        features = self.features(inputs, batch_size) if identity is None else features[identity : identity + len(inputs)]
-        first = _fold_views(probs, len(inputs), tta)
-        others = [self.member_probabilities(i, inputs, tta, batch_size, scales) for i in range(1, len(self.members))]
-        return np.mean([first, *others], axis=0), self.novelty.score(features)
+        if identity is None:  # a TTA without scale 1 never showed the network the input as it is
+            features = self.features(inputs, batch_size)
+        else:
+            features = features[identity : identity + len(inputs)]
+        return probs, self.novelty.score(features)
+
+    def _member_average(self, inputs: np.ndarray, tta: bool, batch_size: int, scales,
+                        with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The one path behind `raw_probabilities`: each member's view-averaged probabilities, averaged.
+        With `with_features` the first member runs as its two-output twin and its pooled features of every
+        view come back too (else None)."""
+        from .models.inference import predict_in_batches
+
+        views = _views(inputs, tta, scales)
+        first = predict_in_batches(self._with_features() if with_features else self.model, views, batch_size)
+        first_probs, features = first if with_features else (first, None)
+        per_member = [first_probs] + [predict_in_batches(member, views, batch_size) for member in self.members[1:]]
+        return np.mean([_fold_views(probs, len(inputs), tta) for probs in per_member], axis=0), features
 
     def _with_features(self):
         """The first member with its pooled features as a second output (built once)."""

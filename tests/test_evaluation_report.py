@@ -97,6 +97,21 @@ def test_macro_auc_agrees_with_classification_report():
     assert macro_roc_auc(labels, probs) == pytest.approx(classification_report_dict(labels, probs)["macro_roc_auc"])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_binary_auc_equals_sklearn_with_ties(seed):
+    from sklearn.metrics import roc_auc_score
+
+    from skinlib.evaluation.report import binary_roc_auc
+
+    rng = np.random.default_rng(seed)
+    positive = rng.random(300) < 0.2
+    scores = np.round(rng.random(300) + 0.3 * positive, 1)  # rounded: many ties
+    assert binary_roc_auc(positive, scores) == pytest.approx(roc_auc_score(positive, scores), abs=1e-12)
+    assert binary_roc_auc([True, False], [0.5, 0.5]) == 0.5 and binary_roc_auc([False, True], [0.2, 0.9]) == 1.0
+    with pytest.raises(ValueError, match="one positive and one negative"):
+        binary_roc_auc([True, True], [0.1, 0.2])
+
+
 def test_bootstrap_ci_is_ordered_and_reproducible():
     labels, probs = synthetic(200, seed=1)
     low, high = bootstrap_ci(balanced_accuracy, labels, probs, n=200, seed=5)

@@ -25,7 +25,8 @@ from typing import NamedTuple
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+from scipy.stats import rankdata
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ..data.classes import CLASSES, DISPLAY_NAMES
 from .classification import (
@@ -69,11 +70,24 @@ class PairedDifference(NamedTuple):
     high: float
 
 
+def binary_roc_auc(positive, scores) -> float:
+    """ROC AUC as the Mann-Whitney statistic: the chance that a random positive outscores a random negative,
+    ties counting half. Equal to sklearn's `roc_auc_score`, without its input checks: a bootstrap calls it
+    tens of thousands of times, where those checks cost a hundred times the arithmetic."""
+    positive = np.asarray(positive, bool)
+    n_positive = int(np.count_nonzero(positive))
+    n_negative = len(positive) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        raise ValueError("ROC AUC needs at least one positive and one negative sample")
+    ranks = rankdata(np.asarray(scores, np.float64))
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
 def macro_roc_auc(y_true, probs) -> float:
     """One-vs-rest ROC AUC averaged over classes with positives and negatives (NaN if none)."""
     labels = np.asarray(y_true)
     probs = np.asarray(probs)
-    aucs = [roc_auc_score(labels == k, probs[:, k])
+    aucs = [binary_roc_auc(labels == k, probs[:, k])
             for k in range(probs.shape[1]) if 0 < np.count_nonzero(labels == k) < len(labels)]
     return float(np.mean(aucs)) if aucs else float("nan")
 

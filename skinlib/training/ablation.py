@@ -55,6 +55,9 @@ ROWS = (
     AblationRow("plain_ce", "Focal loss vs plain cross-entropy (no class weighting at all).", ("--loss", "ce")),
     AblationRow("no_attention", "Channel + spatial attention vs global pooling straight after the backbone.",
                 ("--no-attention",)),
+    AblationRow("colour_constancy", "Does removing the light's colour help? Shades-of-Gray colour constancy (each "
+                "image's illuminant divided out, p=6, as top ISIC challenge entries did) as the model's first layer.",
+                ("--colour-constancy",)),
     AblationRow("random_init", "ImageNet initialisation vs random initialisation.", ("--random-init",),
                 scale_note="Reduced, and it fails: as in every row, stages 1-3 stay frozen (that is what makes "
                            "caching possible), here at random weights, and their output is nearly the same for "

@@ -38,6 +38,7 @@ class ClassifierConfig:
     backbone: str = "lite0"
     backbone_weights: str | None = "imagenet"
     attention: bool = True
+    colour_constancy: bool = False  # Shades-of-Gray illuminant correction as the model's first layer
     dropout: float = 0.3
     loss: str = "focal"
     gamma: float = 2.0
@@ -157,7 +158,7 @@ def build_for(config: ClassifierConfig):
 
     return build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
                             backbone_weights=config.backbone_weights, attention=config.attention,
-                            dropout=config.dropout)
+                            dropout=config.dropout, colour_constancy=config.colour_constancy)
 
 
 def unfreeze(model, config: ClassifierConfig, stages: int) -> None:
@@ -182,6 +183,13 @@ def train_classifier(config: ClassifierConfig, run_dir: str | Path, data: dict |
         return _train_in_scope(config, run_dir, data, progress)
 
 
+def feature_cache_key(config: ClassifierConfig) -> tuple:
+    """What the cached frozen-backbone features depend on besides the images: everything below `cache_at`.
+    (Colour constancy joins the key only when on, so caches made before it existed stay valid.)"""
+    key = (config.backbone, config.backbone_weights, config.cache_at, config.image_size)
+    return key + (("colour_constancy",) if config.colour_constancy else ())
+
+
 def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progress: bool):
     model = build_for(config)
     lower, upper = split_model(model, config.cache_at)
@@ -190,7 +198,7 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
         from ..data.tfdata import default_cache_dir
 
         cache_dir = default_cache_dir()
-    key = (config.backbone, config.backbone_weights, config.cache_at, config.image_size)
+    key = feature_cache_key(config)
     train_x, train_y, _ = data["train"]
     val_x, val_y, _ = data["val"]
     train_features = cached_extract(cache_dir, key + ("augment", image_digest(train_x), config.train_views,
@@ -267,7 +275,8 @@ def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, tem
     for model, name in zip(models, names):
         save_compact_weights(model, out_dir / name)
     spec = {"kind": "classifier", "classes": list(CLASSES), "backbone": config.backbone,
-            "attention": config.attention, "dropout": config.dropout, "image_size": config.image_size,
+            "attention": config.attention, "colour_constancy": config.colour_constancy,
+            "dropout": config.dropout, "image_size": config.image_size,
             "source": config.source, "margin": config.margin, "temperature": temperature,
             "uncertain_below": UNCERTAIN_BELOW, "weights": names[0], "training_seed": config.seed}
     if len(models) > 1:
@@ -497,7 +506,8 @@ def phase_plan(config: ClassifierConfig) -> list[dict]:
     from ..models.classifier import build_classifier
 
     model = build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
-                             backbone_weights=None, attention=config.attention, dropout=config.dropout)
+                             backbone_weights=None, attention=config.attention, dropout=config.dropout,
+                             colour_constancy=config.colour_constancy)
     _, upper = split_model(model, config.cache_at)
     total = int(sum(np.prod(w.shape) for w in model.weights))
     rows = []

@@ -1,0 +1,82 @@
+"""How much a classifier's scores move when the light changes colour: a stand-in for other dermatoscopes.
+
+A different device or lamp tints every pixel of an image alike: channel c is multiplied by a gain k_c.
+`COLOUR_CASTS` are such tints with k_r k_g k_b = 1, so they change the colour of the light and not its
+brightness. `colour_cast_scores` scores a classifier on the same images under each cast, with the paired
+bootstrap interval of every change, so a model that leans on the light's colour shows it. The casts are
+applied to the stage-2 inputs (the lesion crops), which isolates the classifier from the segmenter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .report import headline_scores, paired_gains
+
+#: Per-channel RGB gains of each cast (product 1). "warm": a yellower lamp; "cool": a bluer one; "green": a
+#: green-magenta shift, as white balance errors of cameras make; "strong" doubles the log-gain.
+COLOUR_CASTS = {
+    "none": (1.0, 1.0, 1.0),
+    "warm": (1.15, 1.0, 1 / 1.15),
+    "strong warm": (1.15**2, 1.0, 1 / 1.15**2),
+    "cool": (1 / 1.15, 1.0, 1.15),
+    "strong cool": (1 / 1.15**2, 1.0, 1.15**2),
+    "green": (1 / 1.15**0.5, 1.15, 1 / 1.15**0.5),
+}
+REFERENCE_CAST = "none"
+
+
+def colour_cast(images: np.ndarray, gains) -> np.ndarray:
+    """`images` (N, H, W, 3) uint8 RGB with channel c multiplied by gains[c], rounded and clipped to uint8."""
+    gains = np.asarray(gains, np.float32)
+    if gains.shape != (3,) or not np.all(gains > 0):
+        raise ValueError(f"a colour cast is 3 positive RGB gains, got {gains.tolist()}")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected RGB images (N, H, W, 3), got shape {images.shape}")
+    return np.clip(np.rint(images.astype(np.float32) * gains), 0, 255).astype(np.uint8)
+
+
+def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts: dict = COLOUR_CASTS,
+                       tta: bool = False, bootstrap: int = 1000, progress: bool = False, desc: str = "casts") -> dict:
+    """Per cast: the gains, `headline_scores` of the calibrated probabilities, and (every cast but "none") the
+    change of balanced accuracy and macro AUC against no cast on the same images, with paired 95 % intervals.
+
+    `classifier`: a `skinlib.predict.StageTwo`; `inputs`: its uint8 stage-2 inputs; `labels`: class indices.
+    """
+    if REFERENCE_CAST not in casts:
+        raise ValueError(f"casts must include {REFERENCE_CAST!r}, the reference the changes are measured against")
+    from tqdm.auto import tqdm
+
+    probs = {name: classifier.probabilities(colour_cast(inputs, gains), tta=tta)
+             for name, gains in tqdm(casts.items(), desc=desc, unit="cast", disable=not progress)}
+    scores = {}
+    for name, gains in casts.items():
+        scores[name] = {"gains": [float(g) for g in gains], **headline_scores(labels, probs[name])}
+        if name != REFERENCE_CAST:
+            scores[name]["change"] = paired_gains(labels, probs[REFERENCE_CAST], probs[name], n=bootstrap)
+    return scores
+
+
+def colour_cast_study(models: dict, data_dir: str | None = None, splits=("val", "test"), casts: dict = COLOUR_CASTS,
+                      limit: int | None = None, progress: bool = True) -> dict:
+    """`colour_cast_scores` of several model folders ({name: folder}) on the HAM10000 splits, each model fed
+    the stage-2 inputs its recorded config made. What `skinlib colour-casts` writes.
+    `limit` (quick checks): a stratified sample of at most that many images per split."""
+    from pathlib import Path
+
+    from ..predict import StageTwo
+    from ..training.classifier import config_from_metrics, stage2_inputs
+
+    study = {"casts": {name: [float(g) for g in gains] for name, gains in casts.items()}, "splits": list(splits),
+             "limit": limit, "models": {}}
+    for name, folder in models.items():
+        folder = Path(folder)
+        config = config_from_metrics(folder / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
+        data = stage2_inputs(config, splits=splits, progress=progress, limit=limit)
+        classifier = StageTwo.load(folder)
+        study["models"][name] = {"folder": folder.as_posix(),
+                                 "colour_constancy": bool(classifier.spec.get("colour_constancy", False)),
+                                 **{split: colour_cast_scores(classifier, data[split][0], data[split][1], casts,
+                                                              progress=progress, desc=f"{name}, {split}")
+                                    for split in splits}}
+    return study

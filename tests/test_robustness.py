@@ -1,0 +1,116 @@
+"""Colour casts: the cast itself, the scores under casts, and `skinlib colour-casts` on real data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from skinlib.cli import main
+from skinlib.data import CLASSES
+from skinlib.evaluation.robustness import COLOUR_CASTS, colour_cast, colour_cast_scores
+
+
+def test_a_cast_multiplies_each_channel_rounds_and_clips():
+    image = np.array([[[[100, 100, 100], [250, 10, 0]]]], np.uint8)
+    out = colour_cast(image, (1.15, 1.0, 0.5))
+    np.testing.assert_array_equal(out, [[[[115, 100, 50], [255, 10, 0]]]])
+    assert out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("gains", [(1.0, 1.0), (1.0, 0.0, 1.0), (1.0, -1.0, 1.0)])
+def test_bad_gains_are_refused(gains):
+    with pytest.raises(ValueError, match="3 positive RGB gains"):
+        colour_cast(np.zeros((1, 2, 2, 3), np.uint8), gains)
+
+
+def test_every_cast_changes_the_colour_and_not_the_brightness():
+    for name, gains in COLOUR_CASTS.items():
+        assert np.prod(gains) == pytest.approx(1.0), name
+    assert len({tuple(g) for g in COLOUR_CASTS.values()}) == len(COLOUR_CASTS)
+
+
+class RednessClassifier:
+    """Calls an image melanoma (class 4) when its red channel outweighs its blue one, else nevus (class 5):
+    a model that leans on the light's colour."""
+
+    def probabilities(self, inputs, tta=False):
+        red, blue = inputs[..., 0].mean(axis=(1, 2)), inputs[..., 2].mean(axis=(1, 2))
+        probs = np.full((len(inputs), len(CLASSES)), 0.01)
+        probs[np.arange(len(inputs)), np.where(red > blue, 4, 5)] = 0.94
+        return probs
+
+
+class ShapeClassifier:
+    """The same two classes told apart by colour-free structure: melanoma when the top half is the brighter."""
+
+    def probabilities(self, inputs, tta=False):
+        gray = inputs.astype(float).mean(axis=-1)
+        half = inputs.shape[1] // 2
+        top_brighter = gray[:, :half].mean(axis=(1, 2)) > gray[:, half:].mean(axis=(1, 2))
+        probs = np.full((len(inputs), len(CLASSES)), 0.01)
+        probs[np.arange(len(inputs)), np.where(top_brighter, 4, 5)] = 0.94
+        return probs
+
+
+def lesions(n=40):
+    """Half 'melanomas' that are slightly red and bright on top, half 'nevi' slightly blue and bright below."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([4, 5], n // 2)
+    images = rng.integers(90, 110, size=(n, 8, 8, 3)).astype(np.float32)
+    tint = np.where(labels[:, None] == 4, [1.05, 1.0, 0.95], [0.95, 1.0, 1.05])
+    images *= tint[:, None, None, :]
+    images[labels == 4, :4] += 20
+    images[labels == 5, 4:] += 20
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def test_a_model_that_leans_on_colour_loses_under_a_cast_and_one_that_does_not_keeps_its_score():
+    images, labels = lesions()
+    colour = colour_cast_scores(RednessClassifier(), images, labels, bootstrap=200)
+    shape = colour_cast_scores(ShapeClassifier(), images, labels, bootstrap=200)
+    assert colour["none"]["accuracy"] == 1.0 and shape["none"]["accuracy"] == 1.0
+    assert colour["strong warm"]["accuracy"] == 0.5  # every image now looks red: all called melanoma
+    assert colour["strong warm"]["change"]["balanced_accuracy"]["difference"] < 0
+    assert all(shape[name]["accuracy"] == 1.0 for name in COLOUR_CASTS)
+    assert shape["warm"]["change"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    assert colour["warm"]["gains"] == list(COLOUR_CASTS["warm"]) and "change" not in colour["none"]
+
+
+def test_the_reference_cast_is_required():
+    images, labels = lesions(8)
+    with pytest.raises(ValueError, match="must include 'none'"):
+        colour_cast_scores(RednessClassifier(), images, labels, casts={"warm": (1.1, 1.0, 1 / 1.1)})
+
+
+def test_colour_casts_command_on_real_images(data_dir, tmp_path, capsys):
+    out = tmp_path / "casts.json"
+    assert main(["colour-casts", "--data", str(data_dir), "--model", "shipped=models/classifier", "--limit", "20",
+                 "--out", str(out), "--quiet"]) == 0
+    study = json.loads(out.read_text())
+    assert study["splits"] == ["val", "test"] and study["limit"] == 20
+    shipped = study["models"]["shipped"]
+    assert shipped["colour_constancy"] is False and set(shipped["test"]) == set(COLOUR_CASTS)
+    for scores in shipped["test"].values():
+        assert 0.0 <= scores["balanced_accuracy"] <= 1.0
+    assert "shipped (colour constancy off)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model, message", [("models/classifier", "expected NAME=DIR"),
+                                            ("x=models", "has no metrics.json")])
+def test_colour_casts_command_refuses_bad_model_arguments(tmp_path, capsys, model, message):
+    assert main(["colour-casts", "--model", model, "--out", str(tmp_path / "x.json")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_figures_show_every_cast_and_model():
+    from skinlib.plots import colour_cast_examples_figure, colour_cast_figure
+
+    images, labels = lesions()
+    study = {"casts": COLOUR_CASTS, "models": {
+        "colour": {"colour_constancy": False, "test": colour_cast_scores(RednessClassifier(), images, labels, bootstrap=50)},
+        "shape": {"colour_constancy": True, "test": colour_cast_scores(ShapeClassifier(), images, labels, bootstrap=50)}}}
+    axes = colour_cast_figure(study).axes
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == list(COLOUR_CASTS)
+    assert len(axes[0].patches) == 2 * len(COLOUR_CASTS)
+    examples = colour_cast_examples_figure(images[0])
+    assert len(examples.axes) == 2 * len(COLOUR_CASTS) and examples.axes[0].get_title() == "none"
