@@ -72,6 +72,21 @@ def cmd_segment(args) -> int:
     return 1 if result.failed else 0
 
 
+TTA_AUGMENTED_HELP = ("with --tta: average 16 views drawn from the training augmentation (turns, flips, small "
+                      "rotations and zooms, colour jitter) instead of the 8 flips/turns; needs `skinlib fit-tta` once")
+
+
+def _tta_augmented(args) -> bool:
+    """--tta-augmented, checked: it replaces the 8 dihedral views of --tta, so it needs --tta and no scales."""
+    if not args.tta_augmented:
+        return False
+    if not args.tta:
+        raise DataError("--tta-augmented chooses the views of test-time augmentation: add --tta.")
+    if args.tta_scales is not None:
+        raise DataError("--tta-augmented views draw their own zooms: leave out --tta-scales.")
+    return True
+
+
 def _tta_scales(args):
     """--tta-scales as a checked tuple (None when not given); it only makes sense with --tta."""
     if args.tta_scales is None:
@@ -141,19 +156,21 @@ def _evaluate_classification(args) -> int:
     from .data.classes import CLASSES
     from .predict import DualStage, score_labelled_folder
 
-    scales = _tta_scales(args)
+    scales, augmented = _tta_scales(args), _tta_augmented(args)
     pipeline = DualStage.load(classifier_dir=args.model)
+    pipeline.classifier.temperature_for(args.tta, augmented)  # refuses at once a folder without `fit-tta`
     metadata = None
     if args.metadata is not None:
         metadata = _read_metadata_table(args.labels if args.metadata is True else args.metadata)
     report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
-                                   report_dir=args.report, scales=scales, metadata=metadata)
+                                   report_dir=args.report, scales=scales, metadata=metadata, augmented=augmented)
     if report["labelled_but_missing"]:
         print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
               f"scored, e.g. {report['missing_examples'][:5]}")
     fusion = report["metadata_fusion"]
     with_metadata = f" + metadata ({fusion['images_with_metadata']} with some)" if fusion else ""
-    print(f"dual-stage pipeline on {report['n_samples']} image(s){' with TTA' if args.tta else ''}{with_metadata}:")
+    views = f" with TTA ({report.get('tta_views', '8 dihedral')} views)" if args.tta else ""
+    print(f"dual-stage pipeline on {report['n_samples']} image(s){views}{with_metadata}:")
     for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "macro_f1", "expected_calibration_error"):
         print(f"  {key:<28} {report[key]:.4f}")
     print(f"  {'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
@@ -182,10 +199,12 @@ def _evaluate_classification(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import DualStage, predict_files
 
-    scales = _tta_scales(args)
+    scales, augmented = _tta_scales(args), _tta_augmented(args)
     pipeline = DualStage.load(classifier_dir=args.model)
+    pipeline.classifier.temperature_for(args.tta, augmented)  # refuses at once a folder without `fit-tta`
     result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
-                           progress=not args.quiet, scales=scales, metadata=_predict_metadata(args))
+                           progress=not args.quiet, scales=scales, metadata=_predict_metadata(args),
+                           augmented=augmented)
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")
@@ -302,15 +321,39 @@ def cmd_fit_novelty(args) -> int:
     return 0
 
 
+def cmd_fit_tta(args) -> int:
+    from .training.augmented_tta import fit_augmented_tta
+
+    record = fit_augmented_tta(args.model, args.data, limit=args.limit, command=_invoked_command(),
+                               progress=not args.quiet)
+    print(f"{record['views']} augmented views: temperature {record['temperature']:.3f} (fitted on validation); "
+          f"recommended on validation: {record['recommended']}")
+    for split in ("val", "test"):
+        scores = record[split]
+        gain = scores["tta_augmented_minus_plain"]["balanced_accuracy"]
+        print(f"  {split:4} balanced accuracy {scores['plain']['balanced_accuracy']:.4f} -> "
+              f"{scores['tta_augmented']['balanced_accuracy']:.4f} ({gain['difference']:+.4f}, 95 % CI "
+              f"{gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); ECE "
+              f"{scores['tta_augmented']['expected_calibration_error']:.4f} on {scores['images']} images")
+    _print_written(args, "the augmented-TTA temperature")
+    return 0
+
+
+def _name_and_folder(option: str, item: str, label: str, example: str) -> tuple[str, str]:
+    """LABEL=DIR of a command-line option, split; a missing part is an error showing `example`."""
+    name, _, folder = item.partition("=")
+    if not name or not folder:
+        raise DataError(f"{option} {item!r}: expected {label}=DIR, e.g. {example}")
+    return name, folder
+
+
 def _reused_models(args) -> dict:
     """{row: trained model folder} from --reuse ROW=DIR and --baseline-from DIR."""
     from .training import ablation
 
     reuse = {"baseline": args.baseline_from} if args.baseline_from else {}
     for item in args.reuse or []:
-        name, _, folder = item.partition("=")
-        if not folder:
-            raise DataError(f"--reuse {item!r}: expected ROW=DIR, e.g. baseline=models/classifier")
+        name, folder = _name_and_folder("--reuse", item, "ROW", "baseline=models/classifier")
         if name not in ablation.TRAINING_ROWS:
             raise DataError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
                             f"choose from {', '.join(ablation.TRAINING_ROWS)}")
@@ -323,9 +366,7 @@ def cmd_colour_casts(args) -> int:
 
     models = {}
     for item in args.model:
-        name, _, folder = item.partition("=")
-        if not folder:
-            raise DataError(f"--model {item!r}: expected NAME=DIR, e.g. shipped=models/classifier")
+        name, folder = _name_and_folder("--model", item, "NAME", "shipped=models/classifier")
         if not (Path(folder) / "metrics.json").is_file():
             raise DataError(f"--model {item!r}: {folder} has no metrics.json; give a folder written by "
                             "`skinlib train-classifier` (e.g. models/classifier)")
@@ -459,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta", action="store_true", help="classification: average the 8 flips/turns")
     evaluate.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                           help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
+    evaluate.add_argument("--tta-augmented", action="store_true", help=TTA_AUGMENTED_HELP)
     evaluate.add_argument("--report", metavar="DIR", help="classification: write the full report (figures, JSON, "
                           "Markdown) here")
     evaluate.add_argument("--metadata", nargs="?", const=True, metavar="CSV",
@@ -475,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", action="store_true", help="test-time augmentation: average the 8 flips/turns")
     predict.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                          help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
+    predict.add_argument("--tta-augmented", action="store_true", help=TTA_AUGMENTED_HELP)
     predict.add_argument("--explain", action="store_true", help="also write Grad-CAM and attention overlays")
     predict.add_argument("--metadata", metavar="CSV", help="fuse age, sex and site with the images: a CSV with "
                          "image_id (file name without extension) and age, sex, localization columns")
@@ -522,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="target melanoma sensitivity on validation (default 0.85)")
     _add_fit_parser(sub, "fit-metadata", "fit a classifier's image + metadata (age, sex, site) fusion", cmd_fit_metadata)
     _add_fit_parser(sub, "fit-novelty", "fit a classifier's check for inputs unlike its training images", cmd_fit_novelty)
+    _add_fit_parser(sub, "fit-tta", "fit a classifier's temperature for augmented TTA views (--tta-augmented) "
+                    "on validation and score the views", cmd_fit_tta)
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)

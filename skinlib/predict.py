@@ -79,47 +79,48 @@ class StageTwo:
                    metadata_prior=prior, novelty=novelty)
 
     def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                          scales=None) -> np.ndarray:
+                          scales=None, augmented: bool = False) -> np.ndarray:
         """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3), averaged over the members.
 
         TTA averages the 8 dihedral views; `scales` (TTA only, e.g. (1.0, 1.2)) adds the same 8 views of
-        each zoomed crop (`skinlib.tta`). All views of a chunk go through each member in one call.
+        each zoomed crop; `augmented` (TTA only) averages 16 views drawn from the training augmentation
+        instead (`skinlib.tta`). All views of a chunk go through each member in one call.
         """
-        return self._member_average(inputs, tta, batch_size, scales, with_features=False)[0]
+        return self._member_average(inputs, tta, batch_size, scales, augmented, with_features=False)[0]
 
     def member_probabilities(self, index: int, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                             scales=None) -> np.ndarray:
+                             scales=None, augmented: bool = False) -> np.ndarray:
         """Uncalibrated probabilities of member `index` alone (see `raw_probabilities`)."""
         from .models.inference import predict_in_batches
 
-        probs = predict_in_batches(self.members[index], _views(inputs, tta, scales), batch_size)
+        probs = predict_in_batches(self.members[index], _views(inputs, tta, scales, augmented), batch_size)
         return _fold_views(probs, len(inputs), tta)
 
     def raw_probabilities_and_novelty(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                                      scales=None) -> tuple[np.ndarray, np.ndarray | None]:
+                                      scales=None, augmented: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """`raw_probabilities` and the novelty scores (None without a novelty model) in one pass: the first
         member runs with its pooled features as a second output, so the check costs no second backbone pass.
         The features are the un-augmented input's (with TTA: its identity view at scale 1)."""
         from .tta import identity_view_start
 
         if self.novelty is None:
-            return self.raw_probabilities(inputs, tta, batch_size, scales), None
-        probs, features = self._member_average(inputs, tta, batch_size, scales, with_features=True)
-        identity = identity_view_start(len(inputs), scales) if tta else 0
-        if identity is None:  # a TTA without scale 1 never showed the network the input as it is
+            return self.raw_probabilities(inputs, tta, batch_size, scales, augmented), None
+        probs, features = self._member_average(inputs, tta, batch_size, scales, augmented, with_features=True)
+        identity = identity_view_start(len(inputs), scales, augmented) if tta else 0
+        if identity is None:  # no TTA view (augmented, or no scale 1) showed the network the input as it is
             features = self.features(inputs, batch_size)
         else:
             features = features[identity : identity + len(inputs)]
         return probs, self.novelty.score(features)
 
-    def _member_average(self, inputs: np.ndarray, tta: bool, batch_size: int, scales,
+    def _member_average(self, inputs: np.ndarray, tta: bool, batch_size: int, scales, augmented: bool,
                         with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The one path behind `raw_probabilities`: each member's view-averaged probabilities, averaged.
         With `with_features` the first member runs as its two-output twin and its pooled features of every
         view come back too (else None)."""
         from .models.inference import predict_in_batches
 
-        views = _views(inputs, tta, scales)
+        views = _views(inputs, tta, scales, augmented)
         first = predict_in_batches(self._with_features() if with_features else self.model, views, batch_size)
         first_probs, features = first if with_features else (first, None)
         per_member = [first_probs] + [predict_in_batches(member, views, batch_size) for member in self.members[1:]]
@@ -133,16 +134,24 @@ class StageTwo:
             self._feature_model = feature_model(self.model)
         return self._feature_model
 
-    def temperature_for(self, tta: bool) -> float:
+    def temperature_for(self, tta: bool, augmented: bool = False) -> float:
         """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother).
 
-        TTA with extra scales reuses the TTA temperature, which was fitted on the 8 dihedral views.
+        TTA with extra scales reuses the TTA temperature, which was fitted on the 8 dihedral views; augmented
+        TTA has its own (model.json "tta_augmented", written by `skinlib fit-tta`) and is refused without it.
         """
+        if tta and augmented:
+            if "tta_augmented" not in self.spec:
+                from .data.errors import DataError
+
+                raise DataError("this classifier has no temperature for augmented TTA views: run "
+                                "`skinlib fit-tta --model DIR` once (it fits one on validation)")
+            return float(self.spec["tta_augmented"]["temperature"])
         return float(self.spec.get("temperature_tta", self.temperature)) if tta else self.temperature
 
     def referral_threshold(self, tta: bool, metadata: bool = False) -> float | None:
         """The P(mel) threshold of the melanoma referral flag, fitted on validation (None: not fitted yet,
-        run `skinlib fit-referral`). TTA with extra scales reuses the TTA threshold. With `metadata`, the
+        run `skinlib fit-referral`). TTA with extra scales or augmented views reuses the TTA threshold. With `metadata`, the
         threshold fitted for the metadata-fused probabilities (`skinlib fit-metadata`)."""
         fitted_for = (self.spec.get("metadata_fusion") or {}) if metadata else self.spec
         referral = fitted_for.get("melanoma_referral")
@@ -183,18 +192,20 @@ class StageTwo:
         """Novelty score per input (`skinlib.models.novelty`; None when this model has no novelty model)."""
         return None if self.novelty is None else self.novelty.score(self.features(inputs))
 
-    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None) -> np.ndarray:
+    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None,
+                      augmented: bool = False) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
-        return apply_temperature(self.raw_probabilities(inputs, tta, batch_size, scales), self.temperature_for(tta))
+        raw = self.raw_probabilities(inputs, tta, batch_size, scales, augmented)
+        return apply_temperature(raw, self.temperature_for(tta, augmented))
 
 
-def _views(inputs: np.ndarray, tta: bool, scales) -> np.ndarray:
-    """What the network sees: the inputs, or with TTA all their (scale, dihedral) views (`skinlib.tta`)."""
+def _views(inputs: np.ndarray, tta: bool, scales, augmented: bool = False) -> np.ndarray:
+    """What the network sees: the inputs, or with TTA all their views (`skinlib.tta`)."""
     from .tta import DEFAULT_SCALES, tta_views
 
-    if scales is not None and not tta:
-        raise ValueError("scales are test-time augmentation views: pass tta=True with them")
-    return tta_views(inputs, scales or DEFAULT_SCALES) if tta else inputs
+    if (scales is not None or augmented) and not tta:
+        raise ValueError("scales and augmented views are test-time augmentation: pass tta=True with them")
+    return tta_views(inputs, scales or DEFAULT_SCALES, augmented) if tta else inputs
 
 
 def _fold_views(probs: np.ndarray, n_images: int, tta: bool) -> np.ndarray:
@@ -241,19 +252,21 @@ class DualStage:
                 record["attention"] = overlay_heatmap(x, attention)
         return out
 
-    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None, metadata=None) -> list[dict]:
+    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None, metadata=None,
+                augmented: bool = False) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, the `uncertain` and `melanoma_referral`
         flags and crop notes. `metadata` (optional): a frame of age, sex and site, one row per image."""
-        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata)
+        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata, augmented=augmented)
 
-    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None, metadata=None) -> list[dict]:
+    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None, metadata=None,
+                 augmented: bool = False) -> list[dict]:
         """Stage 2 on what `prepare` returned (so callers that also explain segment only once).
 
         With `metadata`, the probabilities are fused with it (`metadata_used` says which fields each image
         had; an image with none keeps its image-only probabilities) and the referral flag uses the threshold
         fitted for fused probabilities."""
-        raw, novelty = self.classifier.raw_probabilities_and_novelty(inputs, tta, scales=scales)
-        probs = apply_temperature(raw, self.classifier.temperature_for(tta))
+        raw, novelty = self.classifier.raw_probabilities_and_novelty(inputs, tta, scales=scales, augmented=augmented)
+        probs = apply_temperature(raw, self.classifier.temperature_for(tta, augmented))
         used = [None] * len(probs)
         if metadata is not None:
             probs, used = self.classifier.with_metadata(probs, metadata, tta)
@@ -296,7 +309,7 @@ def metadata_rows(table, image_ids):
 
 
 def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
-                  progress: bool = True, scales=None, metadata=None) -> dict:
+                  progress: bool = True, scales=None, metadata=None, augmented: bool = False) -> dict:
     """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
     with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
     `metadata`: a table of age, sex and site with an `image_id` column (file stems) to fuse with the images.
@@ -322,10 +335,10 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
         row = None if metadata is None else metadata_rows(metadata, [path.stem])
         if row is not None and not row.notna().to_numpy().any():
             row = None  # the table says nothing about this image: it is classified (and flagged) on its own
-        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row)[0]
+        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row, augmented=augmented)[0]
         mask = result.pop("mask")
         record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
-                  **({"tta_scales": list(scales)} if scales else {}),
+                  **_tta_record(tta, scales, augmented),
                   "calibrated": True, "uncertain_below": pipeline.classifier.uncertain_below, **result}
         json_path = out_dir / f"{path.stem}.json"
         json_path.write_text(json.dumps(record, indent=2) + "\n")
@@ -338,7 +351,8 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
 
 
 def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
-                          progress: bool = True, report_dir=None, scales=None, metadata=None) -> dict:
+                          progress: bool = True, report_dir=None, scales=None, metadata=None,
+                          augmented: bool = False) -> dict:
     """Classification metrics of the pipeline on any folder of images with a label CSV.
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
@@ -368,12 +382,13 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
-        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales)
+        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales,
+                                                                                     augmented=augmented)
         raw.append(batch_raw)
         novelty.append(batch_novelty)
         lesion_found += [c.used_mask for c in crops]
     raw = np.concatenate(raw)
-    probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta))
+    probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta, augmented))
     fusion = None
     if metadata is not None:
         probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), tta,
@@ -392,17 +407,32 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         from .evaluation.report import write_report
 
         full = write_report(labels_array, probs, report_dir, probs_uncalibrated=raw, referral_threshold=threshold,
-                            title=f"dual-stage pipeline on {Path(images_dir).name}{' (TTA)' if tta else ''}"
+                            title=f"dual-stage pipeline on {Path(images_dir).name}{_tta_title(tta, scales, augmented)}"
                                   f"{' + metadata' if metadata is not None else ''}")
         report["report_dir"] = str(report_dir)
         report["confidence_intervals"] = full.get("confidence_intervals")
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
     report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
-                   **({"tta_scales": list(scales)} if scales else {}),
+                   **_tta_record(tta, scales, augmented),
                    "metadata_fusion": fusion, "labelled_but_missing": len(missing), "missing_examples": missing[:20],
                    "fraction_with_lesion_crop": float(np.mean(lesion_found)),
                    "unlike_training_images": _novelty_summary(pipeline.classifier, novelty, present["image_id"])})
     return report
+
+
+def _tta_record(tta: bool, scales, augmented: bool) -> dict:
+    """What a result records about its TTA views beyond `tta` itself (nothing for the plain 8 views)."""
+    from .tta import describe_views
+
+    if not tta or (scales is None and not augmented):
+        return {}
+    return {"tta_views": describe_views(scales, augmented), **({"tta_scales": list(scales)} if scales else {})}
+
+
+def _tta_title(tta: bool, scales, augmented: bool) -> str:
+    from .tta import describe_views
+
+    return f" (TTA, {describe_views(scales, augmented)} views)" if tta else ""
 
 
 def _novelty_summary(classifier: StageTwo, scores: list, image_ids) -> dict | None:

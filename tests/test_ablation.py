@@ -76,7 +76,8 @@ def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
     results = ablation.collect_ablation(tmp_path, samples=100)
     rows = {row["name"]: row for row in results["rows"]}
     assert set(rows) == {"baseline", "tta", "plain_ce"}  # tta reuses the baseline's predictions
-    assert rows["baseline"]["test_minus_baseline"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    assert rows["baseline"]["test_minus_baseline"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0],
+                                                                           "standard_error": 0.0}
     diff = rows["plain_ce"]["test_minus_baseline"]["balanced_accuracy"]
     assert diff["difference"] == pytest.approx(-1 / len(CLASSES))  # melanoma recall 1 -> 0
     assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1] < 0
@@ -322,3 +323,46 @@ def test_the_shipped_recipe_follows_the_replacement_rule():
     """The repository keeps its own rule: the shipped recipe is the baseline unless a row qualifies, then that row."""
     verdict = ablation.replacement_verdict(json.loads(RESULTS.read_text()))
     assert shipped_row() in (verdict["qualify"] or ["baseline"])
+
+
+def test_a_copied_model_keeps_every_file_its_spec_names():
+    """A reused model's copy must load (`StageTwo.load`): weights, metadata prior and novelty model included."""
+    spec = {"weights": "weights.npz", "metadata_fusion": {"prior": "prior.json"}, "novelty": {"file": "n.npz"}}
+    assert ablation.model_files(spec) == ["metrics.json", "model.json", "weights.npz", "prior.json", "n.npz"]
+    assert ablation.model_files({"members": ["a.npz", "b.npz"]}) == ["metrics.json", "model.json", "a.npz", "b.npz"]
+    shipped = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())
+    assert all((DEFAULT_CLASSIFIER / name).is_file() for name in ablation.model_files(shipped))
+
+
+def test_the_augmented_tta_row_scores_the_baseline_model_with_its_own_views():
+    row = ablation._row("tta_augmented")
+    assert row.tta and row.augmented and row.trains_from == "baseline" and row.own_tta_views
+    assert row.has_own_predictions and not ablation._row("tta").own_tta_views
+
+
+def test_the_tta_views_are_chosen_on_validation_only():
+    """The row with the best validation gain wins, whatever test says; rows on other models do not compete."""
+    def scored(name, val_gain, test_gain):
+        gain = {split: {"balanced_accuracy": {"difference": value, "ci95": [value - 0.02, value + 0.02]}}
+                for split, value in (("val_minus_baseline", val_gain), ("test_minus_baseline", test_gain))}
+        return {"name": name, "tta": name != "baseline", **gain}
+
+    results = {"rows": [scored("baseline", 0, 0), scored("tta", 0.01, 0.05), scored("tta_scales", 0.02, -0.01),
+                        scored("tta_augmented", 0.015, 0.03), scored("ensemble_tta", 0.04, 0.04)]}
+    assert [r["name"] for r in ablation.tta_rows(results)] == ["tta", "tta_scales", "tta_augmented"]
+    assert ablation.chosen_tta_row(results)["name"] == "tta_scales"
+    with pytest.raises(ValueError, match="no TTA row"):
+        ablation.chosen_tta_row({"rows": [scored("baseline", 0, 0)]})
+
+
+def test_gain_power_says_what_the_split_can_detect():
+    gain = {"difference": 0.007, "ci95": [-0.018, 0.032], "standard_error": 0.0125}
+    results = {"test_images": 1500, "rows": [{"name": "tta_augmented", "test_minus_baseline": {"balanced_accuracy": gain}}]}
+    power = ablation.gain_power(results, "tta_augmented")
+    assert power["detectable"] == pytest.approx(2.8016 * 0.0125, abs=1e-4) and power["images"] == 1500
+    assert power["images_to_detect_observed"] == pytest.approx(1500 * (power["detectable"] / 0.007) ** 2)
+    del gain["standard_error"]
+    with pytest.raises(ValueError, match="collect-only"):
+        ablation.gain_power(results, "tta_augmented")
+    with pytest.raises(ValueError, match="no row"):
+        ablation.gain_power(results, "nothing")

@@ -144,3 +144,53 @@ def test_no_melanoma_gives_nan_operating_points(tmp_path):
     numbers = write_report(labels, probs, tmp_path, bootstrap=20)
     assert all(math.isnan(p["value"]) for p in numbers["melanoma_operating_points"].values())
     assert (tmp_path / "roc.svg").is_file()
+
+
+def test_paired_gains_report_the_interval_and_standard_error_of_the_same_draws():
+    from skinlib.evaluation.report import paired_gains
+
+    labels, probs = synthetic(400, seed=3)
+    better = 0.7 * probs + 0.3 * np.eye(len(CLASSES))[labels]
+    gains = paired_gains(labels, probs, better, n=400, seed=0)
+    for name, metric in (("balanced_accuracy", lambda y, p: balanced_accuracy(y, p.argmax(1))),
+                         ("macro_roc_auc", macro_roc_auc)):
+        expected = paired_bootstrap_difference(metric, labels, probs, better, n=400, seed=0)
+        assert gains[name]["difference"] == pytest.approx(expected.difference)
+        assert gains[name]["ci95"] == pytest.approx([expected.low, expected.high])
+        width = gains[name]["ci95"][1] - gains[name]["ci95"][0]
+        assert gains[name]["standard_error"] == pytest.approx(width / 3.92, rel=0.25)  # ~normal draws
+    assert paired_gains(labels, probs, probs, n=50)["balanced_accuracy"]["standard_error"] == 0
+
+
+def test_detectable_gain_and_the_images_it_takes():
+    from skinlib.evaluation.report import detectable_gain, images_to_detect
+
+    assert detectable_gain(1.0) == pytest.approx(1.95996 + 0.84162, abs=1e-4)
+    assert detectable_gain(0.01, power=0.5) == pytest.approx(0.0196, abs=1e-4)
+    se = 0.0125
+    assert images_to_detect(detectable_gain(se), se, 1500) == pytest.approx(1500)
+    assert images_to_detect(detectable_gain(se) / 2, se, 1500) == pytest.approx(6000)
+    assert images_to_detect(0.0, se, 1500) == math.inf and images_to_detect(-0.01, se, 1500) == math.inf
+
+
+def test_a_gain_of_the_detectable_size_is_found_about_as_often_as_promised():
+    """Simulation: b redraws a's right/wrong on 30 % of the images, with accuracy 0.7 + d there (true gain
+    0.3 d, changes both ways as TTA's do); at the detectable gain, the interval clears 0 in about `power`
+    (80 %) of the repeats (coarse: 40 repeats)."""
+    from skinlib.evaluation.report import detectable_gain, paired_gains
+
+    def predictions(seed, d):
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 2, 600)
+        right_a = rng.random(600) < 0.7
+        redrawn = rng.random(600) < 0.3
+        right_b = np.where(redrawn, rng.random(600) < 0.7 + d, right_a)
+        one_hot = np.eye(2)
+        return labels, one_hot[np.where(right_a, labels, 1 - labels)], one_hot[np.where(right_b, labels, 1 - labels)]
+
+    se = np.mean([paired_gains(*predictions(seed, 0.1), n=300)["balanced_accuracy"]["standard_error"]
+                  for seed in (100, 101, 102)])
+    d = detectable_gain(se) / 0.3
+    found = [paired_gains(*predictions(seed, d), n=300, seed=seed)["balanced_accuracy"]["ci95"][0] > 0
+             for seed in range(40)]
+    assert 0.6 <= np.mean(found) <= 0.95

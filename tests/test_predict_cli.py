@@ -170,3 +170,38 @@ def test_predict_tta_with_scales(test_sample, tmp_path):
     record = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert record["tta"] is True and record["tta_scales"] == [1.0, 1.2]
     assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def _without_augmented_tta(folder):
+    spec = json.loads((folder / "model.json").read_text())
+    spec.pop("tta_augmented", None)
+    (folder / "model.json").write_text(json.dumps(spec))
+
+
+def test_predict_augmented_tta_needs_its_fitted_temperature(test_sample, tmp_path, capsys):
+    """Augmented views have their own temperature: a folder without one is refused with the fix; with one,
+    predict averages the 16 views and records which views it used."""
+    from skinlib.training.classifier import record_fit
+
+    folder = tmp_path / "classifier"
+    shutil.copytree(DEFAULT_CLASSIFIER, folder)
+    _without_augmented_tta(folder)
+    path = str(test_sample["image_path"].iloc[0])
+    out = tmp_path / "out"
+    argv = ["predict", path, "--tta", "--tta-augmented", "--model", str(folder), "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    assert "skinlib fit-tta" in capsys.readouterr().err
+    record_fit(folder, "tta_augmented", {"views": 16, "seed": 0, "temperature": 1.0, "recommended": True},
+               {"command": "by hand"})
+    assert main(argv) == 0
+    record = json.loads(next(out.glob("*.json")).read_text())
+    assert record["tta"] is True and record["tta_views"] == "16 augmented" and "tta_scales" not in record
+    assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    from skinlib.data.images import read_image
+
+    pipeline = DualStage.load(classifier_dir=folder)
+    stage = pipeline.classifier
+    inputs = pipeline.prepare([read_image(path)])[2]
+    by_hand = stage.raw_probabilities(inputs, tta=True, augmented=True)
+    assert not np.allclose(by_hand, stage.raw_probabilities(inputs, tta=True), atol=1e-4)
+    assert record["probabilities"]["nv"] == pytest.approx(float(by_hand[0, CLASSES.index("nv")]), abs=1e-4)

@@ -72,7 +72,7 @@ def test_a_model_that_leans_on_colour_loses_under_a_cast_and_one_that_does_not_k
     assert colour["strong warm"]["accuracy"] == 0.5  # every image now looks red: all called melanoma
     assert colour["strong warm"]["change"]["balanced_accuracy"]["difference"] < 0
     assert all(shape[name]["accuracy"] == 1.0 for name in COLOUR_CASTS)
-    assert shape["warm"]["change"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    assert shape["warm"]["change"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0], "standard_error": 0.0}
     assert colour["warm"]["gains"] == list(COLOUR_CASTS["warm"]) and "change" not in colour["none"]
 
 

@@ -61,3 +61,70 @@ def test_cli_scales_need_tta(tmp_path, capsys):
     assert "add --tta" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "x.jpg"), "--out", str(tmp_path), "--tta", "--tta-scales", "9"]) == 2
     assert "between 0.5 and 2" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- augmented views
+
+
+def test_augmented_views_are_fixed_draws_independent_of_the_batch():
+    """View v of an image is the same alone or in any batch, and the same on every call (seeded)."""
+    from skinlib.tta import augmented_view
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
+    batch = augmented_view(images, 3)
+    assert batch.shape == images.shape and batch.dtype == np.float32
+    assert np.allclose(augmented_view(images[2:3], 3)[0], batch[2], atol=1e-3)
+    assert np.array_equal(augmented_view(images, 3), batch)
+    assert batch.min() >= 0 and batch.max() <= 255
+
+
+def test_augmented_views_differ_from_each_other_and_from_the_input():
+    from skinlib.tta import AUGMENTED_VIEW_COUNT, augmented_views
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    views = augmented_views(images)
+    assert views.shape == (AUGMENTED_VIEW_COUNT * 2, 24, 24, 3)
+    per_view = views.reshape(AUGMENTED_VIEW_COUNT, 2, -1)
+    assert all(not np.allclose(per_view[v], images.reshape(2, -1), atol=2) for v in range(AUGMENTED_VIEW_COUNT))
+    distinct = {per_view[v].round().astype(np.int64).tobytes() for v in range(AUGMENTED_VIEW_COUNT)}
+    assert len(distinct) == AUGMENTED_VIEW_COUNT
+
+
+def test_augmented_views_keep_a_symmetric_lesion_where_it_is():
+    """A centred disc stays centred and keeps roughly its size under every draw (turns, small zooms)."""
+    from skinlib.tta import AUGMENTED_VIEW_COUNT, augmented_views
+
+    image = np.full((1, 48, 48, 3), 40, np.uint8)
+    yy, xx = np.mgrid[:48, :48]
+    image[0][(yy - 23.5) ** 2 + (xx - 23.5) ** 2 < 100] = 220
+    views = augmented_views(image)
+    for view in views:
+        bright = view.mean(axis=-1) > 130
+        ys, xs = np.nonzero(bright)
+        assert abs(ys.mean() - 23.5) < 2 and abs(xs.mean() - 23.5) < 2
+        assert 0.7 < bright.sum() / (image[0, ..., 0] > 130).sum() < 1.4
+    assert len(views) == AUGMENTED_VIEW_COUNT
+
+
+def test_augmented_tta_views_take_no_scales_and_show_no_identity_view():
+    from skinlib.tta import describe_views, identity_view_start
+
+    images = np.zeros((2, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="leave the scales out"):
+        tta_views(images, (1.0, 1.2), augmented=True)
+    assert identity_view_start(2, augmented=True) is None and identity_view_start(2) == 0
+    assert view_count(augmented=True) == 16
+    assert (describe_views(), describe_views((1.0, 1.2)), describe_views(augmented=True)) == (
+        "8 dihedral", "16 dihedral at scales 1, 1.2", "16 augmented")
+
+
+def test_cli_augmented_views_need_tta_and_no_scales(tmp_path, capsys):
+    from skinlib.cli import main
+
+    image = str(tmp_path / "x.jpg")
+    assert main(["predict", image, "--out", str(tmp_path), "--tta-augmented"]) == 2
+    assert "add --tta" in capsys.readouterr().err
+    assert main(["predict", image, "--out", str(tmp_path), "--tta", "--tta-augmented", "--tta-scales", "1.2"]) == 2
+    assert "leave out --tta-scales" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
-from scipy.stats import rankdata
+from scipy.stats import norm, rankdata
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ..data.classes import CLASSES, DISPLAY_NAMES
@@ -128,25 +128,53 @@ def paired_bootstrap_difference(metric_fn: Callable, y_true, probs_a, probs_b, n
     intervals. The first value is the difference on the full data (the point estimate, not the
     bootstrap mean); identical inputs give exactly (0, 0, 0).
     """
-    y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
-    if probs_a.shape != probs_b.shape:
-        raise ValueError(f"probs_a and probs_b differ in shape: {probs_a.shape} vs {probs_b.shape}")
-    differences = [metric_fn(y_true[i], probs_b[i]) - metric_fn(y_true[i], probs_a[i])
-                   for i in _resamples(len(y_true), n, seed)]
+    differences = _paired_draws(metric_fn, y_true, probs_a, probs_b, n, seed)
     point = float(metric_fn(y_true, probs_b) - metric_fn(y_true, probs_a))
     return PairedDifference(point, *_percentiles(differences, alpha))
 
 
+def _paired_draws(metric_fn: Callable, y_true, probs_a, probs_b, n: int, seed: int) -> np.ndarray:
+    """metric(b) - metric(a) on each of n paired resamples of the images."""
+    y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
+    if probs_a.shape != probs_b.shape:
+        raise ValueError(f"probs_a and probs_b differ in shape: {probs_a.shape} vs {probs_b.shape}")
+    return np.array([metric_fn(y_true[i], probs_b[i]) - metric_fn(y_true[i], probs_a[i])
+                     for i in _resamples(len(y_true), n, seed)], np.float64)
+
+
 def paired_gains(y_true, reference, probs, n: int = 1000, seed: int = 0) -> dict:
     """Balanced accuracy and macro AUC of `probs` minus `reference` on the same images, each with its paired
-    bootstrap 95 % interval: how a comparison (an ablation row, metadata fusion) reports a change."""
+    bootstrap 95 % interval and standard error: how a comparison (an ablation row, metadata fusion) reports a
+    change. The standard error says how large a change these images could detect (`detectable_gain`)."""
     from .classification import balanced_accuracy
 
     gains = {}
     for name, metric in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc)):
-        point, low, high = paired_bootstrap_difference(metric, y_true, reference, probs, n=n, seed=seed)
-        gains[name] = {"difference": point, "ci95": [low, high]}
+        draws = _paired_draws(metric, y_true, reference, probs, n, seed)
+        point = float(metric(y_true, probs) - metric(y_true, reference))
+        gains[name] = {"difference": point, "ci95": list(_percentiles(draws, 0.05)),
+                       "standard_error": float(np.nanstd(draws, ddof=1))}
     return gains
+
+
+def _z_sum(alpha: float, power: float) -> float:
+    return float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
+
+
+def detectable_gain(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true change that a paired comparison with this bootstrap standard error finds (its 95 %
+    interval clear of 0) with probability `power`: (z_{1-alpha/2} + z_power) x SE, about 2.8 SE."""
+    return _z_sum(alpha, power) * standard_error
+
+
+def images_to_detect(gain: float, standard_error: float, n_images: int, alpha: float = 0.05,
+                     power: float = 0.8) -> float:
+    """About how many images (of the same mix) a comparison needs to detect a true change of `gain` with
+    probability `power`, given its standard error on `n_images`: the error shrinks as 1/sqrt(images).
+    Infinite for a gain of 0 or below (nothing to detect)."""
+    if gain <= 0:
+        return float("inf")
+    return n_images * (detectable_gain(standard_error, alpha, power) / gain) ** 2
 
 
 # --------------------------------------------------------------------------- numbers

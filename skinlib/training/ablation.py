@@ -37,13 +37,19 @@ class AblationRow:
     tta: bool = False  # score the row's model with test-time augmentation
     trains_from: str | None = None  # reuse another row's model instead of training (TTA rows)
     scales: tuple | None = None  # TTA zooms scored with the baseline model (its own temperature, fitted on val)
+    augmented: bool = False  # TTA with views drawn from the training augmentation (own temperature, fitted on val)
     metadata: bool = False  # fuse the reused model's probabilities with age, sex and site (`fit-metadata`)
     scale_note: str = ""
 
     @property
     def has_own_predictions(self) -> bool:
         """False only for the plain TTA rows, whose predictions the reused model's run already holds."""
-        return not self.trains_from or self.scales is not None or self.metadata
+        return not self.trains_from or self.own_tta_views or self.metadata
+
+    @property
+    def own_tta_views(self) -> bool:
+        """TTA with other views than the reused model's 8 dihedral ones (scales or augmented views)."""
+        return self.scales is not None or self.augmented
 
 
 ROWS = (
@@ -84,6 +90,11 @@ ROWS = (
                 tta=True, trains_from="ensemble"),
     AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
                 tta=True, trains_from="baseline", scales=(1.0, 1.2)),
+    AblationRow("tta_augmented", "TTA with the training augmentation's views: 16 fixed draws (turn, flip, rotation up "
+                "to 20°, zoom 0.9-1.15, colour jitter) instead of the 8 flips/rotations.",
+                tta=True, trains_from="baseline", augmented=True,
+                scale_note="Full. Added after a validation-only comparison of view sets on the baseline model "
+                           "(dihedral, zooms, augmented draws); its test scores were read once, here."),
     AblationRow("metadata", "Image + metadata: the baseline model's probabilities fused with age, sex and site "
                 "(naive-Bayes prior counted on the training lesions, its weight fitted on val).",
                 trains_from="baseline", metadata=True,
@@ -127,8 +138,8 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
     predictions = folder / "run" / PREDICTIONS_FILE
     if predictions.is_file():
         return predictions
-    if _row(name).scales is not None:
-        return scaled_tta_predictions(name, out_dir, data_dir)
+    if _row(name).own_tta_views:
+        return own_view_tta_predictions(name, out_dir, data_dir)
     if _row(name).metadata:
         return metadata_predictions(name, out_dir, data_dir)
     argv = train_command(_row(name).trains_from or name, out_dir, data_dir)
@@ -223,10 +234,19 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
     folder = row_dir(out_dir, name)
     (folder / "model").mkdir(parents=True, exist_ok=True)
     spec = json.loads((trained_dir / "model.json").read_text())
-    for file in ("metrics.json", "model.json", *(spec.get("members") or [spec.get("weights", "weights.npz")])):
+    for file in model_files(spec):
         shutil.copy(trained_dir / file, folder / "model" / file)
     temperature = {False: model.temperature_for(False), True: model.temperature_for(True)}
     return save_predictions(folder / "run" / PREDICTIONS_FILE, data, results, temperature)
+
+
+def model_files(spec: dict) -> list[str]:
+    """Every file of a classifier folder that its model.json names (weights, metadata prior, novelty model),
+    with metrics.json and model.json: what a copy needs for `StageTwo.load` to work on it."""
+    files = ["metrics.json", "model.json", *(spec.get("members") or [spec.get("weights", "weights.npz")])]
+    files += [spec["metadata_fusion"]["prior"]] if "metadata_fusion" in spec else []
+    files += [spec["novelty"]["file"]] if "novelty" in spec else []
+    return files
 
 
 def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Path:
@@ -234,9 +254,11 @@ def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Pa
     return row_from_model("baseline", trained_dir, out_dir, data_dir)
 
 
-def scaled_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
-    """Score the reused model with TTA at the row's scales; the temperature is fitted on val for these views."""
+def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
+    """Score the reused model with TTA on the row's views (scales or augmented draws); the temperature is
+    fitted on val for these views."""
     from ..evaluation.calibration import fit_temperature
+    from ..tta import describe_views
     from ..predict import StageTwo
     from .classifier import save_predictions
 
@@ -244,8 +266,9 @@ def scaled_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> P
     source = model_dir(out_dir, name)
     data = _val_test_inputs(source, data_dir)
     model = StageTwo.load(source)
-    print(f"[ablation] {name}: TTA at scales {row.scales} with {source}", flush=True)
-    results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], tta=True, scales=row.scales))
+    print(f"[ablation] {name}: TTA on {describe_views(row.scales, row.augmented)} views with {source}", flush=True)
+    results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], tta=True, scales=row.scales,
+                                                                       augmented=row.augmented))
                for split in ("val", "test")}
     temperature = {True: fit_temperature(*results[("val", True)])}
     return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, results, temperature)
@@ -294,6 +317,7 @@ def finished_rows(out_dir) -> list[str]:
 def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int | None = None) -> dict:
     """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
     from ..evaluation.report import headline_scores, paired_gains
+    from ..tta import describe_views
 
     samples = samples or BOOTSTRAP_SAMPLES
 
@@ -318,7 +342,8 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "command": shlex.join(["skinlib", "ablate", *(["--data", str(data_dir)] if data_dir else []),
                                    "--out", str(out_dir), "--rows", name]),
             "train_command": shlex.join(train_command(row.trains_from or name, out_dir, data_dir)),
-            "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
+            "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None,
+            "tta_views": describe_views(row.scales, row.augmented) if row.tta else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
             "val": headline_scores(base["val_labels"], arrays[f"val_{view}"]),
             "test": headline_scores(labels, arrays[f"test_{view}"]),
             "val_minus_baseline": paired_gains(base["val_labels"], base["val_plain"], arrays[f"val_{view}"],
@@ -353,6 +378,39 @@ def replacement_verdict(results: dict, ece_target: float = ECE_TARGET) -> dict:
                  for r in beat if r["val"]["expected_calibration_error"] > ece_target}
     return {"beat_on_val": [r["name"] for r in beat], "held_back": held_back,
             "qualify": [r["name"] for r in beat if r["name"] not in held_back]}
+
+
+def tta_rows(results: dict) -> list[dict]:
+    """The rows that score the baseline model itself with test-time augmentation (one per set of views)."""
+    return [r for r in results["rows"] if r["tta"] and _row(r["name"]).trains_from == "baseline"]
+
+
+def chosen_tta_row(results: dict) -> dict:
+    """The TTA views chosen on validation: the baseline-model TTA row with the largest validation balanced-
+    accuracy gain. Its test gain is the one the study reports for TTA (test never takes part in the choice)."""
+    rows = tta_rows(results)
+    if not rows:
+        raise ValueError("the results hold no TTA row on the baseline model: run `skinlib ablate --rows tta`")
+    return max(rows, key=lambda r: r["val_minus_baseline"]["balanced_accuracy"]["difference"])
+
+
+def gain_power(results: dict, name: str, split: str = "test", metric: str = "balanced_accuracy") -> dict:
+    """How large a change row `name`'s comparison on `split` could detect, and how many images its measured
+    change would take to detect (80 % power, 95 % intervals; `skinlib.evaluation.report.detectable_gain`).
+    Needs the bootstrap standard error that `collect_ablation` records."""
+    from ..evaluation.report import detectable_gain, images_to_detect
+
+    row = next((r for r in results["rows"] if r["name"] == name), None)
+    if row is None:
+        raise ValueError(f"no row {name!r} in the results")
+    gain = row[f"{split}_minus_baseline"][metric]
+    if "standard_error" not in gain:
+        raise ValueError("these results predate the bootstrap standard error: rebuild them with "
+                         "`skinlib ablate --collect-only --update`")
+    images = int(results[f"{split}_images"])
+    return {"row": name, "split": split, "metric": metric, "images": images, "observed": gain["difference"],
+            "standard_error": gain["standard_error"], "detectable": detectable_gain(gain["standard_error"]),
+            "images_to_detect_observed": images_to_detect(gain["difference"], gain["standard_error"], images)}
 
 
 #: The rows that differ from the baseline only in how many training images they see.
