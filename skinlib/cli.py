@@ -362,7 +362,7 @@ def _reused_models(args) -> dict:
 
 
 def cmd_colour_casts(args) -> int:
-    from .evaluation.robustness import COLOUR_CASTS, REFERENCE_CAST, colour_cast_study
+    from .evaluation.robustness import colour_cast_rows, colour_cast_study
 
     models = {}
     for item in args.model:
@@ -373,16 +373,12 @@ def cmd_colour_casts(args) -> int:
         models[name] = folder
     study = {"command": _invoked_command(),
              **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet)}
+    rows = colour_cast_rows(study)
     for name, record in study["models"].items():
-        print(f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'}):")
-        for split in study["splits"]:
-            cells = []
-            for cast in COLOUR_CASTS:
-                scores = record[split][cast]
-                change = "" if cast == REFERENCE_CAST else " ({:+.3f})".format(
-                    scores["change"]["balanced_accuracy"]["difference"])
-                cells.append(f"{cast} {scores['balanced_accuracy']:.3f}{change}")
-            print(f"  {split:4} balanced accuracy: " + ", ".join(cells))
+        print(f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'}), balanced accuracy "
+              "(change, paired 95 % CI):")
+        for row in (r for r in rows if r["model"] == name):
+            print(f"  {row['split']:4} " + "; ".join(f"{cast} {row[cast]}" for cast in study["casts"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -22,6 +22,10 @@ from .training.features import DIHEDRAL, dihedral
 #: Plain TTA: the 8 dihedral views at the crop's own scale.
 DEFAULT_SCALES = (1.0,)
 
+#: Training-style TTA: this many views drawn from the training augmentation (`augmented_view`), seeded.
+AUGMENTED_VIEW_COUNT = 16
+AUGMENTED_VIEW_SEED = 0
+
 
 def check_scales(scales) -> tuple[float, ...]:
     """Scales as a tuple of floats in [0.5, 2]; an empty or out-of-range list is an error that says so."""
@@ -91,11 +95,6 @@ def describe_views(scales=None, augmented: bool = False) -> str:
 def average_views(probs: np.ndarray, n_images: int) -> np.ndarray:
     """Mean over views of predictions made on `tta_views` output (views-major order)."""
     return probs.reshape(-1, n_images, probs.shape[-1]).mean(axis=0)
-
-
-#: Training-style TTA: this many views drawn from the training augmentation (`augmented_view`), seeded.
-AUGMENTED_VIEW_COUNT = 16
-AUGMENTED_VIEW_SEED = 0
 
 
 @functools.cache

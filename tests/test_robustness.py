@@ -114,3 +114,14 @@ def test_the_figures_show_every_cast_and_model():
     assert len(axes[0].patches) == 2 * len(COLOUR_CASTS)
     examples = colour_cast_examples_figure(images[0])
     assert len(examples.axes) == 2 * len(COLOUR_CASTS) and examples.axes[0].get_title() == "none"
+
+
+def test_the_study_table_shows_each_change_with_its_interval():
+    from skinlib.evaluation.robustness import colour_cast_rows
+
+    change = {"balanced_accuracy": {"difference": -0.0641, "ci95": [-0.0902, -0.0371]}}
+    study = {"casts": {"none": [1, 1, 1], "warm": [1.1, 1.0, 0.9]}, "splits": ["test"],
+             "models": {"shipped": {"test": {"none": {"balanced_accuracy": 0.6871},
+                                             "warm": {"balanced_accuracy": 0.6230, "change": change}}}}}
+    assert colour_cast_rows(study) == [{"model": "shipped", "split": "test", "none": "0.687",
+                                        "warm": "0.623 (-0.064 [-0.090, -0.037])"}]

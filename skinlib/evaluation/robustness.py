@@ -80,3 +80,20 @@ def colour_cast_study(models: dict, data_dir: str | None = None, splits=("val", 
                                                               progress=progress, desc=f"{name}, {split}")
                                     for split in splits}}
     return study
+
+
+def colour_cast_cell(scores: dict) -> str:
+    """One model, split and cast of a study as text: balanced accuracy, and for a cast its change with the
+    paired 95 % interval, e.g. "0.623 (-0.064 [-0.090, -0.037])"."""
+    change = scores.get("change")
+    if change is None:
+        return f"{scores['balanced_accuracy']:.3f}"
+    gain = change["balanced_accuracy"]
+    return "{:.3f} ({:+.3f} [{:+.3f}, {:+.3f}])".format(scores["balanced_accuracy"], gain["difference"], *gain["ci95"])
+
+
+def colour_cast_rows(study: dict) -> list[dict]:
+    """The study as table rows, one per model and split ({"model", "split", cast: cell, ...}): what the
+    `colour-casts` command prints and the new-images chapter shows."""
+    return [{"model": name, "split": split, **{cast: colour_cast_cell(record[split][cast]) for cast in study["casts"]}}
+            for name, record in study["models"].items() for split in study["splits"]]
