@@ -19,15 +19,10 @@ KEY = "tta_augmented"
 
 def augmented_tta_scores(labels, plain, augmented, samples: int = 1000) -> dict:
     """Scores of calibrated single-crop and augmented-TTA probabilities on one split, and the paired gain."""
-    from ..evaluation.classification import classification_report_dict
-    from ..evaluation.report import paired_gains
+    from ..evaluation.report import headline_scores, paired_gains
 
-    def headline(probs):
-        report = classification_report_dict(labels, probs)
-        return {key: report[key] for key in ("balanced_accuracy", "macro_roc_auc", "expected_calibration_error")} | {
-            "melanoma_recall": report["per_class"]["mel"]["recall"]}
-
-    return {"images": int(len(labels)), "plain": headline(plain), "tta_augmented": headline(augmented),
+    return {"images": int(len(labels)), "plain": headline_scores(labels, plain),
+            "tta_augmented": headline_scores(labels, augmented),
             "tta_augmented_minus_plain": paired_gains(labels, plain, augmented, n=samples)}
 
 
