@@ -76,6 +76,38 @@ TTA_AUGMENTED_HELP = ("with --tta: average 16 views drawn from the training augm
                       "rotations and zooms, colour jitter) instead of the 8 flips/turns; needs `skinlib fit-tta` once")
 
 
+PRIOR_HELP = ("answer for a population with this class mix instead of the mix the loss implied (every class "
+              "counted alike): 'training' (HAM10000's training mix) or shares such as mel=0.02,nv=0.8 (the classes "
+              "not named split the rest as in HAM10000's training mix); needs `skinlib fit-prior`")
+
+
+def _prior(args, pipeline):
+    """--prior as the classifier takes it: None, "training", or one share per class (checked here, so a typo is a
+    usage error that names the option, before any image is read)."""
+    if args.prior is None or args.prior == "training":
+        if args.prior and not pipeline.classifier.spec.get("class_prior"):
+            raise DataError(f"--prior: {args.model or 'the classifier'} has no recorded class prior; run "
+                            "`skinlib fit-prior --model DIR` first")
+        return args.prior
+    from .data.classes import CLASSES
+    from .evaluation.calibration import prior_from_shares
+
+    recorded = pipeline.classifier.spec.get("class_prior")
+    if not recorded:
+        raise DataError("--prior: this classifier has no recorded class prior; run `skinlib fit-prior --model DIR`")
+    shares = {}
+    for item in args.prior.split(","):
+        code, _, value = item.partition("=")
+        try:
+            shares[code.strip()] = float(value)
+        except ValueError:
+            raise DataError(f"--prior {args.prior!r}: expected 'training' or CLASS=SHARE[,...], e.g. mel=0.02") from None
+    try:
+        return prior_from_shares(shares, recorded["training"], CLASSES)
+    except ValueError as error:
+        raise DataError(f"--prior {args.prior!r}: {error}") from None
+
+
 def _tta_augmented(args) -> bool:
     """--tta-augmented, checked: it replaces the 8 dihedral views of --tta, so it needs --tta and no scales."""
     if not args.tta_augmented:
@@ -163,7 +195,8 @@ def _evaluate_classification(args) -> int:
     if args.metadata is not None:
         metadata = _read_metadata_table(args.labels if args.metadata is True else args.metadata)
     report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
-                                   report_dir=args.report, scales=scales, metadata=metadata, augmented=augmented)
+                                   report_dir=args.report, scales=scales, metadata=metadata, augmented=augmented,
+                                   prior=_prior(args, pipeline))
     if report["labelled_but_missing"]:
         print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
               f"scored, e.g. {report['missing_examples'][:5]}")
@@ -183,17 +216,40 @@ def _evaluate_classification(args) -> int:
         print(f"  melanoma referral (P(mel) >= {referral['threshold']:.4f}, fixed on validation): sensitivity "
               f"{referral['sensitivity']:.3f}, specificity {_or_na(referral['specificity'])}, referred "
               f"{referral['referred']} of {referral['images']}, melanomas missed {referral['melanomas_missed']}")
+    if report.get("prior_correction"):
+        before, after = report["prior_correction"]["as_trained"], report["prior_correction"]["with_prior"]
+        print(f"  class prior: {report['class_prior'] if isinstance(report['class_prior'], str) else 'as given'}; "
+              f"as trained -> with it: class-wise calibration error {before['classwise_calibration_error']:.4f} -> "
+              f"{after['classwise_calibration_error']:.4f}, top-label ECE {before['expected_calibration_error']:.4f} -> "
+              f"{after['expected_calibration_error']:.4f}, balanced accuracy {before['balanced_accuracy']:.4f} -> "
+              f"{after['balanced_accuracy']:.4f} (the referral flag reads P(mel) as trained)")
     unusual = report.get("unlike_training_images")
     if unusual:
         print(f"  unlike the training images (novelty check): {unusual['flagged']} of {report['n_samples']} "
               f"({unusual['fraction']:.1%}; about 1 % of HAM10000 validation images are flagged by design)")
     if args.report:
+        _print_intervals(report)
         print(f"report (figures as PNG and SVG, report.json, report.md) in {args.report}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
         print(f"wrote {args.out}")
     return 0
+
+
+def _print_intervals(report: dict) -> None:
+    """The report's 95 % intervals, naming what the bootstrap resampled; the image-level ones beside them
+    when lesions were resampled (they are too narrow, shown for comparison)."""
+    boot = report["bootstrap"]
+    image_level = report.get("confidence_intervals_image_level")
+    of_lesions = f" ({boot['units']} lesions)" if boot["unit"] == "lesions" else " (no lesion ids in the labels)"
+    print(f"  95 % intervals, bootstrap over {boot['unit']}{of_lesions}, {boot['resamples']} resamples"
+          + ("; over images beside them, too narrow:" if image_level else ":"))
+    for name, interval in report["confidence_intervals"].items():
+        line = f"  {name:<28} {interval['estimate']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
+        if image_level:
+            line += f"   images: [{image_level[name]['low']:.4f}, {image_level[name]['high']:.4f}]"
+        print(line)
 
 
 def cmd_predict(args) -> int:
@@ -204,7 +260,7 @@ def cmd_predict(args) -> int:
     pipeline.classifier.temperature_for(args.tta, augmented)  # refuses at once a folder without `fit-tta`
     result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
                            progress=not args.quiet, scales=scales, metadata=_predict_metadata(args),
-                           augmented=augmented)
+                           augmented=augmented, prior=_prior(args, pipeline))
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")
@@ -214,6 +270,9 @@ def cmd_predict(args) -> int:
         print(f"{path}: {record['prediction']} {record['confidence']:.3f}{flag}{note}")
     for path, error in result["failed"].items():
         print(f"FAILED: {error}", file=sys.stderr)
+    if args.prior:
+        print(f"probabilities for a population with class prior {args.prior} (Bayes' rule; `class_prior` in each "
+              "JSON); the referral flag reads P(mel) as trained, where its threshold was fitted")
     print(f"wrote {len(result['written'])} prediction(s) to {args.out}")
     return 1 if result["failed"] else 0
 
@@ -339,6 +398,27 @@ def cmd_fit_tta(args) -> int:
     return 0
 
 
+def cmd_fit_prior(args) -> int:
+    from .training.class_prior import fit_class_prior
+
+    record = fit_class_prior(args.model, args.data, limit=args.limit, command=_invoked_command(),
+                             progress=not args.quiet)
+    print("class prior the loss implied (model) and of the training split (training):")
+    print("  " + "  ".join(f"{code}: {m:.3f} / {t:.3f}" for code, m, t in
+                           zip(record["classes"], record["model"], record["training"])))
+    for split in ("val", "test"):
+        before, after = record[split]["as_trained"], record[split]["training_prior"]
+        print(f"  {split:4} as trained -> training prior: class-wise ECE {before['classwise_calibration_error']:.4f} "
+              f"-> {after['classwise_calibration_error']:.4f}, top-label ECE {before['expected_calibration_error']:.4f}"
+              f" -> {after['expected_calibration_error']:.4f}, NLL {before['negative_log_likelihood']:.4f} -> "
+              f"{after['negative_log_likelihood']:.4f}; mean P(mel) {before['mean_probability']['mel']:.3f} -> "
+              f"{after['mean_probability']['mel']:.3f} (melanoma rate {record[split]['class_rate']['mel']:.3f}); "
+              f"balanced accuracy {before['balanced_accuracy']:.4f} -> {after['balanced_accuracy']:.4f}, accuracy "
+              f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}")
+    _print_written(args, "the class priors (predict/evaluate --prior)")
+    return 0
+
+
 def _name_and_folder(option: str, item: str, label: str, example: str) -> tuple[str, str]:
     """LABEL=DIR of a command-line option, split; a missing part is an error showing `example`."""
     name, _, folder = item.partition("=")
@@ -362,7 +442,7 @@ def _reused_models(args) -> dict:
 
 
 def cmd_colour_casts(args) -> int:
-    from .evaluation.robustness import colour_cast_rows, colour_cast_study
+    from .evaluation.robustness import colour_cast_rows, colour_cast_study, merge_colour_cast_studies
 
     models = {}
     for item in args.model:
@@ -371,12 +451,20 @@ def cmd_colour_casts(args) -> int:
             raise DataError(f"--model {item!r}: {folder} has no metrics.json; give a folder written by "
                             "`skinlib train-classifier` (e.g. models/classifier)")
         models[name] = folder
+    if args.update and not Path(args.out).is_file():  # before any scoring, not after it
+        raise DataError(f"--update needs an existing {args.out}; leave out --update to write it")
     study = {"command": _invoked_command(),
              **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet)}
+    if args.update:
+        try:
+            study = merge_colour_cast_studies(json.loads(Path(args.out).read_text()), study, args.out)
+        except ValueError as error:
+            raise DataError(str(error)) from None
     rows = colour_cast_rows(study)
     for name, record in study["models"].items():
+        over = "lesions" if record.get("bootstrap_unit") == "lesions" else "images, kept from an earlier run"
         print(f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'}), balanced accuracy "
-              "(change, paired 95 % CI):")
+              f"(change, paired 95 % CI over {over}):")
         for row in (r for r in rows if r["model"] == name):
             print(f"  {row['split']:4} " + "; ".join(f"{cast} {row[cast]}" for cast in study["casts"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -497,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                           help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
     evaluate.add_argument("--tta-augmented", action="store_true", help=TTA_AUGMENTED_HELP)
+    evaluate.add_argument("--prior", metavar="training|CLASS=SHARE,...", help=PRIOR_HELP)
     evaluate.add_argument("--report", metavar="DIR", help="classification: write the full report (figures, JSON, "
                           "Markdown) here")
     evaluate.add_argument("--metadata", nargs="?", const=True, metavar="CSV",
@@ -514,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                          help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
     predict.add_argument("--tta-augmented", action="store_true", help=TTA_AUGMENTED_HELP)
+    predict.add_argument("--prior", metavar="training|CLASS=SHARE,...", help=PRIOR_HELP)
     predict.add_argument("--explain", action="store_true", help="also write Grad-CAM and attention overlays")
     predict.add_argument("--metadata", metavar="CSV", help="fuse age, sex and site with the images: a CSV with "
                          "image_id (file name without extension) and age, sex, localization columns")
@@ -540,8 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "compute) or efficientnetb0 (its weights need the network or a local file)")
     classifier.add_argument("--random-init", action="store_true", help="no ImageNet weights (ablation)")
     classifier.add_argument("--views", type=int, default=8, help="augmented views per training image to cache")
-    classifier.add_argument("--cache-at", default="stage5_out", choices=["stage3_out", "stage4_out", "stage5_out"],
-                            help="backbone layer whose output is cached; only the stages above it can be trained")
+    classifier.add_argument("--cache-at", default="stage5_out", choices=["stage3_out", "stage4_out", "stage5_out", "none"],
+                            help="backbone layer whose output is cached; only the stages above it can be trained; "
+                                 "none: nothing cached, every stage trains end to end on freshly augmented crops "
+                                 "(about 100 s an epoch at 128 px on 2 CPU cores)")
     classifier.add_argument("--phases", help="STAGES:EPOCHS:RATE,... (last stages unfrozen per phase)")
     classifier.add_argument("--patience", type=_at_least_one, metavar="EPOCHS",
                             help="stop a phase after this many epochs without beating its best validation "
@@ -563,6 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_parser(sub, "fit-novelty", "fit a classifier's check for inputs unlike its training images", cmd_fit_novelty)
     _add_fit_parser(sub, "fit-tta", "fit a classifier's temperature for augmented TTA views (--tta-augmented) "
                     "on validation and score the views", cmd_fit_tta)
+    _add_fit_parser(sub, "fit-prior", "record the class prior a classifier learnt under (its loss's class weights) "
+                    "and score the prior correction of predict/evaluate --prior on val and test", cmd_fit_prior)
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)
@@ -589,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
     casts.add_argument("--out", default="models/colour_casts.json", help="results JSON (default: %(default)s)")
     casts.add_argument("--limit", type=_at_least_one, metavar="N",
                        help="quick check: a stratified sample of N images per split")
+    casts.add_argument("--update", action="store_true",
+                       help="replace only these models in the existing --out JSON, keep the others (same casts, "
+                            "splits and limit)")
     casts.add_argument("--quiet", action="store_true")
     casts.set_defaults(func=cmd_colour_casts)
 

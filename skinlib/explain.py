@@ -206,3 +206,55 @@ def attention_maps(model, images, name: str = "cbam") -> dict[str, np.ndarray]:
     maps = attention_model(model, name=name).predict(images, verbose=0)
     spatial = np.asarray(maps["spatial"])[..., 0]
     return {"spatial": resize_maps(spatial, images.shape[1:3]), "channel": np.asarray(maps["channel"])}
+
+
+# --------------------------------------------------------------------------- is the heat on the lesion?
+
+
+def mask_in_crop(mask, box, size: int) -> np.ndarray:
+    """Stage 1's mask (H, W) cut to a crop's box (top, left, bottom, right; it may reach past the photo) and
+    resized as the crop was: a (size, size) bool mask aligned with the classifier's input."""
+    from .data.images import fit_size
+
+    top, left, bottom, right = box
+    mask = np.asarray(mask, np.uint8) * 255
+    pad = max(0, -top, -left, bottom - mask.shape[0], right - mask.shape[1])
+    cut = np.pad(mask, pad)[top + pad : bottom + pad, left + pad : right + pad]
+    return fit_size(np.dstack([cut] * 3), (size, size), "pad")[..., 0] > 127
+
+
+def share_inside(heat, mask) -> float:
+    """The fraction of a map's total heat that falls inside a mask of the same size (NaN: no heat or no mask)."""
+    heat = np.asarray(heat, np.float64)
+    mask = np.asarray(mask, bool)
+    total = heat.sum()
+    return float(heat[mask].sum() / total) if total > 0 and mask.any() else float("nan")
+
+
+def centre_prior(size: int, sigma: float = 0.25) -> np.ndarray:
+    """A map that ignores the image: a Gaussian at the centre of the crop (sigma as a fraction of its side)."""
+    grid = (np.arange(size) + 0.5) / size - 0.5
+    return np.exp(-(grid[:, None] ** 2 + grid[None, :] ** 2) / (2 * sigma**2))
+
+
+def heat_inside_with_baselines(heat_maps, masks) -> dict:
+    """Per image, the share of heat inside the lesion mask for the model's map and for maps that ignore the
+    image: "uniform" (the mask's share of the crop), "centre" (`centre_prior`) and "other_images" (the mean
+    share of the *other* images' maps on this mask).
+
+    Why: the crop centres the lesion and a final-layer map is a handful of cells, so a map that knows nothing
+    about the lesion already scores high. The model's map says something about *this* lesion only where it
+    beats those baselines. `heat_maps` and `masks`: (N, S, S) on the crop's grid.
+    """
+    heat_maps = np.asarray(heat_maps, np.float64)
+    masks = np.asarray(masks, bool)
+    if heat_maps.shape != masks.shape or heat_maps.ndim != 3:
+        raise ValueError(f"heat maps {heat_maps.shape} and masks {masks.shape} must both be (N, S, S)")
+    centre = centre_prior(heat_maps.shape[1])
+    rows = []
+    for i, mask in enumerate(masks):
+        others = [share_inside(heat_maps[j], mask) for j in range(len(masks)) if j != i]
+        rows.append({"gradcam": share_inside(heat_maps[i], mask), "uniform": share_inside(np.ones_like(centre), mask),
+                     "centre": share_inside(centre, mask),
+                     "other_images": float(np.nanmean(others)) if others and np.isfinite(others).any() else float("nan")})
+    return {name: [row[name] for row in rows] for name in ("gradcam", "uniform", "centre", "other_images")}

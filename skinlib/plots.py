@@ -128,9 +128,12 @@ def ablation_figure(results: Mapping) -> Figure:
         ax.errorbar(point, y + offset, xerr=[point - low, high - point], fmt=marker, color=colour, capsize=3,
                     label=f"{'validation' if split == 'val' else 'test'} (paired 95 % CI)")
     ax.axvline(0, color="black", linewidth=1)
-    ax.set_yticks(y, [r["name"] for r in rows])
+    over_images = [r["val_minus_baseline"]["balanced_accuracy"].get("bootstrap_unit", "images") == "images"
+                   for r in rows]
+    ax.set_yticks(y, [r["name"] + (" *" if images else "") for r, images in zip(rows, over_images)])
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel("balanced accuracy minus the baseline's")
+    ax.set_xlabel("balanced accuracy minus the baseline's" + ("\n* intervals over images (collected before the "
+                  "bootstrap resampled lesions): too narrow" if any(over_images) else ""))
     ax.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
@@ -249,4 +252,49 @@ def colour_cast_figure(study: Mapping, split: str = "test") -> Figure:
     ax.legend(loc="upper center", ncols=2, fontsize=8)
     ax.set_title("Scores under a different light (error bars: paired 95 % interval of the change)", fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+HEAT_BASELINES = (("gradcam", "the model's Grad-CAM", "tab:red"),
+                  ("other_images", "other images' Grad-CAM on this mask", "tab:orange"),
+                  ("centre", "a centred Gaussian (ignores the image)", "tab:gray"),
+                  ("uniform", "a uniform map (the mask's area)", "lightgray"))
+
+
+def heat_inside_figure(shares: Mapping[str, Sequence[float]], names: Sequence[str]) -> Figure:
+    """Share of heat inside the lesion mask per image: the model's map beside maps that ignore the image
+    (`skinlib.explain.heat_inside_with_baselines`), so a high share is read against what centring alone gives."""
+    figure = Figure(figsize=(max(6.0, 0.9 * len(names) + 2), 4.2))
+    ax = figure.subplots()
+    x = np.arange(len(names))
+    width = 0.8 / len(HEAT_BASELINES)
+    for k, (key, label, colour) in enumerate(HEAT_BASELINES):
+        values = np.asarray(shares[key], np.float64)
+        ax.bar(x + (k - (len(HEAT_BASELINES) - 1) / 2) * width, values, width, color=colour,
+               label=f"{label}: mean {np.nanmean(values):.2f}")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="share of heat inside the lesion mask",
+           title="Is the heat on the lesion? The model's map against maps that ignore the image")
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    figure.tight_layout()
+    return figure
+
+
+def class_prior_figure(labels, as_trained, with_prior, classes: Sequence[str] = CLASSES) -> Figure:
+    """Per class: how often it is the truth, and the mean probability the model gives it as trained and after the
+    prior correction (`skinlib.evaluation.calibration.shift_prior`). Calibrated probabilities average to the
+    class's share; a model trained with class weights inflates the rare classes."""
+    labels = np.asarray(labels)
+    rates = np.bincount(labels, minlength=len(classes)) / len(labels)
+    figure = Figure(figsize=(7.5, 3.2))
+    ax = figure.subplots()
+    x = np.arange(len(classes))
+    series = (("share of the images", rates, "black"),
+              ("mean P(class), as trained", np.mean(as_trained, axis=0), "tab:orange"),
+              ("mean P(class), training prior", np.mean(with_prior, axis=0), "tab:blue"))
+    for k, (label, values, colour) in enumerate(series):
+        ax.bar(x + (k - 1) * 0.27, values, 0.27, label=label, color=colour, alpha=0.85 if k else 0.6)
+    ax.set_xticks(x, list(classes))
+    ax.set(ylabel="share / mean probability", title="Does P(class) average to the class's share?")
+    ax.legend(fontsize=8)
     return figure

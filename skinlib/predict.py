@@ -182,6 +182,19 @@ class StageTwo:
         warn_ignored(usage, where)
         return fuse(probs, log_ratios, self.metadata_weight(tta)), self.metadata_prior.used_fields(values)
 
+    def with_prior(self, probs: np.ndarray, target) -> np.ndarray:
+        """Probabilities for a population with class prior `target` ("training": HAM10000's training mix, or one
+        share per class) instead of the mix the loss implied (`skinlib.training.class_prior`, Bayes' rule)."""
+        from .data.errors import DataError
+        from .evaluation.calibration import shift_prior
+
+        recorded = self.spec.get("class_prior")
+        if not recorded:
+            raise DataError("this classifier has no recorded class prior: run `skinlib fit-prior --model DIR` "
+                            "(or leave out --prior)")
+        target = recorded["training"] if isinstance(target, str) and target == "training" else target
+        return shift_prior(probs, recorded["model"], target)
+
     def features(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """The pooled features the first member's head reads (N, D): what the novelty score is computed on."""
         from .models.inference import predict_in_batches
@@ -253,23 +266,30 @@ class DualStage:
         return out
 
     def predict(self, images: list[np.ndarray], tta: bool = False, scales=None, metadata=None,
-                augmented: bool = False) -> list[dict]:
+                augmented: bool = False, prior=None) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, the `uncertain` and `melanoma_referral`
-        flags and crop notes. `metadata` (optional): a frame of age, sex and site, one row per image."""
-        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata, augmented=augmented)
+        flags and crop notes. `metadata` (optional): a frame of age, sex and site, one row per image; `prior`
+        (optional): "training" or a class prior vector, see `classify`."""
+        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata, augmented=augmented,
+                             prior=prior)
 
     def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None, metadata=None,
-                 augmented: bool = False) -> list[dict]:
+                 augmented: bool = False, prior=None) -> list[dict]:
         """Stage 2 on what `prepare` returned (so callers that also explain segment only once).
 
         With `metadata`, the probabilities are fused with it (`metadata_used` says which fields each image
         had; an image with none keeps its image-only probabilities) and the referral flag uses the threshold
-        fitted for fused probabilities."""
+        fitted for fused probabilities. With `prior`, the probabilities (and so the top class) are for a
+        population with that class mix (`StageTwo.with_prior`); the referral flag still reads P(mel) before
+        that correction, the probability its threshold was fitted on."""
         raw, novelty = self.classifier.raw_probabilities_and_novelty(inputs, tta, scales=scales, augmented=augmented)
         probs = apply_temperature(raw, self.classifier.temperature_for(tta, augmented))
         used = [None] * len(probs)
         if metadata is not None:
             probs, used = self.classifier.with_metadata(probs, metadata, tta)
+        flagged_on = probs
+        if prior is not None:
+            probs = self.classifier.with_prior(probs, prior)
         referral = self.classifier.referral_threshold(tta, metadata=metadata is not None)
         unusual = [None] * len(probs) if novelty is None else list(novelty > self.classifier.novelty.threshold)
         mel = CLASSES.index("mel")
@@ -283,7 +303,7 @@ class DualStage:
                 "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask or unusual[i]),
                 "unlike_training_images": None if unusual[i] is None else bool(unusual[i]),
                 "novelty_score": None if novelty is None else round(float(novelty[i]), 2),
-                "melanoma_referral": None if referral is None else bool(p[mel] >= referral),
+                "melanoma_referral": None if referral is None else bool(flagged_on[i, mel] >= referral),
                 "melanoma_referral_threshold": referral,
                 "metadata_used": fields,
                 "lesion_found": bool(crop.used_mask),
@@ -309,10 +329,11 @@ def metadata_rows(table, image_ids):
 
 
 def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
-                  progress: bool = True, scales=None, metadata=None, augmented: bool = False) -> dict:
+                  progress: bool = True, scales=None, metadata=None, augmented: bool = False, prior=None) -> dict:
     """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
     with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
     `metadata`: a table of age, sex and site with an `image_id` column (file stems) to fuse with the images.
+    `prior`: "training" or one share per class: answers for a population with that class mix (`classify`).
 
     Returns {"written": {path: json_path}, "failed": {path: message}}: one bad file never stops the batch.
     """
@@ -335,11 +356,13 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
         row = None if metadata is None else metadata_rows(metadata, [path.stem])
         if row is not None and not row.notna().to_numpy().any():
             row = None  # the table says nothing about this image: it is classified (and flagged) on its own
-        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row, augmented=augmented)[0]
+        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row, augmented=augmented,
+                                   prior=prior)[0]
         mask = result.pop("mask")
         record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
                   **_tta_record(tta, scales, augmented),
-                  "calibrated": True, "uncertain_below": pipeline.classifier.uncertain_below, **result}
+                  "calibrated": True, "class_prior": prior_record(prior),
+                  "uncertain_below": pipeline.classifier.uncertain_below, **result}
         json_path = out_dir / f"{path.stem}.json"
         json_path.write_text(json.dumps(record, indent=2) + "\n")
         write_rgb(out_dir / f"{path.stem}_overlay.png", overlay_mask(image, mask))
@@ -350,14 +373,25 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
     return {"written": written, "failed": failed}
 
 
+def prior_record(prior) -> str | dict:
+    """How a result names the class prior its probabilities are for."""
+    if prior is None:
+        return "as trained (the loss's class weights: every class counted alike)"
+    if isinstance(prior, str):
+        return prior
+    return dict(zip(CLASSES, (round(float(v), 6) for v in prior)))
+
+
 def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
                           progress: bool = True, report_dir=None, scales=None, metadata=None,
-                          augmented: bool = False) -> dict:
+                          augmented: bool = False, prior=None) -> dict:
     """Classification metrics of the pipeline on any folder of images with a label CSV.
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
     never silently dropped. Unreadable images are an error naming the file. `metadata` (a table with
-    `image_id` and age/sex/site columns, e.g. the HAM10000 metadata CSV) scores the image + metadata fusion.
+    `image_id` and age/sex/site columns, e.g. the HAM10000 metadata CSV) scores the image + metadata fusion;
+    `prior` scores the probabilities for a population with that class mix (`DualStage.classify`), with the
+    class-wise calibration before and after beside them.
     """
     from tqdm.auto import tqdm
 
@@ -397,22 +431,38 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
                   "images_with_metadata": sum(u is not None for u in used),
                   **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")}}
     labels_array = present["label"].to_numpy()
+    flagged_on, prior_effect = probs, None
+    if prior is not None:
+        from .evaluation.calibration import classwise_calibration_error
+
+        probs = pipeline.classifier.with_prior(probs, prior)
+        prior_effect = {name: {"classwise_calibration_error": classwise_calibration_error(labels_array, p)["mean"],
+                               **{key: classification_report_dict(labels_array, p)[key] for key in
+                                  ("expected_calibration_error", "balanced_accuracy", "accuracy")}}
+                        for name, p in (("as_trained", flagged_on), ("with_prior", probs))}
     report = classification_report_dict(labels_array, probs)
     threshold = pipeline.classifier.referral_threshold(tta, metadata=metadata is not None)
     if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here
         from .evaluation.referral import referral_scores
 
-        report["melanoma_referral"] = referral_scores(labels_array, probs, threshold)
+        report["melanoma_referral"] = referral_scores(labels_array, flagged_on, threshold)
     if report_dir is not None:
         from .evaluation.report import write_report
 
-        full = write_report(labels_array, probs, report_dir, probs_uncalibrated=raw, referral_threshold=threshold,
+        groups = present["lesion_id"].to_numpy() if "lesion_id" in present else None
+        full = write_report(labels_array, probs, report_dir, probs_uncalibrated=None if prior is not None else raw,
+                            referral_threshold=None if prior is not None else threshold,
+                            groups=groups,
                             title=f"dual-stage pipeline on {Path(images_dir).name}{_tta_title(tta, scales, augmented)}"
                                   f"{' + metadata' if metadata is not None else ''}")
         report["report_dir"] = str(report_dir)
         report["confidence_intervals"] = full.get("confidence_intervals")
+        report["bootstrap"] = full["bootstrap"]
+        if "confidence_intervals_image_level" in full:
+            report["confidence_intervals_image_level"] = full["confidence_intervals_image_level"]
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
     report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
+                   "class_prior": prior_record(prior), "prior_correction": prior_effect,
                    **_tta_record(tta, scales, augmented),
                    "metadata_fusion": fusion, "labelled_but_missing": len(missing), "missing_examples": missing[:20],
                    "fraction_with_lesion_crop": float(np.mean(lesion_found)),

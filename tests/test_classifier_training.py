@@ -140,3 +140,54 @@ def test_backbone_flag_offers_every_backbone_the_model_builds(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-classifier", "--backbone", "resnet50"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_end_to_end_training_moves_every_stage_of_a_random_backbone(data_dir, tmp_path, monkeypatch):
+    """`cache_at="none"` (the random_init row): nothing is frozen or cached, so the stem, the first stage and their
+    BatchNorm statistics learn too, which the cached recipe can never do."""
+    import numpy as np
+
+    from skinlib.models.classifier import backbone_layer_names
+    from skinlib.training.classifier import ClassifierConfig, build_for, phase_plan, train_classifier
+
+    monkeypatch.setenv("SKINLIB_CACHE", str(tmp_path / "cache"))
+    config = ClassifierConfig(data_dir=str(data_dir), source="full", image_size=64, train_limit=28, val_limit=14,
+                              backbone_weights=None, cache_at="none", phases=((7, 2, 1e-3),), batch_size=8)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    initial = build_for(config)
+    model, record, _ = train_classifier(config, tmp_path / "run", progress=False)
+    assert len(record["history"]) == 2 and 0 <= record["best_val_balanced_accuracy"] <= 1
+    first_stage = [name for name in backbone_layer_names(model) if name.startswith(("stem", "block1"))]
+    assert first_stage, "the backbone has no stem or stage-1 layers to check"
+    moved = {name: any(not np.allclose(a, b) for a, b in zip(model.get_layer(name).get_weights(),
+                                                              initial.get_layer(name).get_weights()))
+             for name in first_stage if model.get_layer(name).weights}
+    assert all(moved.values()), f"stage-1 layers that did not learn: {[n for n, m in moved.items() if not m]}"
+    plan = phase_plan(config)
+    assert plan[0]["share_of_model"] > 0.95  # every weight but BatchNorm's moving statistics trains
+
+
+def test_batchnorm_recalibration_sets_the_moving_statistics_to_the_current_batch_statistics():
+    """Precise BN: after it, inference normalises with the statistics of the current weights, not stale ones."""
+    import keras
+    import numpy as np
+
+    from skinlib.training.classifier import recalibrate_batchnorm
+
+    inputs = keras.Input((3,))
+    norm = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, norm(keras.layers.Dense(3, kernel_initializer="identity")(inputs)))
+    images = np.random.default_rng(0).normal(5.0, 2.0, (96, 3)).astype(np.float32)
+    assert np.allclose(norm.moving_mean.numpy(), 0)  # stale: nothing seen yet
+    assert recalibrate_batchnorm(model, images, batch_size=32) == 1
+    batches = images.reshape(3, 32, 3)
+    assert np.allclose(norm.moving_mean.numpy(), batches.mean(axis=1).mean(axis=0), atol=1e-4)
+    assert np.allclose(norm.moving_variance.numpy(), batches.var(axis=1).mean(axis=0), rtol=1e-3)
+    assert norm.momentum == 0.99  # restored
+    norm.trainable = False  # a frozen (pretrained) BatchNorm is left alone
+    before = norm.moving_mean.numpy().copy()
+    assert recalibrate_batchnorm(model, images + 10, batch_size=32) == 0
+    assert np.allclose(norm.moving_mean.numpy(), before)

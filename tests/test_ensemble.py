@@ -116,6 +116,7 @@ def test_train_classifier_members_ships_an_ensemble(data_dir, tmp_path):
     referral = metrics["melanoma_referral"]["plain"]  # training fits the referral flag on val, scores test once
     assert spec["melanoma_referral"]["threshold"] == referral["threshold"]
     assert referral["val"]["sensitivity"] >= 0.85 and referral["test"]["melanomas"] > 0
+    assert sum(spec["class_prior"]["training"]) == pytest.approx(1) and len(spec["class_prior"]["model"]) == 7
     assert (run / "member0" / "best.weights.h5").is_file() and (run / "member1" / "best.weights.h5").is_file()
     with np.load(out / "weights.npz") as first, np.load(out / "weights_member1.npz") as second:
         head = [name for name in first.files if "predictions" in name and "kernel" in name][0]

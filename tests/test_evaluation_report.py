@@ -162,15 +162,15 @@ def test_paired_gains_report_the_interval_and_standard_error_of_the_same_draws()
     assert paired_gains(labels, probs, probs, n=50)["balanced_accuracy"]["standard_error"] == 0
 
 
-def test_detectable_gain_and_the_images_it_takes():
-    from skinlib.evaluation.report import detectable_gain, images_to_detect
+def test_detectable_gain_and_the_units_it_takes():
+    from skinlib.evaluation.report import detectable_gain, units_to_detect
 
     assert detectable_gain(1.0) == pytest.approx(1.95996 + 0.84162, abs=1e-4)
     assert detectable_gain(0.01, power=0.5) == pytest.approx(0.0196, abs=1e-4)
     se = 0.0125
-    assert images_to_detect(detectable_gain(se), se, 1500) == pytest.approx(1500)
-    assert images_to_detect(detectable_gain(se) / 2, se, 1500) == pytest.approx(6000)
-    assert images_to_detect(0.0, se, 1500) == math.inf and images_to_detect(-0.01, se, 1500) == math.inf
+    assert units_to_detect(detectable_gain(se), se, 1100) == pytest.approx(1100)
+    assert units_to_detect(detectable_gain(se) / 2, se, 1100) == pytest.approx(4400)
+    assert units_to_detect(0.0, se, 1100) == math.inf and units_to_detect(-0.01, se, 1100) == math.inf
 
 
 def test_a_gain_of_the_detectable_size_is_found_about_as_often_as_promised():
@@ -194,3 +194,110 @@ def test_a_gain_of_the_detectable_size_is_found_about_as_often_as_promised():
     found = [paired_gains(*predictions(seed, d), n=300, seed=seed)["balanced_accuracy"]["ci95"][0] > 0
              for seed in range(40)]
     assert 0.6 <= np.mean(found) <= 0.95
+
+
+# --------------------------------------------------------------------------- bootstrap over lesions
+
+
+def triplicated(lesions=150, seed=0):
+    """Every lesion photographed three times, the model right or wrong for all three together."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(rng.integers(0, 2, lesions), 3)
+    right = np.repeat(rng.random(lesions) < 0.7, 3)
+    probs = np.eye(2)[np.where(right, labels, 1 - labels)] * 0.8 + 0.1
+    return labels, probs, np.repeat(np.array([f"HAM_{i:04d}" for i in range(lesions)]), 3)
+
+
+def accuracy_of(labels, probs):
+    return float(np.mean(np.asarray(probs).argmax(axis=1) == labels))
+
+
+def test_a_lesion_draw_takes_every_image_of_each_lesion_drawn():
+    from skinlib.evaluation.report import _resamples
+
+    groups = np.array(["a", "b", "b", "c", "c", "c", "d"])
+    for draw in _resamples(len(groups), 50, seed=3, groups=groups):
+        drawn = groups[draw]
+        for lesion, size in (("a", 1), ("b", 2), ("c", 3), ("d", 1)):
+            assert np.count_nonzero(drawn == lesion) % size == 0  # whole lesions only
+        assert len(np.unique(draw[drawn == "c"])) in (0, 3)
+    sizes = {len(draw) for draw in _resamples(len(groups), 200, seed=3, groups=groups)}
+    assert len(sizes) > 1  # a draw's image count varies with the lesions drawn
+
+
+def test_without_lesion_ids_the_image_bootstrap_is_unchanged():
+    """Image-level intervals keep their old draws: the same seed gives the numbers reports had before."""
+    from skinlib.evaluation.report import _resamples
+
+    rng = np.random.default_rng(11)
+    expected = [rng.integers(0, 40, 40) for _ in range(5)]
+    for got, want in zip(_resamples(40, 5, seed=11), expected):
+        assert np.array_equal(got, want)
+
+
+def test_lesion_intervals_are_wider_when_images_of_a_lesion_agree():
+    labels, probs, lesions = triplicated()
+    images = bootstrap_ci(accuracy_of, labels, probs, n=500, seed=0)
+    by_lesion = bootstrap_ci(accuracy_of, labels, probs, n=500, seed=0, groups=lesions)
+    ratio = (by_lesion.high - by_lesion.low) / (images.high - images.low)
+    assert 1.4 < ratio < 2.1  # three identical copies hold one image's evidence: about sqrt(3) wider
+    one_each = bootstrap_ci(accuracy_of, labels, probs, n=500, seed=0, groups=np.arange(len(labels)))
+    assert one_each.high - one_each.low == pytest.approx(images.high - images.low, rel=0.2)
+
+
+def test_paired_differences_resample_the_same_lesions_for_both_models():
+    from skinlib.evaluation.report import paired_gains
+
+    labels, probs, lesions = triplicated()
+    assert tuple(paired_bootstrap_difference(accuracy_of, labels, probs, probs, n=50, groups=lesions)) == (0, 0, 0)
+    flipped = probs.copy()
+    flipped[:60] = flipped[:60, ::-1]  # the second model differs on the first 20 lesions
+    by_image = paired_gains(labels, probs, flipped, n=300)["balanced_accuracy"]
+    by_lesion = paired_gains(labels, probs, flipped, n=300, groups=lesions)["balanced_accuracy"]
+    assert by_image["bootstrap_unit"] == "images" and by_image["units"] == len(labels)
+    assert by_lesion["bootstrap_unit"] == "lesions" and by_lesion["units"] == len(labels) // 3
+    assert by_lesion["standard_error"] > 1.3 * by_image["standard_error"]
+    assert by_lesion["difference"] == by_image["difference"]
+
+
+def test_lesion_ids_must_match_the_images():
+    labels, probs, lesions = triplicated(10)
+    with pytest.raises(ValueError, match="one lesion id per image"):
+        bootstrap_ci(accuracy_of, labels, probs, n=5, groups=lesions[:-1])
+    holes = lesions.astype(object)
+    holes[4] = None
+    with pytest.raises(ValueError, match="missing lesion ids"):
+        bootstrap_ci(accuracy_of, labels, probs, n=5, groups=holes)
+
+
+def test_a_report_with_lesion_ids_resamples_lesions_and_shows_the_image_level_interval(tmp_path):
+    labels, probs = synthetic(n=210)
+    lesions = np.repeat(np.arange(70), 3)
+    numbers = write_report(labels, probs, tmp_path, bootstrap=100, groups=lesions)
+    assert numbers["bootstrap"]["unit"] == "lesions" and numbers["bootstrap"]["units"] == 70
+    image_level = numbers["confidence_intervals_image_level"]["balanced_accuracy"]
+    lesion_level = numbers["confidence_intervals"]["balanced_accuracy"]
+    assert lesion_level["estimate"] == image_level["estimate"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "210 images of 70 lesions" in markdown and "bootstrap over lesions" in markdown
+    assert "Bootstrap over lesions vs over images" in markdown
+    plain = write_report(labels, probs, tmp_path / "plain", bootstrap=100)
+    assert plain["bootstrap"]["unit"] == "images" and "confidence_intervals_image_level" not in plain
+    assert json.loads((tmp_path / "report.json").read_text())["bootstrap"]["unit"] == "lesions"
+
+
+# --------------------------------------------------------------------------- calibration claims
+
+
+def test_a_temperature_keeps_each_top_class_but_can_reorder_one_class_across_images():
+    """Why chapter 08 does not say temperature scaling leaves every ROC curve unchanged."""
+    probs = np.exp([[3.0, 0.0, 0.0], [1.0, -1.0, -10.0]])
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert probs[0, 0] > probs[1, 0]  # 0.909 > 0.881
+    hot = apply_temperature(probs, 100.0)
+    assert hot[0, 0] < hot[1, 0]  # 0.340 < 0.348: P(class 0) now ranks the two images the other way
+    assert (hot.argmax(axis=1) == probs.argmax(axis=1)).all()  # each image's top class is kept
+    from skinlib.evaluation.report import binary_roc_auc
+
+    first_is_class_0 = np.array([True, False])  # one-vs-rest AUC of class 0 flips from 1 to 0
+    assert binary_roc_auc(first_is_class_0, probs[:, 0]) == 1.0 and binary_roc_auc(first_is_class_0, hot[:, 0]) == 0.0

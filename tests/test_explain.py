@@ -117,3 +117,27 @@ def test_classifier_candidate_layers_are_stage_outputs(classifier):
     assert {"block1a_project_bn", "block2b_add", "block6d_add", "block7a_project_bn"} <= set(names)
     assert len(names) == 9  # stem + 7 stages + top
     assert gradcam(classifier, np.zeros((1, 64, 64, 3)), layer_name="block3b_add").shape == (1, 8, 8)
+
+
+def test_heat_inside_the_mask_is_compared_with_maps_that_ignore_the_image():
+    import numpy as np
+
+    from skinlib.explain import centre_prior, heat_inside_with_baselines, share_inside
+
+    size = 16
+    mask = np.zeros((size, size), bool)
+    mask[4:12, 4:12] = True  # a centred lesion covering a quarter of the crop
+    corner = np.zeros((size, size), bool)
+    corner[:4, :4] = True
+    on_lesion = mask.astype(float)
+    assert share_inside(on_lesion, mask) == 1.0 and np.isnan(share_inside(np.zeros((size, size)), mask))
+    shares = heat_inside_with_baselines(np.stack([on_lesion, on_lesion]), np.stack([mask, corner]))
+    assert shares["uniform"] == [0.25, 1 / 16]
+    assert shares["centre"][0] > 0.4 and shares["centre"][0] > shares["uniform"][0]  # centring alone scores high
+    assert shares["gradcam"] == [1.0, 0.0]
+    assert shares["other_images"] == [1.0, 0.0]  # the other image's map is the same blob
+    peak = centre_prior(size)
+    assert peak.argmax() in (size // 2 * size + size // 2, (size // 2 - 1) * size + size // 2 - 1,
+                             (size // 2 - 1) * size + size // 2, size // 2 * size + size // 2 - 1)
+    with pytest.raises(ValueError, match="must both be"):
+        heat_inside_with_baselines(np.zeros((1, 4, 4)), np.zeros((1, 5, 5), bool))

@@ -280,5 +280,9 @@ def test_results_notebooks_run_on_the_shipped_models(quick_run):
     assert "tta_recommended_on_validation" in tta
     explain = json.loads((out / "07_explain.json").read_text())
     assert explain["layers"][0] == "top_activation" and len(explain["layers"]) == 3 and explain["images"]
+    assert set(explain["heat_inside_mask_means"]) == {"gradcam", "uniform", "centre", "other_images"}
+    assert evaluation["bootstrap"]["unit"] == "lesions" and evaluation["lesions"] <= evaluation["images"]
+    assert set(evaluation["class_prior"]) == {"as_trained", "training_prior"}
+    assert tta["tta_gain"]["bootstrap_unit"] == "lesions"
     assert (out / "figures" / "06_dihedral_views.png").is_file() and (out / "figures" / "07_gradcam_layers.png").is_file()
     assert (out / "08_report" / "roc.png").is_file() and (out / "08_report" / "report.json").is_file()

@@ -205,3 +205,62 @@ def test_predict_augmented_tta_needs_its_fitted_temperature(test_sample, tmp_pat
     by_hand = stage.raw_probabilities(inputs, tta=True, augmented=True)
     assert not np.allclose(by_hand, stage.raw_probabilities(inputs, tta=True), atol=1e-4)
     assert record["probabilities"]["nv"] == pytest.approx(float(by_hand[0, CLASSES.index("nv")]), abs=1e-4)
+
+
+def test_evaluate_report_resamples_lesions_when_the_labels_name_them(test_sample, labelled_folder, tmp_path, capsys):
+    """HAM10000 labels carry lesion ids: the intervals resample lesions, the image-level ones printed beside them."""
+    images, ham = labelled_folder
+    assert main(["evaluate", "--images", str(images), "--labels", str(ham), "--report", str(tmp_path / "ham"),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    lesions = test_sample["lesion_id"].nunique()
+    assert f"bootstrap over lesions ({lesions} lesions)" in printed and "images: [" in printed
+    numbers = json.loads((tmp_path / "ham" / "report.json").read_text())
+    assert numbers["bootstrap"]["unit"] == "lesions" and numbers["bootstrap"]["units"] == lesions
+    assert "confidence_intervals_image_level" in numbers
+    isic = tmp_path / "isic.csv"  # ISIC ground truth has no lesion ids: images are resampled, and it says so
+    import pandas as pd
+
+    pd.DataFrame({"image": test_sample["image_id"].to_numpy(),
+                  **{c.upper(): (test_sample["dx"] == c).astype(float).to_numpy() for c in CLASSES}}).to_csv(isic, index=False)
+    assert main(["evaluate", "--images", str(images), "--labels", str(isic), "--report", str(tmp_path / "isic"),
+                 "--quiet"]) == 0
+    assert "bootstrap over images (no lesion ids in the labels)" in capsys.readouterr().out
+
+
+def test_predict_with_a_prior_answers_for_that_population_and_keeps_the_flag(test_sample, tmp_path):
+    paths = [str(p) for p in test_sample["image_path"].iloc[:4]]
+    assert main(["predict", *paths, "--out", str(tmp_path / "plain"), "--quiet"]) == 0
+    assert main(["predict", *paths, "--out", str(tmp_path / "prior"), "--prior", "training", "--quiet"]) == 0
+    assert main(["predict", *paths, "--out", str(tmp_path / "rare"), "--prior", "mel=0.01", "--quiet"]) == 0
+    spec = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["class_prior"]
+    for path in paths:
+        name = path.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".json"
+        plain, prior, rare = (json.loads((tmp_path / folder / name).read_text()) for folder in ("plain", "prior", "rare"))
+        p = np.array([plain["probabilities"][c] for c in CLASSES])
+        expected = p * np.array(spec["training"]) / np.array(spec["model"])
+        assert [prior["probabilities"][c] for c in CLASSES] == pytest.approx(expected / expected.sum(), abs=1e-5)
+        assert prior["class_prior"] == "training" and "as trained" in plain["class_prior"]
+        assert rare["probabilities"]["mel"] < prior["probabilities"]["mel"]  # 1 % melanoma vs 11 % in training
+        assert prior["melanoma_referral"] == plain["melanoma_referral"] == rare["melanoma_referral"]
+
+
+@pytest.mark.parametrize("value, message", [("mel=abc", "expected 'training' or CLASS=SHARE"),
+                                            ("melanoma=0.1", "unknown class"), ("mel=0.6,nv=0.5", "leaving nothing")])
+def test_a_bad_prior_is_a_usage_error_that_names_the_option(test_sample, tmp_path, capsys, value, message):
+    path = str(test_sample["image_path"].iloc[0])
+    assert main(["predict", path, "--out", str(tmp_path), "--prior", value, "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "--prior" in error and message in error
+
+
+def test_a_classifier_without_a_recorded_prior_says_how_to_fit_one(test_sample, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_CLASSIFIER, folder)
+    spec = json.loads((folder / "model.json").read_text())
+    spec.pop("class_prior", None)
+    (folder / "model.json").write_text(json.dumps(spec))
+    path = str(test_sample["image_path"].iloc[0])
+    assert main(["predict", path, "--out", str(tmp_path / "out"), "--model", str(folder), "--prior", "training",
+                 "--quiet"]) == 2
+    assert "skinlib fit-prior" in capsys.readouterr().err

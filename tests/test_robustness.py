@@ -72,7 +72,8 @@ def test_a_model_that_leans_on_colour_loses_under_a_cast_and_one_that_does_not_k
     assert colour["strong warm"]["accuracy"] == 0.5  # every image now looks red: all called melanoma
     assert colour["strong warm"]["change"]["balanced_accuracy"]["difference"] < 0
     assert all(shape[name]["accuracy"] == 1.0 for name in COLOUR_CASTS)
-    assert shape["warm"]["change"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0], "standard_error": 0.0}
+    assert shape["warm"]["change"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0], "standard_error": 0.0,
+                                                            "bootstrap_unit": "images", "units": 40}
     assert colour["warm"]["gains"] == list(COLOUR_CASTS["warm"]) and "change" not in colour["none"]
 
 
@@ -92,6 +93,8 @@ def test_colour_casts_command_on_real_images(data_dir, tmp_path, capsys):
     assert shipped["colour_constancy"] is False and set(shipped["test"]) == set(COLOUR_CASTS)
     for scores in shipped["test"].values():
         assert 0.0 <= scores["balanced_accuracy"] <= 1.0
+    assert shipped["test"]["warm"]["change"]["balanced_accuracy"]["bootstrap_unit"] == "lesions"
+    assert shipped["bootstrap_unit"] == "lesions"
     assert "shipped (colour constancy off)" in capsys.readouterr().out
 
 
@@ -125,3 +128,29 @@ def test_the_study_table_shows_each_change_with_its_interval():
                                              "warm": {"balanced_accuracy": 0.6230, "change": change}}}}}
     assert colour_cast_rows(study) == [{"model": "shipped", "split": "test", "none": "0.687",
                                         "warm": "0.623 (-0.064 [-0.090, -0.037])"}]
+
+
+def test_update_rescores_some_models_and_keeps_the_others_with_their_bootstrap_unit():
+    from skinlib.evaluation.robustness import colour_cast_rows, merge_colour_cast_studies
+
+    def study(models, limit=None):
+        return {"casts": {"none": [1, 1, 1]}, "splits": ["test"], "limit": limit, "models": models}
+
+    old = study({"shipped": {"colour_constancy": False, "test": {}}, "cc": {"colour_constancy": True, "test": {}}})
+    fresh = study({"shipped": {"colour_constancy": False, "bootstrap_unit": "lesions", "test": {}}})
+    merged = merge_colour_cast_studies(old, fresh)
+    assert merged["models"]["shipped"]["bootstrap_unit"] == "lesions"
+    assert merged["models"]["cc"]["bootstrap_unit"] == "images"  # kept from before lesions were resampled
+    with pytest.raises(ValueError, match="limit"):
+        merge_colour_cast_studies(old, study(fresh["models"], limit=20))
+    merged["models"]["cc"]["test"] = {"none": {"balanced_accuracy": 0.7}}
+    merged["models"]["shipped"]["test"] = {"none": {"balanced_accuracy": 0.6}}
+    assert [row["bootstrap"] for row in colour_cast_rows(merged)] == ["lesions", "images"]  # the study's order
+
+
+def test_colour_casts_update_needs_an_existing_file(tmp_path, capsys):
+    from skinlib.cli import main
+
+    assert main(["colour-casts", "--model", "shipped=models/classifier", "--update",
+                 "--out", str(tmp_path / "missing.json")]) == 2
+    assert "--update needs an existing" in capsys.readouterr().err

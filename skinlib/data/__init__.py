@@ -15,6 +15,7 @@ from .splits import (
     SPLITS,
     attach_split,
     class_weights,
+    lesion_ids,
     make_split,
     read_split,
     split_summary,
@@ -25,7 +26,7 @@ __all__ = [
     "CLASSES", "CLASS_INDEX", "DISPLAY_NAMES", "MALIGNANT", "class_index", "DataError", "DataWarning",
     "fit_size", "read_image", "read_mask", "to_rgb", "unfit_size", "DATA_ENV", "Layout", "find_layout", "resolve_data_dir",
     "load_metadata", "read_metadata_csv", "DEFAULT_FRACTIONS", "DEFAULT_SEED", "DEFAULT_SPLIT_PATH", "SPLITS",
-    "attach_split", "class_weights", "make_split", "read_split", "split_summary", "write_split",
+    "attach_split", "class_weights", "lesion_ids", "make_split", "read_split", "split_summary", "write_split",
     "load_split_frame",
 ]
 

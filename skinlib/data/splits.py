@@ -103,6 +103,19 @@ def read_split(path: str | Path | None = None) -> pd.DataFrame:
     return split
 
 
+def lesion_ids(image_ids, split: pd.DataFrame | None = None) -> np.ndarray:
+    """The lesion id of every image id, from a split (default: the shipped one): what a bootstrap over
+    lesions resamples. An image the split does not know is an error, never a lesion of its own."""
+    split = read_split() if split is None else split
+    lookup = split.set_index("image_id")["lesion_id"]
+    image_ids = pd.Index(np.asarray(image_ids).astype(str))
+    unknown = image_ids[~image_ids.isin(lookup.index)]
+    if len(unknown):
+        raise DataError(f"{len(unknown)} image(s) are not in the split, so their lesions are unknown "
+                        f"(e.g. {list(unknown[:5])}).")
+    return lookup.loc[image_ids].to_numpy().astype(str)
+
+
 def attach_split(frame: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
     """Add the `split` column to a metadata frame; every image must be in the split file."""
     merged = frame.merge(split[["image_id", "split"]], on="image_id", how="left")

@@ -2,8 +2,14 @@
 
 Why intervals: a test split of HAM10000 has a few dozen dermatofibromas and vascular lesions, so a
 balanced accuracy of 0.80 can easily be 0.75 or 0.85 on another draw; a difference between two models
-means little until its interval excludes 0. Intervals are percentile bootstraps that resample
-*images* with a fixed seed, so a report is reproducible to the last digit.
+means little until its interval excludes 0. Intervals are percentile bootstraps with a fixed seed, so a
+report is reproducible to the last digit.
+
+Why lesions: HAM10000 photographs many lesions several times, and images of one lesion are not
+independent draws; a bootstrap that resamples images treats them as if they were and gives intervals
+that are too narrow. Given `groups` (the lesion id of every image), every interval and standard error
+here resamples *lesions*, each drawn lesion bringing all its images; without them (a folder with no
+lesion ids) it resamples images. Every result says which (`bootstrap_unit`).
 
 Undefined numbers (the recall of a class with no samples, an AUC without positives...) are NaN in the
 returned dict, as in `classification_report_dict`; `report.json` is strict JSON and writes NaN (and
@@ -29,6 +35,7 @@ from scipy.stats import norm, rankdata
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ..data.classes import CLASSES, DISPLAY_NAMES
+from .calibration import classwise_calibration_error
 from .classification import (
     balanced_accuracy,
     check_labels,
@@ -44,6 +51,7 @@ from .classification import (
 __all__ = [
     "FIGURES", "Interval", "PairedDifference", "bootstrap_ci", "macro_roc_auc",
     "melanoma_operating_points", "paired_bootstrap_difference", "headline_scores", "paired_gains", "write_report",
+    "bootstrap_unit", "count_units", "detectable_gain", "units_to_detect",
 ]
 
 #: Figure files written by `write_report`, each as .png and .svg.
@@ -92,11 +100,57 @@ def macro_roc_auc(y_true, probs) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def _resamples(n_samples: int, n: int, seed: int):
-    """n index arrays drawn with replacement; the same seed gives the same draws for every metric."""
+def bootstrap_unit(groups) -> str:
+    """"lesions" when the images' lesion ids are given (what is resampled), else "images"."""
+    return "images" if groups is None else "lesions"
+
+
+def _check_groups(groups, n_samples: int):
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.shape != (n_samples,):
+        raise ValueError(f"groups must give one lesion id per image: {groups.shape[0] if groups.ndim else 0} ids "
+                         f"for {n_samples} images")
+    if _missing_ids(groups).any():
+        raise ValueError("groups holds missing lesion ids; give every image its lesion id, or none (images are "
+                         "then resampled)")
+    return groups
+
+
+def _missing_ids(values) -> np.ndarray:
+    """Missing entries of an id array (None or NaN), whatever its dtype."""
+    return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values.tolist()], bool)
+
+
+def _resamples(n_samples: int, n: int, seed: int, groups=None):
+    """n index arrays drawn with replacement; the same seed gives the same draws for every metric.
+
+    Without `groups`, images are drawn. With them, as many lesions as there are are drawn with replacement,
+    and each draw holds all the images of the lesions drawn (a lesion drawn twice, twice), so a draw's size
+    varies around `n_samples` as the number of images per lesion does.
+    """
     rng = np.random.default_rng(seed)
+    groups = _check_groups(groups, n_samples)
+    if groups is None:
+        for _ in range(int(n)):
+            yield rng.integers(0, n_samples, n_samples)
+        return
+    _, codes = np.unique(groups, return_inverse=True)
+    order = np.argsort(codes, kind="stable")  # the images of lesion k: order[starts[k] : starts[k] + counts[k]]
+    counts = np.bincount(codes)
+    starts = np.cumsum(counts) - counts
     for _ in range(int(n)):
-        yield rng.integers(0, n_samples, n_samples)
+        drawn = rng.integers(0, len(counts), len(counts))
+        lengths = counts[drawn]
+        ends = np.cumsum(lengths)
+        positions = np.arange(ends[-1]) - np.repeat(ends - lengths, lengths) + np.repeat(starts[drawn], lengths)
+        yield order[positions]
+
+
+def count_units(groups, n_samples: int) -> int:
+    """How many independent units a bootstrap resamples: lesions if known, else images."""
+    return n_samples if groups is None else int(len(np.unique(np.asarray(groups))))
 
 
 def _percentiles(values, alpha: float) -> tuple[float, float]:
@@ -109,51 +163,52 @@ def _percentiles(values, alpha: float) -> tuple[float, float]:
 
 
 def bootstrap_ci(metric_fn: Callable, y_true, probs, n: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> Interval:
-    """Percentile bootstrap (1 - alpha) interval of metric_fn(y_true, probs), resampling images.
+                 alpha: float = 0.05, groups=None) -> Interval:
+    """Percentile bootstrap (1 - alpha) interval of metric_fn(y_true, probs), resampling lesions when
+    `groups` gives each image's lesion id, images otherwise.
 
     Draws where the metric is undefined (NaN) are left out; all NaN gives (NaN, NaN).
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
-    values = [metric_fn(y_true[i], probs[i]) for i in _resamples(len(y_true), n, seed)]
+    values = [metric_fn(y_true[i], probs[i]) for i in _resamples(len(y_true), n, seed, groups)]
     return Interval(*_percentiles(values, alpha))
 
 
 def paired_bootstrap_difference(metric_fn: Callable, y_true, probs_a, probs_b, n: int = 1000,
-                                seed: int = 0, alpha: float = 0.05) -> PairedDifference:
+                                seed: int = 0, alpha: float = 0.05, groups=None) -> PairedDifference:
     """metric(probs_b) - metric(probs_a), e.g. the gain of TTA (b) over single crops (a), with its interval.
 
-    Paired: both predictions are scored on the *same* resampled images, so the image-to-image
+    Paired: both predictions are scored on the *same* resampled lesions (`groups`) or images, so the
     variation common to both cancels and the interval is far narrower than comparing two separate
     intervals. The first value is the difference on the full data (the point estimate, not the
     bootstrap mean); identical inputs give exactly (0, 0, 0).
     """
-    differences = _paired_draws(metric_fn, y_true, probs_a, probs_b, n, seed)
+    differences = _paired_draws(metric_fn, y_true, probs_a, probs_b, n, seed, groups)
     point = float(metric_fn(y_true, probs_b) - metric_fn(y_true, probs_a))
     return PairedDifference(point, *_percentiles(differences, alpha))
 
 
-def _paired_draws(metric_fn: Callable, y_true, probs_a, probs_b, n: int, seed: int) -> np.ndarray:
-    """metric(b) - metric(a) on each of n paired resamples of the images."""
+def _paired_draws(metric_fn: Callable, y_true, probs_a, probs_b, n: int, seed: int, groups=None) -> np.ndarray:
+    """metric(b) - metric(a) on each of n paired resamples of the lesions (`groups`) or images."""
     y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
     if probs_a.shape != probs_b.shape:
         raise ValueError(f"probs_a and probs_b differ in shape: {probs_a.shape} vs {probs_b.shape}")
     return np.array([metric_fn(y_true[i], probs_b[i]) - metric_fn(y_true[i], probs_a[i])
-                     for i in _resamples(len(y_true), n, seed)], np.float64)
+                     for i in _resamples(len(y_true), n, seed, groups)], np.float64)
 
 
-def paired_gains(y_true, reference, probs, n: int = 1000, seed: int = 0) -> dict:
+def paired_gains(y_true, reference, probs, n: int = 1000, seed: int = 0, groups=None) -> dict:
     """Balanced accuracy and macro AUC of `probs` minus `reference` on the same images, each with its paired
     bootstrap 95 % interval and standard error: how a comparison (an ablation row, metadata fusion) reports a
-    change. The standard error says how large a change these images could detect (`detectable_gain`)."""
-    from .classification import balanced_accuracy
-
+    change. The standard error says how large a change this sample could detect (`detectable_gain`); each
+    entry names what was resampled (`bootstrap_unit`, lesions when `groups` gives them) and how many."""
+    units = {"bootstrap_unit": bootstrap_unit(groups), "units": count_units(groups, len(np.asarray(y_true)))}
     gains = {}
     for name, metric in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc)):
-        draws = _paired_draws(metric, y_true, reference, probs, n, seed)
+        draws = _paired_draws(metric, y_true, reference, probs, n, seed, groups)
         point = float(metric(y_true, probs) - metric(y_true, reference))
         gains[name] = {"difference": point, "ci95": list(_percentiles(draws, 0.05)),
-                       "standard_error": float(np.nanstd(draws, ddof=1))}
+                       "standard_error": float(np.nanstd(draws, ddof=1)), **units}
     return gains
 
 
@@ -167,14 +222,15 @@ def detectable_gain(standard_error: float, alpha: float = 0.05, power: float = 0
     return _z_sum(alpha, power) * standard_error
 
 
-def images_to_detect(gain: float, standard_error: float, n_images: int, alpha: float = 0.05,
-                     power: float = 0.8) -> float:
-    """About how many images (of the same mix) a comparison needs to detect a true change of `gain` with
-    probability `power`, given its standard error on `n_images`: the error shrinks as 1/sqrt(images).
-    Infinite for a gain of 0 or below (nothing to detect)."""
+def units_to_detect(gain: float, standard_error: float, n_units: int, alpha: float = 0.05,
+                    power: float = 0.8) -> float:
+    """About how many independent units (lesions, or images where lesions are unknown; of the same mix) a
+    comparison needs to detect a true change of `gain` with probability `power`, given its standard error on
+    `n_units` of them: the error shrinks as 1/sqrt(units). Infinite for a gain of 0 or below (nothing to
+    detect)."""
     if gain <= 0:
         return float("inf")
-    return n_images * (detectable_gain(standard_error, alpha, power) / gain) ** 2
+    return n_units * (detectable_gain(standard_error, alpha, power) / gain) ** 2
 
 
 # --------------------------------------------------------------------------- numbers
@@ -215,19 +271,29 @@ def melanoma_operating_points(y_true, probs, classes: Sequence[str] = CLASSES) -
     return points
 
 
-def _report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed) -> dict:
+def _intervals(labels, probs, numbers, bootstrap, seed, groups) -> dict:
+    return {name: {"estimate": numbers[name], **bootstrap_ci(fn, labels, probs, bootstrap, seed, groups=groups)._asdict()}
+            for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc))}
+
+
+def _report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed, groups=None) -> dict:
     numbers = classification_report_dict(labels, probs, classes)
     numbers["confusion_matrix_normalised"] = confusion_matrix(
         labels, probs.argmax(axis=1), "true", len(classes)).tolist()
     numbers["melanoma_operating_points"] = melanoma_operating_points(labels, probs, classes)
-    numbers["confidence_intervals"] = {
-        name: {"estimate": numbers[name], **bootstrap_ci(fn, labels, probs, bootstrap, seed)._asdict()}
-        for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc))
-    }
-    numbers["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": 0.95,
-                            "method": "percentile, resampling images"}
+    numbers["confidence_intervals"] = _intervals(labels, probs, numbers, bootstrap, seed, groups)
+    unit = bootstrap_unit(groups)
+    numbers["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": 0.95, "unit": unit,
+                            "units": count_units(groups, len(labels)),
+                            "method": f"percentile, resampling {unit}"
+                                      + (" (all images of a drawn lesion together)" if groups is not None else "")}
+    if groups is not None:  # what an image-level bootstrap would claim, for comparison: too narrow
+        numbers["confidence_intervals_image_level"] = _intervals(labels, probs, numbers, bootstrap, seed, None)
+    numbers["classwise_calibration_error"] = classwise_calibration_error(labels, probs)["mean"]
     if probs_uncalibrated is not None:
         numbers["expected_calibration_error_uncalibrated"] = expected_calibration_error(labels, probs_uncalibrated)
+        numbers["classwise_calibration_error_uncalibrated"] = classwise_calibration_error(labels, probs_uncalibrated)[
+            "mean"]
     return numbers
 
 
@@ -341,10 +407,10 @@ def _table(header: Sequence[str], rows) -> list[str]:
 
 
 def _markdown(numbers: dict, title: str) -> str:
-    classes, ci = numbers["classes"], numbers["confidence_intervals"]
-    lines = [f"# {title}", "", f"{numbers['n_samples']} images. 95 % intervals: percentile bootstrap over "
-             f"images, {numbers['bootstrap']['resamples']} resamples, seed {numbers['bootstrap']['seed']}.", "",
-             "## Summary", ""]
+    classes, ci, boot = numbers["classes"], numbers["confidence_intervals"], numbers["bootstrap"]
+    of_lesions = f" of {boot['units']} lesions" if boot["unit"] == "lesions" else ""
+    lines = [f"# {title}", "", f"{numbers['n_samples']} images{of_lesions}. 95 % intervals: percentile bootstrap over "
+             f"{boot['unit']}, {boot['resamples']} resamples, seed {boot['seed']}.", "", "## Summary", ""]
     summary = [("accuracy", numbers["accuracy"], "", ""),
                ("balanced accuracy", numbers["balanced_accuracy"], ci["balanced_accuracy"]["low"],
                 ci["balanced_accuracy"]["high"]),
@@ -353,7 +419,22 @@ def _markdown(numbers: dict, title: str) -> str:
                ("expected calibration error", numbers["expected_calibration_error"], "", "")]
     if "expected_calibration_error_uncalibrated" in numbers:
         summary.append(("ECE before calibration", numbers["expected_calibration_error_uncalibrated"], "", ""))
+    summary.append(("class-wise calibration error", numbers["classwise_calibration_error"], "", ""))
+    if "classwise_calibration_error_uncalibrated" in numbers:
+        summary.append(("class-wise calibration error before calibration",
+                        numbers["classwise_calibration_error_uncalibrated"], "", ""))
     lines += _table(("metric", "value", "95 % CI low", "95 % CI high"), summary)
+    image_level = numbers.get("confidence_intervals_image_level")
+    if image_level:
+        lines += ["", "## Bootstrap over lesions vs over images", "",
+                  "Images of one lesion are not independent: resampling images treats them as if they were, and "
+                  "its intervals are too narrow. The intervals above resample lesions; beside them, what an "
+                  "image-level bootstrap would claim.", ""]
+        lines += _table(("metric", "value", "lesions: 95 % CI", "width", "images: 95 % CI", "width"),
+                        [(name.replace("_", " "), ci[name]["estimate"],
+                          f"{_fmt(ci[name]['low'])} to {_fmt(ci[name]['high'])}", ci[name]["high"] - ci[name]["low"],
+                          f"{_fmt(image_level[name]['low'])} to {_fmt(image_level[name]['high'])}",
+                          image_level[name]["high"] - image_level[name]["low"]) for name in ci])
     if numbers["melanoma_operating_points"]:
         lines += ["", "## Melanoma operating points (melanoma vs rest)", ""]
         rows = [(name.replace("_", " "), point["value"], point["threshold"])
@@ -380,7 +461,7 @@ def _markdown(numbers: dict, title: str) -> str:
 
 def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title: str = "Stage 2 classifier",
                  probs_uncalibrated=None, bootstrap: int = 1000, seed: int = 0,
-                 referral_threshold: float | None = None) -> dict:
+                 referral_threshold: float | None = None, groups=None) -> dict:
     """Write figures (PNG + SVG), report.json and report.md to out_dir; return the numbers.
 
     probs: the probabilities to evaluate (after temperature scaling, if any); probs_uncalibrated:
@@ -390,6 +471,8 @@ def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title
     expected_calibration_error_uncalibrated); NaN marks undefined values (null in report.json).
     `referral_threshold`: a model's melanoma referral threshold (fixed on validation, see
     `skinlib.evaluation.referral`); the report then scores that flag as `melanoma_referral`.
+    `groups`: each image's lesion id, when known; the intervals then resample lesions, and the image-level
+    intervals are reported beside them (`confidence_intervals_image_level`).
     """
     classes = list(classes)
     probs = check_probabilities(probs, len(classes))
@@ -400,7 +483,7 @@ def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title
             raise ValueError(f"probs_uncalibrated has shape {probs_uncalibrated.shape}, probs {probs.shape}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    numbers = {"title": title, **_report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed)}
+    numbers = {"title": title, **_report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed, groups)}
     if referral_threshold is not None:
         from .referral import referral_scores
 

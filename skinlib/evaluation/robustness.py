@@ -37,11 +37,13 @@ def colour_cast(images: np.ndarray, gains) -> np.ndarray:
 
 
 def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts: dict = COLOUR_CASTS,
-                       tta: bool = False, bootstrap: int = 1000, progress: bool = False, desc: str = "casts") -> dict:
+                       tta: bool = False, bootstrap: int = 1000, progress: bool = False, desc: str = "casts",
+                       groups=None) -> dict:
     """Per cast: the gains, `headline_scores` of the calibrated probabilities, and (every cast but "none") the
     change of balanced accuracy and macro AUC against no cast on the same images, with paired 95 % intervals.
 
-    `classifier`: a `skinlib.predict.StageTwo`; `inputs`: its uint8 stage-2 inputs; `labels`: class indices.
+    `classifier`: a `skinlib.predict.StageTwo`; `inputs`: its uint8 stage-2 inputs; `labels`: class indices;
+    `groups`: each image's lesion id (the intervals then resample lesions).
     """
     if REFERENCE_CAST not in casts:
         raise ValueError(f"casts must include {REFERENCE_CAST!r}, the reference the changes are measured against")
@@ -53,7 +55,8 @@ def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts
     for name, gains in casts.items():
         scores[name] = {"gains": [float(g) for g in gains], **headline_scores(labels, probs[name])}
         if name != REFERENCE_CAST:
-            scores[name]["change"] = paired_gains(labels, probs[REFERENCE_CAST], probs[name], n=bootstrap)
+            scores[name]["change"] = paired_gains(labels, probs[REFERENCE_CAST], probs[name], n=bootstrap,
+                                                   groups=groups)
     return scores
 
 
@@ -76,10 +79,31 @@ def colour_cast_study(models: dict, data_dir: str | None = None, splits=("val", 
         classifier = StageTwo.load(folder)
         study["models"][name] = {"folder": folder.as_posix(),
                                  "colour_constancy": bool(classifier.spec.get("colour_constancy", False)),
+                                 "bootstrap_unit": "lesions",
                                  **{split: colour_cast_scores(classifier, data[split][0], data[split][1], casts,
-                                                              progress=progress, desc=f"{name}, {split}")
+                                                              progress=progress, desc=f"{name}, {split}",
+                                                              groups=data[split][2]["lesion_id"].to_numpy())
                                     for split in splits}}
     return study
+
+
+def model_bootstrap_unit(record: dict) -> str:
+    """What a model's intervals in a study resampled: "lesions", or "images" for a model scored before the
+    study resampled lesions (too narrow until it is scored again)."""
+    return record.get("bootstrap_unit", "images")
+
+
+def merge_colour_cast_studies(existing: dict, fresh: dict, source: str = "the study JSON") -> dict:
+    """`existing` with the models of `fresh` replaced or added, so one model can be rescored without the others.
+    Refuses unless both used the same casts, splits and sample limit; kept models keep their bootstrap unit."""
+    for key in ("casts", "splits", "limit"):
+        if existing.get(key) != fresh.get(key):
+            raise ValueError(f"{source} has {key}={existing.get(key)!r} but this run has {fresh.get(key)!r}; "
+                             "score every model again instead of --update")
+    kept = {name: {**record, "bootstrap_unit": model_bootstrap_unit(record)}
+            for name, record in existing["models"].items()}
+    return {**existing, **{key: value for key, value in fresh.items() if key != "models"},
+            "models": kept | fresh["models"]}
 
 
 def colour_cast_cell(scores: dict) -> str:
@@ -95,5 +119,6 @@ def colour_cast_cell(scores: dict) -> str:
 def colour_cast_rows(study: dict) -> list[dict]:
     """The study as table rows, one per model and split ({"model", "split", cast: cell, ...}): what the
     `colour-casts` command prints and the new-images chapter shows."""
-    return [{"model": name, "split": split, **{cast: colour_cast_cell(record[split][cast]) for cast in study["casts"]}}
+    return [{"model": name, "split": split, "bootstrap": model_bootstrap_unit(record),
+             **{cast: colour_cast_cell(record[split][cast]) for cast in study["casts"]}}
             for name, record in study["models"].items() for split in study["splits"]]

@@ -17,13 +17,14 @@ from .classifier import model_recipe, record_fit, stage2_inputs
 KEY = "tta_augmented"
 
 
-def augmented_tta_scores(labels, plain, augmented, samples: int = 1000) -> dict:
-    """Scores of calibrated single-crop and augmented-TTA probabilities on one split, and the paired gain."""
+def augmented_tta_scores(labels, plain, augmented, samples: int = 1000, groups=None) -> dict:
+    """Scores of calibrated single-crop and augmented-TTA probabilities on one split, and the paired gain
+    (bootstrap over lesions when `groups` gives each image's lesion id)."""
     from ..evaluation.report import headline_scores, paired_gains
 
     return {"images": int(len(labels)), "plain": headline_scores(labels, plain),
             "tta_augmented": headline_scores(labels, augmented),
-            "tta_augmented_minus_plain": paired_gains(labels, plain, augmented, n=samples)}
+            "tta_augmented_minus_plain": paired_gains(labels, plain, augmented, n=samples, groups=groups)}
 
 
 def fit_augmented_tta(model_dir, data_dir=None, limit: int | None = None, command: str | None = None,
@@ -45,7 +46,8 @@ def fit_augmented_tta(model_dir, data_dir=None, limit: int | None = None, comman
     val_labels = data["val"][1]
     temperature = fit_temperature(val_labels, raw["val"][1])
     scores = {split: augmented_tta_scores(data[split][1], apply_temperature(plain, classifier.temperature_for(False)),
-                                          apply_temperature(augmented, temperature))
+                                          apply_temperature(augmented, temperature),
+                                          groups=data[split][2]["lesion_id"].to_numpy())
               for split, (plain, augmented) in raw.items()}
     val_gain = scores["val"]["tta_augmented_minus_plain"]["balanced_accuracy"]
     spec = {"views": AUGMENTED_VIEW_COUNT, "seed": AUGMENTED_VIEW_SEED, "temperature": temperature,

@@ -101,18 +101,44 @@ def stage2_inputs(config: ClassifierConfig, splits=("train", "val", "test"), pro
     return out
 
 
+def loss_class_weights(config: ClassifierConfig, train_labels) -> np.ndarray | None:
+    """Each class's weight in the configured loss (from the training labels' counts); None: unweighted."""
+    from ..losses import focal_alpha_from_class_weights
+
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, not {config.loss!r}")
+    if config.loss == "ce":
+        return None
+    weights, _ = class_weights(train_labels, len(CLASSES))
+    return focal_alpha_from_class_weights(weights, len(CLASSES))
+
+
+def class_prior_spec(config: ClassifierConfig) -> dict:
+    """The training mix and the mix the loss implied ({"training": [...], "model": [...]}, in `CLASSES` order)
+    for a recipe, from its training split alone (no images read)."""
+    from ..evaluation.calibration import loss_prior
+
+    train = _subset(load_split_frame(config.data_dir, config.split_path), "train", config.train_limit, config.seed)
+    counts = np.bincount(train["label"].to_numpy(), minlength=len(CLASSES)).astype(np.float64)
+    if np.any(counts == 0):
+        missing = [CLASSES[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"the training split has no image of {missing}: no class prior can be stated for them")
+    model = loss_prior(counts, loss_class_weights(config, train["label"].to_numpy()))
+    return {"classes": list(CLASSES), "training": (counts / counts.sum()).tolist(), "model": model.tolist(),
+            "training_images": int(counts.sum()),
+            "model_from": f"training counts x the {config.loss} loss's class weights"}
+
+
 def make_loss(config: ClassifierConfig, train_labels):
     """The configured loss; class weighting comes from the training labels' counts."""
-    from ..losses import CategoricalFocalLoss, WeightedCategoricalCrossentropy, focal_alpha_from_class_weights
+    from ..losses import CategoricalFocalLoss, WeightedCategoricalCrossentropy
 
-    weights, _ = class_weights(train_labels, len(CLASSES))
+    alpha = loss_class_weights(config, train_labels)
     if config.loss == "focal":
-        return CategoricalFocalLoss(gamma=config.gamma, alpha=focal_alpha_from_class_weights(weights, len(CLASSES)))
+        return CategoricalFocalLoss(gamma=config.gamma, alpha=alpha)
     if config.loss == "weighted_ce":
-        return WeightedCategoricalCrossentropy(focal_alpha_from_class_weights(weights, len(CLASSES)))
-    if config.loss == "ce":
-        return keras.losses.CategoricalCrossentropy()
-    raise ValueError(f"loss must be one of {LOSSES}, not {config.loss!r}")
+        return WeightedCategoricalCrossentropy(alpha)
+    return keras.losses.CategoricalCrossentropy()
 
 
 #: Beside `best.weights.h5`: the validation score of those weights, so a resumed run knows what to beat.
@@ -153,6 +179,53 @@ class BalancedAccuracyCheckpoint(keras.callbacks.Callback):
                 self.model.stop_training = True
 
 
+class BatchNormRecalibration(keras.callbacks.Callback):
+    """At the end of every epoch, set each trainable BatchNorm layer's moving statistics to the average batch
+    statistics of a fixed sample of training images under the *current* weights ("precise BN").
+
+    Why: a network trained from random weights changes fast, and moving averages collected while it changed
+    describe the weights of earlier steps. At inference BatchNorm then normalises with stale statistics and
+    every image can get the same class, while the same weights with batch statistics tell the classes apart
+    (seen on the random_init row's first checkpoint). Listed before the checkpoint callback, so the epoch is
+    scored and saved with recalibrated statistics.
+    """
+
+    def __init__(self, images: np.ndarray, batch_size: int = 64):
+        super().__init__()
+        self.images, self.batch_size = np.asarray(images, np.float32), batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        recalibrate_batchnorm(self.model, self.images, self.batch_size)
+
+
+def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 64) -> int:
+    """Replace the moving mean and variance of `model`'s trainable BatchNorm layers by the mean of their batch
+    statistics over `images` (forward passes in training mode; no weight changes). Returns the layers reset.
+
+    Batch k updates the moving averages with momentum k / (k + 1), which makes them the running mean of the
+    batches seen so far; the momentum is restored afterwards."""
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+             and layer.trainable]
+    saved = [layer.momentum for layer in norms]
+    try:
+        for k, start in enumerate(range(0, len(images), batch_size)):
+            for layer in norms:
+                layer.momentum = k / (k + 1)
+            model(images[start : start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+    return len(norms)
+
+
+def _all_layers(model):
+    """Every layer of a model, nested models' layers included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 def build_for(config: ClassifierConfig):
     from ..models.classifier import build_classifier
 
@@ -190,8 +263,16 @@ def feature_cache_key(config: ClassifierConfig) -> tuple:
     return key + (("colour_constancy",) if config.colour_constancy else ())
 
 
+#: `cache_at` value for end-to-end training: nothing frozen below the head's input, so nothing is cached.
+END_TO_END = "none"
+#: Training images whose batch statistics reset a random backbone's BatchNorm after every epoch.
+BATCHNORM_SAMPLE = 1024
+
+
 def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progress: bool):
     model = build_for(config)
+    if config.cache_at == END_TO_END:
+        return _train_end_to_end(config, run_dir, data, model, progress)
     lower, upper = split_model(model, config.cache_at)
     cache_dir = None
     if config.cache:
@@ -206,7 +287,49 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
                                     seed=config.seed, progress=progress)
     val_features = cached_extract(cache_dir, key + ("dihedral", image_digest(val_x), 1), lower, val_x, 1,
                                   "dihedral", progress=progress)[0]
-    loss = make_loss(config, train_y)
+
+    def batches(phase):
+        return FeatureSequence(train_features, train_y, len(CLASSES), config.batch_size, seed=config.seed + phase), {}
+
+    return (*_run_phases(config, run_dir, model, upper, batches, val_features, val_y, make_loss(config, train_y),
+                         progress), data)
+
+
+def _train_end_to_end(config: ClassifierConfig, run_dir: Path, data: dict, model, progress: bool):
+    """Every stage of the phase's depth trains on freshly augmented crops each epoch (`cache_at="none"`).
+
+    Why: the cached recipe keeps the stages below `cache_at` frozen, which is free for ImageNet weights but
+    leaves a randomly initialised backbone with random features it can never improve (the old `random_init`
+    row scored 1/7). End to end, nothing is frozen and nothing can be cached: each epoch costs a full forward
+    and backward pass of the network on every training image.
+    """
+    from ..data.tfdata import make_dataset
+
+    train_x, train_y, _ = data["train"]
+    val_x, val_y, _ = data["val"]
+    steps = int(np.ceil(len(train_x) / config.batch_size))
+
+    sample = np.random.default_rng(config.seed).choice(len(train_x), min(len(train_x), BATCHNORM_SAMPLE), replace=False)
+    callbacks = [BatchNormRecalibration(train_x[np.sort(sample)], config.batch_size)] if config.backbone_weights is None \
+        else []  # pretrained BatchNorm stays frozen (`set_trainable_blocks`): nothing to recalibrate
+
+    def batches(phase):
+        dataset = make_dataset(train_x, train_y, training=True, batch_size=config.batch_size, seed=config.seed + phase)
+        return dataset.repeat(), {"steps_per_epoch": steps, "shuffle": False}  # the dataset shuffles itself
+
+    return (*_run_phases(config, run_dir, model, model, batches, val_x.astype(np.float32), val_y,
+                         make_loss(config, train_y), progress, callbacks), data)
+
+
+def _run_phases(config: ClassifierConfig, run_dir: Path, model, trainee, batches, val_inputs, val_y, loss,
+                progress: bool = True, callbacks=()):
+    """The phases of `config`: unfreeze, compile `trainee` (the part that trains: the upper model on cached
+    features, or the whole model), fit with a cosine learning rate, keep the best validation checkpoint.
+
+    `batches(phase)` gives the phase's training data and extra `fit` arguments; `callbacks` run before the
+    checkpoint at each epoch's end. Resumable: a finished phase leaves `phase<k>.weights.h5`, which a rerun
+    loads instead of training again.
+    """
     history, best, seconds_before = _progress_so_far(run_dir)
     started = time.time()
     first_epoch = 0
@@ -217,12 +340,13 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
             first_epoch += epochs
             continue
         unfreeze(model, config, stages)
-        sequence = FeatureSequence(train_features, train_y, len(CLASSES), config.batch_size, seed=config.seed + phase)
-        schedule = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * len(sequence), alpha=0.05)
-        upper.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-        checkpoint = BalancedAccuracyCheckpoint(val_features, val_y, run_dir, config.patience, best, full_model=model)
-        fit = upper.fit(sequence, epochs=first_epoch + epochs, initial_epoch=first_epoch,
-                        verbose=2 if progress else 0, callbacks=[checkpoint])
+        train_data, fit_arguments = batches(phase)
+        steps = fit_arguments.get("steps_per_epoch") or len(train_data)
+        schedule = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * steps, alpha=0.05)
+        trainee.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+        checkpoint = BalancedAccuracyCheckpoint(val_inputs, val_y, run_dir, config.patience, best, full_model=model)
+        fit = trainee.fit(train_data, epochs=first_epoch + epochs, initial_epoch=first_epoch,
+                          verbose=2 if progress else 0, callbacks=[*callbacks, checkpoint], **fit_arguments)
         best = checkpoint.best
         history += [{"phase": phase, "epoch": first_epoch + i, **{k: float(v[i]) for k, v in fit.history.items()}}
                     for i in range(len(fit.history["loss"]))]
@@ -231,8 +355,7 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
         _write_progress(run_dir, history, best, seconds_before + time.time() - started)
         first_epoch += epochs
     model.load_weights(str(run_dir / "best.weights.h5"))
-    record = _write_progress(run_dir, history, best, seconds_before + time.time() - started)
-    return model, record, data
+    return model, _write_progress(run_dir, history, best, seconds_before + time.time() - started)
 
 
 def _progress_so_far(run_dir: Path) -> tuple[list, float, float]:
@@ -323,6 +446,8 @@ def save_predictions(path: Path, data: dict, results: dict, temperature: dict) -
         arrays[f"{split}_{'tta' if tta else 'plain'}"] = apply_temperature(probs, temperature[tta]).astype(np.float32)
         arrays[f"{split}_labels"] = np.asarray(labels)
         arrays[f"{split}_image_ids"] = data[split][2]["image_id"].to_numpy().astype(str)
+        if "lesion_id" in data[split][2]:  # what a bootstrap over lesions resamples
+            arrays[f"{split}_lesion_ids"] = data[split][2]["lesion_id"].to_numpy().astype(str)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path
@@ -369,6 +494,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     spec["tta_recommended"] = bool(use_tta)
     if "not_fitted" not in referral:
         spec["melanoma_referral"] = referral_spec(referral)
+    spec["class_prior"] = class_prior_spec(config)  # for predict/evaluate --prior (`skinlib fit-prior` scores it)
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     test = {}
     for tta in (False, True):
@@ -500,7 +626,8 @@ def config_from_metrics(metrics_path, **overrides) -> ClassifierConfig:
 def phase_plan(config: ClassifierConfig) -> list[dict]:
     """Per phase: stages unfrozen, epochs, learning rate and how many weights actually learn.
 
-    Counts only what lies above `cache_at` (below it everything stays frozen for the cache).
+    Counts only what lies above `cache_at` (below it everything stays frozen for the cache; `"none"`: the
+    whole network, trained end to end).
     Builds the model without ImageNet weights: only the shapes matter here.
     """
     from ..models.classifier import build_classifier
@@ -508,7 +635,7 @@ def phase_plan(config: ClassifierConfig) -> list[dict]:
     model = build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
                              backbone_weights=None, attention=config.attention, dropout=config.dropout,
                              colour_constancy=config.colour_constancy)
-    _, upper = split_model(model, config.cache_at)
+    upper = model if config.cache_at == END_TO_END else split_model(model, config.cache_at)[1]
     total = int(sum(np.prod(w.shape) for w in model.weights))
     rows = []
     for phase, (stages, epochs, rate) in enumerate(config.phases):

@@ -38,7 +38,8 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
             "weight": weight,
             **{split: {"image_only": headline_scores(*calibrated[(split, tta)]),
                        "fused": headline_scores(*fused[(split, tta)])} for split in SPLITS},
-            **{f"{split}_fused_minus_image_only": paired_gains(*calibrated[(split, tta)], fused[(split, tta)][1])
+            **{f"{split}_fused_minus_image_only": paired_gains(*calibrated[(split, tta)], fused[(split, tta)][1],
+                                                              groups=_lesions(frames[split]))
                for split in SPLITS},
             "melanoma_referral": referral_record(*fused[("val", tta)], test_labels=fused[("test", tta)][0],
                                                  test_probs=fused[("test", tta)][1]),
@@ -46,6 +47,11 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
     record["tta_chosen_on_val"] = bool(record["tta"]["val"]["fused"]["balanced_accuracy"]
                                        > record["plain"]["val"]["fused"]["balanced_accuracy"])
     return record, fused
+
+
+def _lesions(frame):
+    """The lesion id of every image, for a bootstrap over lesions; None (images) if the frame has none."""
+    return frame["lesion_id"].to_numpy() if "lesion_id" in frame else None
 
 
 def fusion_spec(record: dict) -> dict:
