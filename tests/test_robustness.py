@@ -126,8 +126,8 @@ def test_the_study_table_shows_each_change_with_its_interval():
     study = {"casts": {"none": [1, 1, 1], "warm": [1.1, 1.0, 0.9]}, "splits": ["test"],
              "models": {"shipped": {"test": {"none": {"balanced_accuracy": 0.6871},
                                              "warm": {"balanced_accuracy": 0.6230, "change": change}}}}}
-    assert colour_cast_rows(study) == [{"model": "shipped", "split": "test", "none": "0.687",
-                                        "warm": "0.623 (-0.064 [-0.090, -0.037])"}]
+    assert colour_cast_rows(study) == [{"model": "shipped", "split": "test", "bootstrap": "images", "none": "0.687",
+                                        "warm": "0.623 (-0.064 [-0.090, -0.037])"}]  # no unit recorded: images
 
 
 def test_update_rescores_some_models_and_keeps_the_others_with_their_bootstrap_unit():
