@@ -84,17 +84,17 @@ PRIOR_HELP = ("answer for a population with this class mix instead of the mix th
 def _prior(args, pipeline):
     """--prior as the classifier takes it: None, "training", or one share per class (checked here, so a typo is a
     usage error that names the option, before any image is read)."""
-    if args.prior is None or args.prior == "training":
-        if args.prior and not pipeline.classifier.spec.get("class_prior"):
-            raise DataError(f"--prior: {args.model or 'the classifier'} has no recorded class prior; run "
-                            "`skinlib fit-prior --model DIR` first")
+    if args.prior is None:
+        return None
+    recorded = pipeline.classifier.spec.get("class_prior")
+    if not recorded:
+        raise DataError(f"--prior: {args.model or 'the classifier'} has no recorded class prior; run "
+                        "`skinlib fit-prior --model DIR` first")
+    if args.prior == "training":
         return args.prior
     from .data.classes import CLASSES
     from .evaluation.calibration import prior_from_shares
 
-    recorded = pipeline.classifier.spec.get("class_prior")
-    if not recorded:
-        raise DataError("--prior: this classifier has no recorded class prior; run `skinlib fit-prior --model DIR`")
     shares = {}
     for item in args.prior.split(","):
         code, _, value = item.partition("=")

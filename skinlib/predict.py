@@ -433,13 +433,10 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     labels_array = present["label"].to_numpy()
     flagged_on, prior_effect = probs, None
     if prior is not None:
-        from .evaluation.calibration import classwise_calibration_error
+        from .evaluation.calibration import prior_scores
 
         probs = pipeline.classifier.with_prior(probs, prior)
-        prior_effect = {name: {"classwise_calibration_error": classwise_calibration_error(labels_array, p)["mean"],
-                               **{key: classification_report_dict(labels_array, p)[key] for key in
-                                  ("expected_calibration_error", "balanced_accuracy", "accuracy")}}
-                        for name, p in (("as_trained", flagged_on), ("with_prior", probs))}
+        prior_effect = prior_scores(labels_array, flagged_on, probs, shifted_name="with_prior")
     report = classification_report_dict(labels_array, probs)
     threshold = pipeline.classifier.referral_threshold(tta, metadata=metadata is not None)
     if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here

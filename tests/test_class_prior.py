@@ -97,3 +97,18 @@ def test_the_shipped_recipe_implies_a_uniform_prior_and_alpha_averages_a_fifth_p
     assert np.allclose(spec["training"], counts / counts.sum())
     assert np.allclose(class_prior_spec(ClassifierConfig(data_dir=str(data_dir), loss="ce"))["model"],
                        spec["training"])
+
+
+def test_prior_scores_compare_the_two_sets_of_probabilities_on_the_same_labels():
+    from skinlib.evaluation.calibration import prior_scores
+
+    labels = np.repeat(np.arange(len(CLASSES)), [30, 2, 2, 2, 2, 20, 2])  # an uneven mix, as in HAM10000
+    as_trained = np.full((len(labels), len(CLASSES)), 1 / len(CLASSES))  # says "all alike" for every image
+    rate = np.bincount(labels) / len(labels)
+    shifted = shift_prior(as_trained, np.full(len(CLASSES), 1 / len(CLASSES)), rate)
+    scores = prior_scores(labels, as_trained, shifted, shifted_name="with_prior")
+    assert set(scores) == {"as_trained", "with_prior", "class_rate"}
+    assert list(scores["class_rate"].values()) == pytest.approx(rate)
+    assert list(scores["with_prior"]["mean_probability"].values()) == pytest.approx(rate)  # the prior matches
+    assert scores["with_prior"]["classwise_calibration_error"] == pytest.approx(0.0, abs=1e-12)
+    assert scores["as_trained"]["classwise_calibration_error"] > 0.1

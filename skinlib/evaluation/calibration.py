@@ -130,3 +130,23 @@ def prior_from_shares(shares: dict, reference_prior, classes) -> np.ndarray:
     prior = np.array([float(shares.get(code, 0.0)) for code in classes])
     prior[rest] = (1.0 - given) * reference[rest] / reference[rest].sum()
     return prior
+
+
+def prior_scores(labels, as_trained, shifted, shifted_name: str = "training_prior") -> dict:
+    """Calibration (class-wise and top-label ECE, NLL, mean probability per class) and accuracy of one split's
+    probabilities as trained and after a prior correction (`shift_prior`), with each class's share of the
+    labels: what `skinlib fit-prior`, `evaluate --prior` and the evaluation chapter report."""
+    from ..data.classes import CLASSES
+    from .classification import classification_report_dict
+
+    labels = np.asarray(labels)
+    scores = {}
+    for name, probs in (("as_trained", as_trained), (shifted_name, shifted)):
+        report = classification_report_dict(labels, probs)
+        scores[name] = {key: report[key] for key in ("balanced_accuracy", "accuracy", "macro_roc_auc",
+                                                     "expected_calibration_error")}
+        scores[name]["classwise_calibration_error"] = classwise_calibration_error(labels, probs)["mean"]
+        scores[name]["negative_log_likelihood"] = negative_log_likelihood(labels, probs)
+        scores[name]["mean_probability"] = dict(zip(CLASSES, np.mean(probs, axis=0).tolist()))
+    scores["class_rate"] = dict(zip(CLASSES, (np.bincount(labels, minlength=len(CLASSES)) / len(labels)).tolist()))
+    return scores

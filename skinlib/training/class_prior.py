@@ -14,30 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..data import CLASSES
 from .classifier import class_prior_spec, model_recipe, record_fit, stage2_inputs
 
 #: model.json / metrics.json key of the fit.
 KEY = "class_prior"
-
-
-def prior_scores(labels, calibrated, shifted) -> dict:
-    """Calibration and accuracy of one split's probabilities before and after the prior correction."""
-    from ..evaluation.calibration import classwise_calibration_error, negative_log_likelihood
-    from ..evaluation.classification import classification_report_dict
-
-    scores = {}
-    for name, probs in (("as_trained", calibrated), ("training_prior", shifted)):
-        report = classification_report_dict(labels, probs)
-        scores[name] = {key: report[key] for key in ("balanced_accuracy", "accuracy", "macro_roc_auc",
-                                                     "expected_calibration_error")}
-        scores[name]["classwise_calibration_error"] = classwise_calibration_error(labels, probs)["mean"]
-        scores[name]["negative_log_likelihood"] = negative_log_likelihood(labels, probs)
-        scores[name]["mean_probability"] = dict(zip(CLASSES, np.mean(probs, axis=0).tolist()))
-    scores["class_rate"] = dict(zip(CLASSES, (np.bincount(labels, minlength=len(CLASSES)) / len(labels)).tolist()))
-    return scores
 
 
 def fit_class_prior(model_dir, data_dir=None, limit: int | None = None, command: str | None = None,
@@ -46,7 +26,7 @@ def fit_class_prior(model_dir, data_dir=None, limit: int | None = None, command:
 
     `limit` (quick checks) samples val and test and writes nothing.
     """
-    from ..evaluation.calibration import shift_prior
+    from ..evaluation.calibration import prior_scores, shift_prior
     from ..predict import StageTwo
 
     config = model_recipe(model_dir, data_dir, "fit-prior")
