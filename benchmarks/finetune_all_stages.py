@@ -65,7 +65,7 @@ def main() -> None:
     results = {
         "command": "python benchmarks/finetune_all_stages.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
-        "start": "models/classifier (the shipped model)", "image_size": config.image_size,
+        "start": "skinlib/shipped/classifier (the shipped model)", "image_size": config.image_size,
         "train_images": int(len(train_x)), "val_images": int(len(val_x)),
         "median_train_images_per_second": float(np.median([h["train_images_per_second"] for h in history[1:]])),
         "shipped_val_balanced_accuracy": history[0]["val_balanced_accuracy"],

@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--model", help="classifier folder (default: the shipped models/classifier)")
+    parser.add_argument("--model", help="classifier folder (default: the shipped skinlib/shipped/classifier)")
     parser.add_argument("--no-novelty", action="store_true", help="time the pipeline without its novelty check")
     parser.add_argument("--out", default=DEFAULT_OUT)
     args = parser.parse_args()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .data.errors import DataError
+from .shipped import CLASSIFIER
 
 #: `skinlib.models.classifier.BACKBONES`, spelled out so `skinlib --help` does not import Keras (a test keeps them equal).
 BACKBONE_CHOICES = ("lite0", "lite2", "efficientnetb0")
@@ -433,7 +434,7 @@ def _reused_models(args) -> dict:
 
     reuse = {"baseline": args.baseline_from} if args.baseline_from else {}
     for item in args.reuse or []:
-        name, folder = _name_and_folder("--reuse", item, "ROW", "baseline=models/classifier")
+        name, folder = _name_and_folder("--reuse", item, "ROW", "baseline=skinlib/shipped/classifier")
         if name not in ablation.TRAINING_ROWS:
             raise DataError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
                             f"choose from {', '.join(ablation.TRAINING_ROWS)}")
@@ -446,10 +447,10 @@ def cmd_colour_casts(args) -> int:
 
     models = {}
     for item in args.model:
-        name, folder = _name_and_folder("--model", item, "NAME", "shipped=models/classifier")
+        name, folder = _name_and_folder("--model", item, "NAME", "shipped=skinlib/shipped/classifier")
         if not (Path(folder) / "metrics.json").is_file():
             raise DataError(f"--model {item!r}: {folder} has no metrics.json; give a folder written by "
-                            "`skinlib train-classifier` (e.g. models/classifier)")
+                            "`skinlib train-classifier` (e.g. skinlib/shipped/classifier)")
         models[name] = folder
     if args.update and not Path(args.out).is_file():  # before any scoring, not after it
         raise DataError(f"--update needs an existing {args.out}; leave out --update to write it")
@@ -539,8 +540,8 @@ def _add_fit_parser(sub, name: str, help_text: str, func):
     """A `skinlib fit-*` command: a post-hoc fit of an already trained classifier folder (same four options)."""
     parser = sub.add_parser(name, help=help_text)
     _add_data_argument(parser)
-    parser.add_argument("--model", default="models/classifier", metavar="DIR",
-                        help="classifier folder with metrics.json (default: the shipped models/classifier)")
+    parser.add_argument("--model", default=str(CLASSIFIER), metavar="DIR",
+                        help="classifier folder with metrics.json (default: the shipped classifier, skinlib/shipped/classifier)")
     parser.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=func)
@@ -572,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("images", nargs="+", metavar="IMAGE")
     segment.add_argument("--out", required=True, metavar="DIR")
     segment.add_argument("--method", choices=["unet", "classical"], default="unet")
-    segment.add_argument("--model", metavar="DIR", help="U-Net model folder (default: the shipped models/unet)")
+    segment.add_argument("--model", metavar="DIR", help="U-Net model folder (default: the shipped skinlib/shipped/unet)")
     segment.add_argument("--quiet", action="store_true")
     segment.set_defaults(func=cmd_segment)
 
@@ -610,13 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--age", type=float, help="patient age in years, for every image (metadata fusion)")
     predict.add_argument("--sex", help="male or female, for every image (metadata fusion)")
     predict.add_argument("--site", help="lesion site, e.g. back, face, lower extremity (metadata fusion)")
-    predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped models/classifier)")
+    predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped skinlib/shipped/classifier)")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(func=cmd_predict)
 
     classifier = sub.add_parser("train-classifier", help="train the stage-2 classifier, score it, write a model folder")
     _add_data_argument(classifier)
-    classifier.add_argument("--out", default="models/classifier")
+    classifier.add_argument("--out", default="skinlib/shipped/classifier")
     classifier.add_argument("--run-dir", default="runs/classifier")
     classifier.add_argument("--size", type=int, default=224, help="square input size (default 224)")
     classifier.add_argument("--source", choices=["crop", "full"], default="crop", help="lesion crop or full image")
@@ -662,8 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_argument(ablate)
     ablate.add_argument("--out", default="runs/ablation", help="one folder per row; rerun to resume")
     ablate.add_argument("--rows", nargs="+", metavar="ROW", help="rows to run (default: all); the baseline is always run")
-    ablate.add_argument("--results", default="models/ablation.json", help="results JSON to write (all finished rows)")
-    ablate.add_argument("--baseline-from", metavar="DIR", help="use this trained baseline model (e.g. models/classifier) "
+    ablate.add_argument("--results", default="skinlib/shipped/ablation.json", help="results JSON to write (all finished rows)")
+    ablate.add_argument("--baseline-from", metavar="DIR", help="use this trained baseline model (e.g. skinlib/shipped/classifier) "
                         "instead of training the baseline again; refused unless it was trained with the baseline recipe")
     ablate.add_argument("--reuse", nargs="+", metavar="ROW=DIR",
                         help="use these trained models as rows instead of training them, e.g. "
@@ -679,8 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "light (another dermatoscope or lamp), write a JSON")
     _add_data_argument(casts)
     casts.add_argument("--model", nargs="+", required=True, metavar="NAME=DIR",
-                       help="model folders to compare, e.g. shipped=models/classifier")
-    casts.add_argument("--out", default="models/colour_casts.json", help="results JSON (default: %(default)s)")
+                       help="model folders to compare, e.g. shipped=skinlib/shipped/classifier")
+    casts.add_argument("--out", default="skinlib/shipped/colour_casts.json", help="results JSON (default: %(default)s)")
     casts.add_argument("--limit", type=_at_least_one, metavar="N",
                        help="quick check: a stratified sample of N images per split")
     casts.add_argument("--update", action="store_true",
@@ -695,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     unet = sub.add_parser("train-unet", help="train the stage-1 U-Net, score it on test, write a model folder")
     _add_data_argument(unet)
-    unet.add_argument("--out", default="models/unet", help="model folder to write (default: models/unet)")
+    unet.add_argument("--out", default="skinlib/shipped/unet", help="model folder to write (default: skinlib/shipped/unet)")
     unet.add_argument("--run-dir", default="runs/unet", help="checkpoints and logs; rerun to resume")
     unet.add_argument("--size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
     unet.add_argument("--encoder", choices=["lite0", "plain"], default="lite0")

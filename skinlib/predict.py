@@ -15,9 +15,9 @@ import numpy as np
 from .data.classes import CLASSES
 from .data.images import fit_size
 from .evaluation.calibration import apply_temperature
+from .shipped import CLASSIFIER
 
-REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_CLASSIFIER = REPO_MODELS / "classifier"
+DEFAULT_CLASSIFIER = CLASSIFIER
 
 #: Below this calibrated top probability a prediction is flagged "uncertain" (refer to a clinician).
 UNCERTAIN_BELOW = 0.5

@@ -13,7 +13,7 @@ from skinlib.training import ablation
 from skinlib.training.classifier import PREDICTIONS_FILE
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "models" / "ablation.json"
+RESULTS = REPO / "skinlib" / "shipped" / "ablation.json"
 
 
 def fake_row(out, name, labels, probs, ids, config=None):
@@ -125,7 +125,7 @@ def shipped_row() -> str | None:
 
 
 def test_the_shipped_classifier_is_the_recipe_of_a_row_of_the_study():
-    """The study scores models/classifier as one of its rows (`--reuse ROW=models/classifier`); that is only
+    """The study scores skinlib/shipped/classifier as one of its rows (`--reuse ROW=skinlib/shipped/classifier`); that is only
     fair if the recipes agree, and every other row is then one change away from a recipe the study holds."""
     assert shipped_row() is not None
     recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())["config"]
@@ -157,7 +157,7 @@ def test_a_model_is_reused_only_as_the_row_whose_recipe_it_has(tmp_path):
 def test_cli_reuse_names_a_training_row_and_a_folder(capsys):
     from skinlib.cli import main
 
-    assert main(["ablate", "--reuse", "tta=models/classifier"]) == 2
+    assert main(["ablate", "--reuse", "tta=skinlib/shipped/classifier"]) == 2
     assert "not a row that trains a model" in capsys.readouterr().err
     assert main(["ablate", "--reuse", "ensemble"]) == 2
     assert "expected ROW=DIR" in capsys.readouterr().err
@@ -170,13 +170,13 @@ def test_cli_refuses_unknown_rows(capsys):
     assert "choose from baseline" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not RESULTS.is_file(), reason="models/ablation.json not written yet (skinlib ablate)")
+@pytest.mark.skipif(not RESULTS.is_file(), reason="skinlib/shipped/ablation.json not written yet (skinlib ablate)")
 def test_committed_results_are_complete_and_agree_with_the_shipped_model():
     """The book reads this JSON: every row present, each with one command, the shipped model one of its rows."""
     results = json.loads(RESULTS.read_text())
     rows = {row["name"]: row for row in results["rows"]}
     assert set(rows) == set(ablation.ROW_NAMES)
-    shipped = json.loads((REPO / "models" / "classifier" / "metrics.json").read_text())
+    shipped = json.loads((REPO / "skinlib" / "shipped" / "classifier" / "metrics.json").read_text())
     row = rows[shipped_row()]  # see test_the_shipped_classifier_is_the_recipe_of_a_row_of_the_study
     for key in ("balanced_accuracy", "macro_roc_auc", "accuracy"):
         assert row["test"][key] == pytest.approx(shipped["test"]["plain"][key], abs=1e-6), key
@@ -322,7 +322,7 @@ def test_a_row_replaces_the_baseline_only_when_better_on_validation_and_still_ca
     assert ablation.replacement_verdict(results, ece_target=0.1)["qualify"] == ["better", "overconfident"]
 
 
-@pytest.mark.skipif(not RESULTS.is_file(), reason="models/ablation.json not written yet (skinlib ablate)")
+@pytest.mark.skipif(not RESULTS.is_file(), reason="skinlib/shipped/ablation.json not written yet (skinlib ablate)")
 def test_the_shipped_recipe_follows_the_replacement_rule():
     """The repository keeps its own rule: the shipped recipe is the baseline unless a row qualifies, then that row."""
     verdict = ablation.replacement_verdict(json.loads(RESULTS.read_text()))

@@ -191,7 +191,7 @@ def test_new_images_chapter_handles_bad_files_and_scores_a_folder(quick_run):
 def test_results_page_and_model_card_read_the_recorded_metrics(quick_run):
     out, _ = quick_run
     results = json.loads((out / "11_results.json").read_text())
-    shipped = json.loads((REPO / "models" / "classifier" / "metrics.json").read_text())
+    shipped = json.loads((REPO / "skinlib" / "shipped" / "classifier" / "metrics.json").read_text())
     assert results["classification"]["test"]["balanced accuracy"] == shipped["test"]["plain"]["balanced_accuracy"]
     assert {t["measure"] for t in results["targets"]} >= {"balanced accuracy", "ECE after temperature scaling"}
     assert all(not c["whole test split"] for c in results["checks"])  # quick mode scores samples

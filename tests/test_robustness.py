@@ -85,7 +85,7 @@ def test_the_reference_cast_is_required():
 
 def test_colour_casts_command_on_real_images(data_dir, tmp_path, capsys):
     out = tmp_path / "casts.json"
-    assert main(["colour-casts", "--data", str(data_dir), "--model", "shipped=models/classifier", "--limit", "20",
+    assert main(["colour-casts", "--data", str(data_dir), "--model", "shipped=skinlib/shipped/classifier", "--limit", "20",
                  "--out", str(out), "--quiet"]) == 0
     study = json.loads(out.read_text())
     assert study["splits"] == ["val", "test"] and study["limit"] == 20
@@ -98,7 +98,7 @@ def test_colour_casts_command_on_real_images(data_dir, tmp_path, capsys):
     assert "shipped (colour constancy off)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("model, message", [("models/classifier", "expected NAME=DIR"),
+@pytest.mark.parametrize("model, message", [("skinlib/shipped/classifier", "expected NAME=DIR"),
                                             ("x=models", "has no metrics.json")])
 def test_colour_casts_command_refuses_bad_model_arguments(tmp_path, capsys, model, message):
     assert main(["colour-casts", "--model", model, "--out", str(tmp_path / "x.json")]) == 2
@@ -151,6 +151,6 @@ def test_update_rescores_some_models_and_keeps_the_others_with_their_bootstrap_u
 def test_colour_casts_update_needs_an_existing_file(tmp_path, capsys):
     from skinlib.cli import main
 
-    assert main(["colour-casts", "--model", "shipped=models/classifier", "--update",
+    assert main(["colour-casts", "--model", "shipped=skinlib/shipped/classifier", "--update",
                  "--out", str(tmp_path / "missing.json")]) == 2
     assert "--update needs an existing" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_shipped_recipes_are_read_back_exactly_from_their_metrics():
     from skinlib.training.classifier import config_from_metrics
     from skinlib.training.unet import unet_config_from_metrics
 
-    models = Path(__file__).resolve().parent.parent / "models"
+    models = Path(__file__).resolve().parent.parent / "skinlib" / "shipped"
     for path, read in ((models / "classifier" / "metrics.json", config_from_metrics),
                        (models / "unet" / "metrics.json", unet_config_from_metrics)):
         recorded = json.loads(path.read_text())["config"]

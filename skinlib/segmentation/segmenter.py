@@ -14,9 +14,9 @@ import numpy as np
 from ..data.images import fit_size, unfit_size
 from .classical import ClassicalParams, segment_classical
 from .postprocess import postprocess_mask
+from ..shipped import UNET
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_UNET = REPO_MODELS / "unet"
+DEFAULT_UNET = UNET
 
 
 @dataclass

@@ -34,7 +34,7 @@ class ClassifierConfig:
     image_size: int = 224
     source: str = "crop"  # "crop": lesion crop from the U-Net mask; "full": the whole image
     margin: float = 0.25
-    segmenter_dir: str | None = None  # default: the shipped models/unet
+    segmenter_dir: str | None = None  # default: the shipped skinlib/shipped/unet
     backbone: str = "lite0"
     backbone_weights: str | None = "imagenet"
     attention: bool = True
