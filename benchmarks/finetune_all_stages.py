@@ -24,7 +24,7 @@ import numpy as np
 from skinlib.data.tfdata import make_dataset
 from skinlib.evaluation.classification import balanced_accuracy
 from skinlib.models.classifier import set_trainable_blocks
-from skinlib.predict import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 from skinlib.training.classifier import config_from_metrics, make_loss, stage2_inputs
 
 

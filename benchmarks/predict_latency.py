@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from skinlib.data import load_split_frame, read_image
-from skinlib.predict import DualStage
+from skinlib.runtime import DualStage
 
 
 DEFAULT_OUT = "benchmarks/results/predict_latency.json"

@@ -10,8 +10,6 @@ from pathlib import Path
 from .data.errors import DataError
 from .shipped import CLASSIFIER
 
-#: `skinlib.models.classifier.BACKBONES`, spelled out so `skinlib --help` does not import Keras (a test keeps them equal).
-BACKBONE_CHOICES = ("lite0", "lite2", "efficientnetb0")
 
 
 def _add_data_argument(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +44,7 @@ def cmd_split(args) -> int:
 
 
 def cmd_train_unet(args) -> int:
-    from .segmentation.report import train_and_ship_unet
+    from .training.ship_unet import train_and_ship_unet
     from .training import UNetConfig
 
     config = UNetConfig(data_dir=args.data, image_size=tuple(args.size), encoder=args.encoder,
@@ -126,7 +124,7 @@ def _tta_scales(args):
         return None
     if not args.tta:
         raise DataError("--tta-scales adds zoomed views to test-time augmentation: add --tta.")
-    from .tta import check_scales
+    from .runtime.views import check_scales
 
     try:
         return check_scales(args.tta_scales)
@@ -187,7 +185,8 @@ def _or_na(value) -> str:
 
 def _evaluate_classification(args) -> int:
     from .data.classes import CLASSES
-    from .predict import DualStage, score_labelled_folder
+    from .runtime import DualStage
+    from .scoring import score_labelled_folder
 
     scales, augmented = _tta_scales(args), _tta_augmented(args)
     pipeline = DualStage.load(classifier_dir=args.model)
@@ -254,7 +253,8 @@ def _print_intervals(report: dict) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .predict import DualStage, predict_files
+    from .predict import predict_files
+    from .runtime import DualStage
 
     scales, augmented = _tta_scales(args), _tta_augmented(args)
     pipeline = DualStage.load(classifier_dir=args.model)
@@ -279,27 +279,35 @@ def cmd_predict(args) -> int:
 
 
 def _parse_phases(text: str) -> tuple:
-    """--phases as `skinlib.training.classifier.parse_phases` reads it; a malformed value is a usage error."""
-    from .training.classifier import parse_phases
+    """--phases as `skinlib.training.recipe.parse_phases` reads it; a malformed value is a usage error."""
+    from .training.recipe import parse_phases
 
     try:
         return parse_phases(text)
     except ValueError as error:
-        raise DataError(f"--{error}") from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def classifier_config_from_args(args):
     """The `ClassifierConfig` that `train-classifier` flags describe (parsed `args` of its sub-parser)."""
-    from .training.classifier import ClassifierConfig
+    from .training.recipe import config_from_options
 
-    return ClassifierConfig(data_dir=args.data, image_size=args.size, source=args.source, loss=args.loss,
-                            attention=not args.no_attention, colour_constancy=args.colour_constancy,
-                            backbone=args.backbone,
-                            backbone_weights=None if args.random_init else "imagenet",
-                            train_views=args.views, seed=args.seed, members=args.members, train_limit=args.train_limit,
-                            val_limit=args.val_limit, cache_at=args.cache_at,
-                            **({"phases": _parse_phases(args.phases)} if args.phases else {}),
-                            **({"patience": args.patience} if args.patience is not None else {}))
+    return config_from_options(vars(args), data_dir=args.data)
+
+
+def _add_recipe_arguments(parser) -> None:
+    """train-classifier's recipe options, one per `skinlib.training.recipe.RECIPE_FLAGS` entry; defaults (and
+    so the help's) come from `ClassifierConfig`, the one place that holds them."""
+    from .training.recipe import RECIPE_FLAGS
+
+    checked = {"--phases": _parse_phases, "--patience": _at_least_one, "--members": _at_least_one}
+    for spec in RECIPE_FLAGS:
+        if spec.is_switch:
+            parser.add_argument(spec.flag, action="store_true", help=spec.help)
+            continue
+        default = spec.to_text(spec.default()) if spec.default() is not None else "all"
+        parser.add_argument(spec.flag, type=checked.get(spec.flag, spec.type), choices=spec.choices,
+                            metavar=spec.metavar, help=f"{spec.help} (default: {default})")
 
 
 def _at_least_one(text: str) -> int:
@@ -329,7 +337,7 @@ def cmd_train_classifier(args) -> int:
 
 def cmd_fit_referral(args) -> int:
     from .evaluation.referral import REFERRAL_SENSITIVITY
-    from .training.classifier import fit_referral_for_model
+    from .workflows.referral import fit_referral_for_model
 
     sensitivity = REFERRAL_SENSITIVITY if args.sensitivity is None else args.sensitivity
     if not 0.0 < sensitivity <= 1.0:
@@ -350,7 +358,7 @@ def cmd_fit_referral(args) -> int:
 
 
 def cmd_fit_metadata(args) -> int:
-    from .training.metadata_fusion import fit_metadata_for_model
+    from .workflows.metadata_fusion import fit_metadata_for_model
 
     command = _invoked_command()
     record = fit_metadata_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
@@ -369,7 +377,7 @@ def cmd_fit_metadata(args) -> int:
 
 
 def cmd_fit_novelty(args) -> int:
-    from .training.novelty import fit_novelty_for_model
+    from .workflows.novelty import fit_novelty_for_model
 
     command = _invoked_command()
     record = fit_novelty_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
@@ -382,7 +390,7 @@ def cmd_fit_novelty(args) -> int:
 
 
 def cmd_fit_tta(args) -> int:
-    from .training.augmented_tta import fit_augmented_tta
+    from .workflows.augmented_tta import fit_augmented_tta
 
     record = fit_augmented_tta(args.model, args.data, limit=args.limit, command=_invoked_command(),
                                progress=not args.quiet)
@@ -400,7 +408,7 @@ def cmd_fit_tta(args) -> int:
 
 
 def cmd_fit_prior(args) -> int:
-    from .training.class_prior import fit_class_prior
+    from .workflows.class_prior import fit_class_prior
 
     record = fit_class_prior(args.model, args.data, limit=args.limit, command=_invoked_command(),
                              progress=not args.quiet)
@@ -430,7 +438,7 @@ def _name_and_folder(option: str, item: str, label: str, example: str) -> tuple[
 
 def _reused_models(args) -> dict:
     """{row: trained model folder} from --reuse ROW=DIR and --baseline-from DIR."""
-    from .training import ablation
+    from .workflows import ablation
 
     reuse = {"baseline": args.baseline_from} if args.baseline_from else {}
     for item in args.reuse or []:
@@ -443,7 +451,8 @@ def _reused_models(args) -> dict:
 
 
 def cmd_colour_casts(args) -> int:
-    from .evaluation.robustness import colour_cast_rows, colour_cast_study, merge_colour_cast_studies
+    from .evaluation.robustness import colour_cast_rows, merge_colour_cast_studies
+    from .workflows.colour_casts import colour_cast_study
 
     models = {}
     for item in args.model:
@@ -475,7 +484,7 @@ def cmd_colour_casts(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from .training import ablation
+    from .workflows import ablation
 
     rows = args.rows or list(ablation.ROW_NAMES)
     unknown = sorted(set(rows) - set(ablation.ROW_NAMES))
@@ -619,32 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_argument(classifier)
     classifier.add_argument("--out", default="skinlib/shipped/classifier")
     classifier.add_argument("--run-dir", default="runs/classifier")
-    classifier.add_argument("--size", type=int, default=224, help="square input size (default 224)")
-    classifier.add_argument("--source", choices=["crop", "full"], default="crop", help="lesion crop or full image")
-    classifier.add_argument("--loss", choices=["focal", "weighted_ce", "ce"], default="focal")
-    classifier.add_argument("--no-attention", action="store_true")
-    classifier.add_argument("--colour-constancy", action="store_true",
-                            help="divide out each image's illuminant first (Shades of Gray, p=6; part of the model, "
-                                 "so predict and evaluate apply it too)")
-    classifier.add_argument("--backbone", choices=BACKBONE_CHOICES, default="lite0",
-                            help="ImageNet backbone: lite0 (default), lite2 (wider and deeper, about twice the "
-                                 "compute) or efficientnetb0 (its weights need the network or a local file)")
-    classifier.add_argument("--random-init", action="store_true", help="no ImageNet weights (ablation)")
-    classifier.add_argument("--views", type=int, default=8, help="augmented views per training image to cache")
-    classifier.add_argument("--cache-at", default="stage5_out", choices=["stage3_out", "stage4_out", "stage5_out", "none"],
-                            help="backbone layer whose output is cached; only the stages above it can be trained; "
-                                 "none: nothing cached, every stage trains end to end on freshly augmented crops "
-                                 "(about 100 s an epoch at 128 px on 2 CPU cores)")
-    classifier.add_argument("--phases", help="STAGES:EPOCHS:RATE,... (last stages unfrozen per phase)")
-    classifier.add_argument("--patience", type=_at_least_one, metavar="EPOCHS",
-                            help="stop a phase after this many epochs without beating its best validation "
-                                 "balanced accuracy (default 4)")
-    classifier.add_argument("--seed", type=int, default=0)
-    classifier.add_argument("--members", type=_at_least_one, default=1, metavar="N",
-                            help="train N models (seeds SEED..SEED+N-1) and ship them as one ensemble that "
-                                 "averages their probabilities (default 1)")
-    classifier.add_argument("--train-limit", type=int)
-    classifier.add_argument("--val-limit", type=int)
+    _add_recipe_arguments(classifier)
     classifier.add_argument("--quiet", action="store_true")
     classifier.set_defaults(func=cmd_train_classifier)
 

@@ -140,7 +140,7 @@ def ablation_figure(results: Mapping) -> Figure:
 
 
 def learning_curve_figure(curve: Mapping) -> Figure:
-    """Balanced accuracy against training images (log scale) from `skinlib.training.ablation.learning_curve`,
+    """Balanced accuracy against training images (log scale) from `skinlib.workflows.ablation.learning_curve`,
     with its log-linear fit to validation extended (dashed) towards the target, if the curve has one."""
     images = np.asarray(curve["train_images"], dtype=float)
     figure = Figure(figsize=(6.5, 3.6))

@@ -455,7 +455,7 @@ def tta_view_probabilities(pipeline, crop: np.ndarray) -> dict:
     temperature: what `probabilities(tta=True)` gives).
     """
     from .evaluation.calibration import apply_temperature
-    from .training.features import dihedral
+    from .runtime.views import dihedral
 
     stage = _stage_two(pipeline)
     crop = np.asarray(crop, np.uint8)

@@ -80,7 +80,7 @@ def quick_fit(data_dir, tmp_path, capsys):
     import shutil
 
     from skinlib.cli import main
-    from skinlib.predict import DEFAULT_CLASSIFIER
+    from skinlib.runtime import DEFAULT_CLASSIFIER
 
     def run(command: str, *flags: str, limit: int = 40) -> str:
         folder = tmp_path / "classifier"

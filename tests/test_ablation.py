@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from skinlib.data import CLASSES
-from skinlib.predict import DEFAULT_CLASSIFIER
-from skinlib.training import ablation
+from skinlib.runtime import DEFAULT_CLASSIFIER
+from skinlib.workflows import ablation
 from skinlib.training.classifier import PREDICTIONS_FILE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,18 +55,30 @@ def without_folders(argv):
 
 
 def test_each_row_changes_exactly_one_thing_against_the_baseline():
-    """A training row adds one flag to the baseline's; a TTA row adds TTA to the row whose model it scores."""
-    base_flags = without_folders(ablation.train_command("baseline", "out"))
+    """A training row is the baseline's config with one change; a TTA row adds TTA to the row whose model it
+    scores."""
+    from dataclasses import asdict
+
+    baseline = asdict(ablation.row_config("baseline"))
     rows = {row.name: row for row in ablation.ROWS}
     for row in ablation.ROWS:
         model_row = rows[row.trains_from] if row.trains_from else row
-        assert not (row.trains_from and row.flags), f"{row.name} both reuses a model and changes its training"
+        assert not (row.trains_from and row.changes), f"{row.name} both reuses a model and changes its training"
         assert not model_row.trains_from and not model_row.tta, f"{row.name} must score a trained, plain row"
-        flags = without_folders(ablation.train_command(model_row.name, "out"))
-        assert flags[: len(base_flags)] == base_flags, row.name
-        assert flags[len(base_flags):] == list(model_row.flags), row.name
-        assert len([a for a in model_row.flags if a.startswith("--")]) <= 1 or model_row.why_more_flags, \
-            f"{row.name} changes more than one thing"
+        config = asdict(ablation.row_config(model_row.name))
+        changed = {key: value for key, value in config.items() if value != baseline[key]}
+        assert changed == dict(model_row.changes), row.name
+        assert len(model_row.changes) <= 1 or model_row.why_more_changes, f"{row.name} changes more than one thing"
+
+
+def test_every_row_command_parses_back_to_the_config_it_was_generated_from():
+    """The recorded command is generated from the row's config: the command line reads it back exactly."""
+    from skinlib.cli import train_classifier_config
+
+    for name in ablation.TRAINING_ROWS:
+        argv = ablation.train_command(name, "out", data_dir="/data")
+        assert argv[:4] == ["skinlib", "train-classifier", "--data", "/data"]
+        assert train_classifier_config(without_folders(argv)) == ablation.row_config(name, "/data"), name
 
 
 def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
@@ -275,7 +287,7 @@ def test_training_images_follow_the_recorded_train_limit():
     data_rows = {row.name: row for row in ablation.ROWS if row.name in ablation.LEARNING_CURVE_ROWS}
     for name, row in data_rows.items():
         if name != "baseline":
-            limit = int(row.flags[row.flags.index("--train-limit") + 1])
+            limit = row.changes["train_limit"]
             assert f"{ablation.training_images({'train_limit': limit})} of the 7005" in row.scale_note
 
 
@@ -285,7 +297,7 @@ def test_metadata_row_fuses_the_baseline_predictions_with_the_training_prior(tmp
     site by a prior counted on the training split, its weight fitted on the row's validation predictions."""
     from skinlib.models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
     from skinlib.training.classifier import ClassifierConfig
-    from skinlib.training.metadata_fusion import training_frame
+    from skinlib.workflows.metadata_fusion import training_frame
 
     monkeypatch.setattr(ablation, "BOOTSTRAP_SAMPLES", 50)
     sample = split_frame[split_frame["split"] == "val"].sort_values("image_id").groupby("dx").head(10)
@@ -421,9 +433,7 @@ def test_rows_kept_from_image_level_results_are_marked_until_rerun(tmp_path, lab
 
 def test_the_random_init_row_trains_every_stage_end_to_end():
     """The fair ImageNet comparison: random weights with nothing frozen or cached (BatchNorm learning)."""
-    from skinlib.cli import train_classifier_config
-
-    config = train_classifier_config((*ablation.BASELINE_FLAGS, *ablation._row("random_init").flags))
+    config = ablation.row_config("random_init")
     assert config.backbone_weights is None and config.cache_at == "none"
     assert config.phases[0][0] == 7 and sum(epochs for _, epochs, _ in config.phases) >= 15
 

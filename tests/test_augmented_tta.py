@@ -9,8 +9,8 @@ import pytest
 from skinlib.data import CLASSES
 from skinlib.data.errors import DataError
 from skinlib.evaluation.classification import balanced_accuracy
-from skinlib.predict import DEFAULT_CLASSIFIER, StageTwo
-from skinlib.training.augmented_tta import KEY, augmented_tta_scores
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.workflows.augmented_tta import KEY, augmented_tta_scores
 
 shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
                              reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")

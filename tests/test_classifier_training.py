@@ -130,7 +130,8 @@ def test_patience_flag_reaches_the_config_and_rejects_zero(capsys):
 
 
 def test_backbone_flag_offers_every_backbone_the_model_builds(capsys):
-    from skinlib.cli import BACKBONE_CHOICES, build_parser, train_classifier_config
+    from skinlib.cli import build_parser, train_classifier_config
+    from skinlib.training.recipe import BACKBONES as BACKBONE_CHOICES
     from skinlib.models.classifier import BACKBONE_TITLES, BACKBONES
 
     assert BACKBONE_CHOICES == BACKBONES  # spelled out in the CLI so --help does not import Keras

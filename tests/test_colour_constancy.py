@@ -9,7 +9,7 @@ import pytest
 from skinlib.cli import build_parser, classifier_config_from_args
 from skinlib.models.classifier import build_classifier
 from skinlib.models.colour_constancy import ShadesOfGray
-from skinlib.predict import StageTwo
+from skinlib.runtime import StageTwo
 from skinlib.training.classifier import ClassifierConfig, export_classifier, feature_cache_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")

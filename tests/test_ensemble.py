@@ -11,7 +11,7 @@ import pytest
 
 from skinlib.explain import attention_maps, gradcam
 from skinlib.models.classifier import build_classifier
-from skinlib.predict import StageTwo
+from skinlib.runtime import StageTwo
 from skinlib.training.classifier import ClassifierConfig, export_classifier, member_run_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")

@@ -12,7 +12,7 @@ import pytest
 from skinlib.cli import main
 from skinlib.data import CLASSES
 from skinlib.models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
-from skinlib.predict import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 
 shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "metadata_prior.json").is_file(),
                              reason=f"no metadata prior shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-metadata)")
@@ -89,7 +89,7 @@ def test_prior_round_trips_and_refuses_a_wrong_file(tmp_path):
 @shipped
 def test_shipped_prior_is_counted_from_the_training_split(data_dir):
     from skinlib.training.classifier import config_from_metrics
-    from skinlib.training.metadata_fusion import training_frame
+    from skinlib.workflows.metadata_fusion import training_frame
 
     config = config_from_metrics(DEFAULT_CLASSIFIER / "metrics.json", data_dir=str(data_dir))
     recounted = MetadataPrior.fit(training_frame(config))

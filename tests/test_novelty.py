@@ -9,7 +9,7 @@ import pytest
 
 from skinlib.cli import main
 from skinlib.models.novelty import NoveltyModel
-from skinlib.predict import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 
 shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "novelty.npz").is_file(),
                              reason=f"no novelty check shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-novelty)")
@@ -87,7 +87,7 @@ def test_shipped_check_on_real_test_images_and_a_cat(split_frame):
     import skimage.data
 
     from skinlib.data.images import read_image
-    from skinlib.predict import DualStage
+    from skinlib.runtime import DualStage
 
     pipeline = DualStage.load()
     sample = split_frame[split_frame["split"] == "test"].sort_values("image_id").groupby("dx").head(3)
@@ -106,7 +106,7 @@ def test_one_pass_gives_the_same_probabilities_and_scores_as_two(split_frame, tt
     """predict reads the novelty features from the pass that makes the probabilities (no second backbone
     pass); the answer must be what the two separate passes give, TTA and zoom views included."""
     from skinlib.data.images import read_image
-    from skinlib.predict import DualStage
+    from skinlib.runtime import DualStage
 
     pipeline = DualStage.load()
     sample = split_frame[split_frame["split"] == "val"].sort_values("image_id").head(5)

@@ -9,7 +9,7 @@ import pytest
 
 from skinlib.cli import main
 from skinlib.data import CLASSES
-from skinlib.predict import DEFAULT_CLASSIFIER, DualStage
+from skinlib.runtime import DEFAULT_CLASSIFIER, DualStage
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
                                 reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
@@ -120,7 +120,7 @@ def test_shipped_classifier_reproduces_its_test_metrics(data_dir):
     """Score the shipped pipeline end to end on the whole test split; it must match the committed metrics."""
     from skinlib.evaluation.calibration import apply_temperature
     from skinlib.evaluation.classification import classification_report_dict
-    from skinlib.predict import DualStage
+    from skinlib.runtime import DualStage
     from skinlib.training.classifier import ClassifierConfig, stage2_inputs
 
     recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())
@@ -181,7 +181,7 @@ def _without_augmented_tta(folder):
 def test_predict_augmented_tta_needs_its_fitted_temperature(test_sample, tmp_path, capsys):
     """Augmented views have their own temperature: a folder without one is refused with the fix; with one,
     predict averages the 16 views and records which views it used."""
-    from skinlib.training.classifier import record_fit
+    from skinlib.workflows.posthoc import record_fit
 
     folder = tmp_path / "classifier"
     shutil.copytree(DEFAULT_CLASSIFIER, folder)

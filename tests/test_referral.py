@@ -9,7 +9,7 @@ import pytest
 from skinlib.cli import main
 from skinlib.data import CLASSES
 from skinlib.evaluation.referral import fit_referral_threshold, referral_record, referral_scores
-from skinlib.predict import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 
 MEL, NV = CLASSES.index("mel"), CLASSES.index("nv")
 
@@ -97,7 +97,8 @@ def test_shipped_thresholds_reproduce_from_validation(data_dir):
 
 @shipped
 def test_save_and_load_round_trip(tmp_path):
-    from skinlib.training.classifier import record_fit, referral_spec
+    from skinlib.training.classifier import referral_spec
+    from skinlib.workflows.posthoc import record_fit
 
     folder = tmp_path / "classifier"
     shutil.copytree(DEFAULT_CLASSIFIER, folder)

@@ -116,7 +116,7 @@ def test_missing_model_folder_is_explained(tmp_path, capsys):
 @needs_model
 def test_shipped_unet_reaches_its_recorded_test_dice(split_frame):
     """Re-score the shipped weights on the whole test split: the committed metrics must be what they give."""
-    from skinlib.segmentation.report import split_scores
+    from skinlib.training.ship_unet import split_scores
     from skinlib.segmentation.segmenter import UNetSegmenter
 
     recorded = json.loads((DEFAULT_UNET / "metrics.json").read_text())["test"]

@@ -8,7 +8,8 @@ import pytest
 from skinlib.data import DataError
 from skinlib.data.labels import read_labels
 from skinlib.evaluation.calibration import apply_temperature, fit_temperature, negative_log_likelihood
-from skinlib.training.features import DIHEDRAL, FeatureSequence, dihedral
+from skinlib.runtime.views import DIHEDRAL, dihedral
+from skinlib.training.features import FeatureSequence
 
 
 def test_ham_and_isic_label_files(tmp_path):

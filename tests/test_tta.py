@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from skinlib.training.features import dihedral
-from skinlib.tta import average_views, check_scales, tta_views, view_count, zoom
+from skinlib.runtime.views import dihedral
+from skinlib.runtime.views import average_views, check_scales, tta_views, view_count, zoom
 
 
 def square(size=40, side=10, value=200):
@@ -68,7 +68,7 @@ def test_cli_scales_need_tta(tmp_path, capsys):
 
 def test_augmented_views_are_fixed_draws_independent_of_the_batch():
     """View v of an image is the same alone or in any batch, and the same on every call (seeded)."""
-    from skinlib.tta import augmented_view
+    from skinlib.runtime.views import augmented_view
 
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
@@ -80,7 +80,7 @@ def test_augmented_views_are_fixed_draws_independent_of_the_batch():
 
 
 def test_augmented_views_differ_from_each_other_and_from_the_input():
-    from skinlib.tta import AUGMENTED_VIEW_COUNT, augmented_views
+    from skinlib.runtime.views import AUGMENTED_VIEW_COUNT, augmented_views
 
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
@@ -94,7 +94,7 @@ def test_augmented_views_differ_from_each_other_and_from_the_input():
 
 def test_augmented_views_keep_a_symmetric_lesion_where_it_is():
     """A centred disc stays centred and keeps roughly its size under every draw (turns, small zooms)."""
-    from skinlib.tta import AUGMENTED_VIEW_COUNT, augmented_views
+    from skinlib.runtime.views import AUGMENTED_VIEW_COUNT, augmented_views
 
     image = np.full((1, 48, 48, 3), 40, np.uint8)
     yy, xx = np.mgrid[:48, :48]
@@ -109,7 +109,7 @@ def test_augmented_views_keep_a_symmetric_lesion_where_it_is():
 
 
 def test_augmented_tta_views_take_no_scales_and_show_no_identity_view():
-    from skinlib.tta import describe_views, identity_view_start
+    from skinlib.runtime.views import describe_views, identity_view_start
 
     images = np.zeros((2, 16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match="leave the scales out"):

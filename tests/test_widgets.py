@@ -280,7 +280,7 @@ def test_widgets_on_real_images(data_dir, split_frame, static, shown):
 def stage_two():
     """A small untrained classifier (64 px inputs) wrapped as a StageTwo, with distinct temperatures."""
     from skinlib.models.classifier import build_classifier
-    from skinlib.predict import StageTwo
+    from skinlib.runtime import StageTwo
 
     model = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
     return StageTwo(model=model, image_size=64, temperature=1.5, spec={"temperature_tta": 1.2})
@@ -327,7 +327,7 @@ def test_tta_view_probabilities_match_the_classifier(stage_two, crops):
 def test_stage2_tools_average_an_ensembles_members(stage_two, crops):
     """With two members the TTA views and the Grad-CAM panel speak for the ensemble, not its first member."""
     from skinlib.models.classifier import build_classifier
-    from skinlib.predict import StageTwo
+    from skinlib.runtime import StageTwo
 
     keras.utils.set_random_seed(1)
     second = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
@@ -415,7 +415,7 @@ def test_metadata_explorer_widget(stage_two, crops, static, shown):
 
 @pytest.mark.slow
 def test_stage2_tools_on_the_shipped_pipeline(static, shown):
-    from skinlib.predict import DualStage
+    from skinlib.runtime import DualStage
 
     pipeline = DualStage.load()
     image = lesion_image(shape=(300, 400), centre=(200, 150), axes=(90, 60))[0]

@@ -42,7 +42,7 @@ def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts
     """Per cast: the gains, `headline_scores` of the calibrated probabilities, and (every cast but "none") the
     change of balanced accuracy and macro AUC against no cast on the same images, with paired 95 % intervals.
 
-    `classifier`: a `skinlib.predict.StageTwo`; `inputs`: its uint8 stage-2 inputs; `labels`: class indices;
+    `classifier`: a `skinlib.runtime.StageTwo`; `inputs`: its uint8 stage-2 inputs; `labels`: class indices;
     `groups`: each image's lesion id (the intervals then resample lesions).
     """
     if REFERENCE_CAST not in casts:
@@ -58,33 +58,6 @@ def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts
             scores[name]["change"] = paired_gains(labels, probs[REFERENCE_CAST], probs[name], n=bootstrap,
                                                    groups=groups)
     return scores
-
-
-def colour_cast_study(models: dict, data_dir: str | None = None, splits=("val", "test"), casts: dict = COLOUR_CASTS,
-                      limit: int | None = None, progress: bool = True) -> dict:
-    """`colour_cast_scores` of several model folders ({name: folder}) on the HAM10000 splits, each model fed
-    the stage-2 inputs its recorded config made. What `skinlib colour-casts` writes.
-    `limit` (quick checks): a stratified sample of at most that many images per split."""
-    from pathlib import Path
-
-    from ..predict import StageTwo
-    from ..training.classifier import config_from_metrics, stage2_inputs
-
-    study = {"casts": {name: [float(g) for g in gains] for name, gains in casts.items()}, "splits": list(splits),
-             "limit": limit, "models": {}}
-    for name, folder in models.items():
-        folder = Path(folder)
-        config = config_from_metrics(folder / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
-        data = stage2_inputs(config, splits=splits, progress=progress, limit=limit)
-        classifier = StageTwo.load(folder)
-        study["models"][name] = {"folder": folder.as_posix(),
-                                 "colour_constancy": bool(classifier.spec.get("colour_constancy", False)),
-                                 "bootstrap_unit": "lesions",
-                                 **{split: colour_cast_scores(classifier, data[split][0], data[split][1], casts,
-                                                              progress=progress, desc=f"{name}, {split}",
-                                                              groups=data[split][2]["lesion_id"].to_numpy())
-                                    for split in splits}}
-    return study
 
 
 def model_bootstrap_unit(record: dict) -> str:

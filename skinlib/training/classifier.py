@@ -20,42 +20,8 @@ import keras
 import numpy as np
 
 from ..data import CLASSES, class_weights, load_split_frame
+from .recipe import LOSSES, ClassifierConfig, parse_phases
 from .features import FeatureSequence, cached_extract, image_digest, split_model
-
-LOSSES = ("focal", "weighted_ce", "ce")
-
-
-@dataclass
-class ClassifierConfig:
-    """Everything that defines a stage-2 run; saved beside the weights."""
-
-    data_dir: str | None = None
-    split_path: str | None = None
-    image_size: int = 224
-    source: str = "crop"  # "crop": lesion crop from the U-Net mask; "full": the whole image
-    margin: float = 0.25
-    segmenter_dir: str | None = None  # default: the shipped skinlib/shipped/unet
-    backbone: str = "lite0"
-    backbone_weights: str | None = "imagenet"
-    attention: bool = True
-    colour_constancy: bool = False  # Shades-of-Gray illuminant correction as the model's first layer
-    dropout: float = 0.3
-    loss: str = "focal"
-    gamma: float = 2.0
-    cache_at: str = "stage5_out"
-    train_views: int = 8
-    eval_views: int = 8
-    batch_size: int = 64
-    phases: tuple = ((0, 4, 1e-3), (1, 4, 3e-4), (2, 6, 1e-4))
-    patience: int = 4
-    seed: int = 0
-    members: int = 1  # an ensemble: this many models, seeds seed, seed+1, ..., probabilities averaged
-    train_limit: int | None = None
-    val_limit: int | None = None
-    cache: bool = True
-    distribute: str | None = None  # None: default strategy; "mirrored": tf.distribute.MirroredStrategy
-    notes: dict = field(default_factory=dict)
-
 
 def make_strategy(name: str | None):
     """The `tf.distribute` strategy to train under: several GPUs or CPUs scale with TensorFlow's own engine."""
@@ -83,7 +49,7 @@ def stage2_inputs(config: ClassifierConfig, splits=("train", "val", "test"), pro
 
     `limit` (quick checks): a stratified sample of at most that many images of every split, test included.
     """
-    from ..data.crops import make_stage2_inputs
+    from ..segmentation.crops import make_stage2_inputs
     from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
 
     frame = load_split_frame(config.data_dir, config.split_path)
@@ -389,7 +355,7 @@ def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, tem
     `models`: one Keras model, or the list of an ensemble's members (all of the same architecture).
     """
     from ..models.storage import save_compact_weights
-    from ..predict import UNCERTAIN_BELOW
+    from ..runtime import UNCERTAIN_BELOW
 
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     out_dir = Path(out_dir)
@@ -467,7 +433,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
 
     from ..evaluation.calibration import apply_temperature, fit_temperature
     from ..evaluation.classification import classification_report_dict
-    from ..predict import StageTwo
+    from ..runtime import StageTwo
 
     started = time.time()
     models, records, data = train_members(config, run_dir, progress=progress)
@@ -553,49 +519,6 @@ def referral_spec(record: dict) -> dict:
             "threshold": record["plain"]["threshold"], "threshold_tta": record["tta"]["threshold"]}
 
 
-def model_recipe(model_dir, data_dir=None, command: str = "skinlib fit-*"):
-    """The recipe a trained classifier folder's metrics.json records (data folder replaced by `data_dir`; None:
-    $SKINLIB_DATA, as every command), so a post-hoc fit (`skinlib fit-referral`, `fit-metadata`, `fit-novelty`)
-    rebuilds the splits and crops exactly as training built them."""
-    metrics_path = Path(model_dir) / "metrics.json"
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} is missing: {command} rebuilds the splits from the recipe a "
-                                "model's metrics.json records (train-classifier writes it)")
-    return config_from_metrics(metrics_path, data_dir=data_dir)
-
-
-def record_fit(model_dir, key: str, spec_entry: dict, metrics_entry: dict) -> None:
-    """Write a post-hoc fit into a model folder: what `predict` needs into model.json[key], its scores and the
-    command that made them into metrics.json[key]."""
-    for name, entry in (("model.json", spec_entry), ("metrics.json", metrics_entry)):
-        path = Path(model_dir) / name
-        stored = json.loads(path.read_text())
-        stored[key] = entry
-        path.write_text(json.dumps(stored, indent=2, default=float) + "\n")
-
-
-def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None = None, limit: int | None = None,
-                           command: str | None = None, progress: bool = True) -> dict:
-    """`skinlib fit-referral`: fit the referral thresholds of an already trained classifier folder.
-
-    Its val and test inputs are rebuilt exactly as training built them (the recipe in its metrics.json);
-    the thresholds go to model.json, their val and test scores to metrics.json ("melanoma_referral").
-    `limit` (quick checks only) samples every split and writes nothing.
-    """
-    from ..predict import StageTwo
-
-    config = model_recipe(model_dir, data_dir, "fit-referral")
-    data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
-    classifier = StageTwo.load(model_dir)
-    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
-                  for split in ("val", "test") for tta in (False, True)}
-    record = referral_thresholds(calibrated, sensitivity)
-    if limit is None:
-        record_fit(model_dir, "melanoma_referral", referral_spec(record),
-                   {"command": command or f"skinlib fit-referral --model {model_dir}", **record})
-    return record
-
-
 def _member_val_scores(ensemble, index: int, data: dict) -> dict:
     """One member's own validation balanced accuracy and macro AUC (uncalibrated: argmax and ranks only)."""
     from ..evaluation.classification import classification_report_dict
@@ -606,14 +529,6 @@ def _member_val_scores(ensemble, index: int, data: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------- course helpers
-
-
-def parse_phases(text: str) -> tuple:
-    """"0:4:1e-3,2:6:3e-4" -> ((0, 4, 0.001), (2, 6, 0.0003)): stages unfrozen, epochs, learning rate."""
-    try:
-        return tuple((int(s), int(e), float(r)) for s, e, r in (part.split(":") for part in text.split(",")))
-    except ValueError:
-        raise ValueError(f"phases {text!r}: expected STAGES:EPOCHS:RATE[,...], e.g. 0:4:1e-3,2:6:3e-4") from None
 
 
 def config_from_metrics(metrics_path, **overrides) -> ClassifierConfig:

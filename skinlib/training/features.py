@@ -15,16 +15,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-#: The 8 symmetries of the square (4 turns x optional flip): dermoscopy has no up, down, left or right.
-DIHEDRAL = tuple((turns, flip) for flip in (False, True) for turns in range(4))
-
-
-def dihedral(images: np.ndarray, index: int) -> np.ndarray:
-    """View `index` (0..7) of a batch (N, H, W, C) of square images; view 0 is the identity."""
-    turns, flip = DIHEDRAL[index]
-    out = np.rot90(images, k=turns, axes=(1, 2))
-    return np.ascontiguousarray(out[:, :, ::-1] if flip else out)
-
+from ..runtime.views import dihedral
 
 def split_model(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras.Model]:
     """(lower, upper) sharing weights with `model`: image -> features -> probabilities."""

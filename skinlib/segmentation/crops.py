@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .images import fit_size, read_image
-from .tfdata import default_cache_dir
+from ..data.images import fit_size, read_image
+from ..data.tfdata import default_cache_dir
 
 SOURCES = ("crop", "full")
 
@@ -36,7 +36,7 @@ def make_stage2_inputs(frame: pd.DataFrame, size: int = 224, source: str = "crop
 
     The table has `image_id`, `used_mask` and `reason` (why a crop fell back to the full image).
     """
-    from ..segmentation.postprocess import lesion_crop
+    from .postprocess import lesion_crop
 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..data import load_split_frame
-from .segmenter import ClassicalSegmenter, UNetSegmenter, evaluate_segmenter
+from ..segmentation.segmenter import ClassicalSegmenter, UNetSegmenter, evaluate_segmenter
 
 
 def split_scores(segmenter, frame, split: str, progress: bool = True) -> dict:
@@ -29,7 +29,7 @@ def train_and_ship_unet(config, run_dir, out_dir, command: str | None = None, pr
     import keras
     import tensorflow as tf
 
-    from ..training import export_unet, train_unet
+    from .unet import export_unet, train_unet
 
     started = time.time()
     model, history = train_unet(config, run_dir, progress=progress)

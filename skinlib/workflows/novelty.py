@@ -65,8 +65,9 @@ def fit_novelty_for_model(model_dir, data_dir=None, limit: int | None = None, co
                           progress: bool = True) -> dict:
     """`skinlib fit-novelty`: fit on the model's training features, threshold on validation, score test and the
     unusual images; write novelty.npz, model.json's "novelty" and metrics.json's. `limit` writes nothing."""
-    from ..predict import DualStage
-    from .classifier import model_recipe, record_fit, stage2_inputs
+    from ..runtime import DualStage
+    from ..training.classifier import stage2_inputs
+    from .posthoc import model_recipe, record_fit
 
     config = model_recipe(model_dir, data_dir, "fit-novelty")
     data = stage2_inputs(config, splits=("train", "val", "test"), progress=progress, limit=limit)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .classifier import class_prior_spec, model_recipe, record_fit, stage2_inputs
+from ..training.classifier import class_prior_spec, stage2_inputs
+from .posthoc import model_recipe, record_fit
 
 #: model.json / metrics.json key of the fit.
 KEY = "class_prior"
@@ -27,7 +28,7 @@ def fit_class_prior(model_dir, data_dir=None, limit: int | None = None, command:
     `limit` (quick checks) samples val and test and writes nothing.
     """
     from ..evaluation.calibration import prior_scores, shift_prior
-    from ..predict import StageTwo
+    from ..runtime import StageTwo
 
     config = model_recipe(model_dir, data_dir, "fit-prior")
     spec = class_prior_spec(config)

@@ -5,28 +5,28 @@ is reproduced by one command (`command`). Settings are compared on validation; t
 per row, with the paired-bootstrap 95 % interval of its difference to the baseline on the *same* test
 images, so a gain whose interval straddles zero is visibly not a gain.
 
-Rows train by running `skinlib train-classifier` in a subprocess (the literal command the JSON records),
-which writes `predictions.npz` next to its checkpoints; `collect_ablation` turns those into the JSON.
+A row is data: the baseline's `ClassifierConfig` with the row's `changes`, trained in this process. The
+command the JSON records (`train_command`) is generated from that config and trains the same model on its
+own; the run writes `predictions.npz` next to its checkpoints, and `collect_ablation` turns those into the JSON.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..data import CLASSES
-from .classifier import PREDICTIONS_FILE
+from ..training.classifier import PREDICTIONS_FILE
 
-BASELINE_FLAGS = ("--size", "128", "--cache-at", "stage3_out", "--phases", "0:3:1e-3,2:4:5e-4,4:8:2e-4")
+#: The baseline recipe: how it differs from `ClassifierConfig`'s defaults (smaller input, cache lower, three phases).
+BASELINE_CHANGES = {"image_size": 128, "cache_at": "stage3_out", "phases": ((0, 3, 1e-3), (2, 4, 5e-4), (4, 8, 2e-4))}
 #: The random-initialisation row: end to end (nothing frozen, nothing cached), BatchNorm learning, one long phase.
-RANDOM_INIT_FLAGS = ("--random-init", "--cache-at", "none", "--phases", "7:20:1e-3", "--patience", "8")
+RANDOM_INIT_CHANGES = {"backbone_weights": None, "cache_at": "none", "phases": ((7, 20, 1e-3),), "patience": 8}
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0
 
@@ -35,14 +35,14 @@ BOOTSTRAP_SEED = 0
 class AblationRow:
     name: str
     question: str
-    flags: tuple = ()  # added to the baseline's train-classifier flags
+    changes: dict = field(default_factory=dict)  # ClassifierConfig fields that differ from the baseline recipe
     tta: bool = False  # score the row's model with test-time augmentation
     trains_from: str | None = None  # reuse another row's model instead of training (TTA rows)
     scales: tuple | None = None  # TTA zooms scored with the baseline model (its own temperature, fitted on val)
     augmented: bool = False  # TTA with views drawn from the training augmentation (own temperature, fitted on val)
     metadata: bool = False  # fuse the reused model's probabilities with age, sex and site (`fit-metadata`)
     scale_note: str = ""
-    why_more_flags: str = ""  # a row changes one thing; one that needs several flags for it says why
+    why_more_changes: str = ""  # a row changes one thing; one that needs several fields for it says why
 
 
     @property
@@ -59,17 +59,17 @@ class AblationRow:
 ROWS = (
     AblationRow("baseline", "The shipped recipe: U-Net lesion crop, ImageNet init, CBAM attention, focal loss."),
     AblationRow("full_image", "Does the dual stage help? The whole image instead of the U-Net lesion crop.",
-                ("--source", "full")),
+                {"source": "full"}),
     AblationRow("weighted_ce", "Focal loss vs class-weighted cross-entropy (same class weights).",
-                ("--loss", "weighted_ce")),
-    AblationRow("plain_ce", "Focal loss vs plain cross-entropy (no class weighting at all).", ("--loss", "ce")),
+                {"loss": "weighted_ce"}),
+    AblationRow("plain_ce", "Focal loss vs plain cross-entropy (no class weighting at all).", {"loss": "ce"}),
     AblationRow("no_attention", "Channel + spatial attention vs global pooling straight after the backbone.",
-                ("--no-attention",)),
+                {"attention": False}),
     AblationRow("colour_constancy", "Does removing the light's colour help? Shades-of-Gray colour constancy (each "
                 "image's illuminant divided out, p=6, as top ISIC challenge entries did) as the model's first layer.",
-                ("--colour-constancy",)),
+                {"colour_constancy": True}),
     AblationRow("random_init", "What is ImageNet worth? Random initialisation, every stage trained end to end.",
-                RANDOM_INIT_FLAGS,
+                RANDOM_INIT_CHANGES,
                 scale_note="A fair start from random weights: the cached recipe freezes stages 1-3, which random "
                            "weights cannot survive (an earlier version of this row froze them and every image got "
                            "one class, balanced accuracy 1/7). Here nothing is frozen or cached: every stage, "
@@ -80,18 +80,18 @@ ROWS = (
                            "one class in inference mode while its batch statistics told the classes apart). It costs "
                            "several times the baseline's CPU time. The difference to the baseline reads as what ImageNet pretraining "
                            "is worth under this machine's budget; a longer schedule would narrow it.",
-                why_more_flags="one change, the initialisation; random weights cannot be trained with frozen, "
+                why_more_changes="one change, the initialisation; random weights cannot be trained with frozen, "
                                "cached stages, so the row also says how it trains (end to end, one phase)"),
     AblationRow("lite2_backbone", "Is the backbone the limit? EfficientNet-Lite2 (wider and deeper, 77.6 % vs 75.1 % "
-                "ImageNet top-1, about twice the compute) in place of Lite0, same recipe.", ("--backbone", "lite2")),
+                "ImageNet top-1, about twice the compute) in place of Lite0, same recipe.", {"backbone": "lite2"}),
     AblationRow("ensemble", "Three models of the baseline recipe (seeds 0, 1, 2), probabilities averaged, vs one.",
-                ("--members", "3")),
+                {"members": 3}),
     AblationRow("half_data", "How much does data add? Half of the training images (sampled per class), same recipe.",
-                ("--train-limit", "3502"),
+                {"train_limit": 3502},
                 scale_note="The baseline recipe on 3500 of the 7005 training images (per-class sample, seed 0; same "
                            "epochs, so half the updates): a point on the learning curve, not a design choice."),
     AblationRow("quarter_data", "How much does data add? A quarter of the training images, same recipe.",
-                ("--train-limit", "1751"),
+                {"train_limit": 1751},
                 scale_note="The baseline recipe on 1751 of the 7005 training images (per-class sample, seed 0; same "
                            "epochs, so a quarter of the updates): a point on the learning curve."),
     AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
@@ -133,12 +133,24 @@ def model_dir(out_dir, name: str) -> Path:
     return Path(out_dir) / (_row(name).trains_from or name) / "model"
 
 
-def train_command(name: str, out_dir, data_dir: str | None = None) -> list[str]:
-    """The literal `skinlib train-classifier` argv that produces row `name` (None for rows that reuse)."""
+def row_config(name: str, data_dir: str | None = None):
+    """The `ClassifierConfig` that row `name` trains: the baseline recipe with the row's changes."""
+    from ..training.recipe import ClassifierConfig
+
     row = _row(name)
+    if row.trains_from:
+        raise ValueError(f"row {name!r} trains nothing (it scores the {row.trains_from!r} model)")
+    return replace(ClassifierConfig(data_dir=data_dir, **BASELINE_CHANGES), **row.changes)
+
+
+def train_command(name: str, out_dir, data_dir: str | None = None) -> list[str]:
+    """The `skinlib train-classifier` argv that trains row `name`, generated from its config (and parsed back to
+    it by the command line: tested)."""
+    from ..training.recipe import recipe_flags
+
     folder = row_dir(out_dir, name)
     data = ["--data", str(data_dir)] if data_dir else []
-    return ["skinlib", "train-classifier", *data, *BASELINE_FLAGS, *row.flags,
+    return ["skinlib", "train-classifier", *data, *recipe_flags(row_config(name)),
             "--out", str(folder / "model"), "--run-dir", str(folder / "run")]
 
 
@@ -152,37 +164,43 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
         return own_view_tta_predictions(name, out_dir, data_dir)
     if _row(name).metadata:
         return metadata_predictions(name, out_dir, data_dir)
-    argv = train_command(_row(name).trains_from or name, out_dir, data_dir)
-    if quiet:
-        argv.append("--quiet")
+    from ..training.classifier import train_and_ship_classifier
+
+    trained = _row(name).trains_from or name
+    command = shlex.join(train_command(trained, out_dir, data_dir))
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"[ablation] {name}: {shlex.join(argv)}", flush=True)
+    print(f"[ablation] {name}: {command}", flush=True)
     started = time.time()
-    with open(folder / "train.log", "a") as log:
-        code = subprocess.call([sys.executable, "-m", "skinlib.cli", *argv[1:]], stdout=log, stderr=subprocess.STDOUT)
-    if code != 0 or not predictions.is_file():
-        raise RuntimeError(f"ablation row {name!r} failed (exit {code}); see {folder / 'train.log'}")
+    train_and_ship_classifier(row_config(trained, data_dir), run_dir=folder / "run", out_dir=folder / "model",
+                              command=command, progress=not quiet)
+    keras_clear_session()  # the next row starts from a clean graph
+    if not predictions.is_file():
+        raise RuntimeError(f"ablation row {name!r} finished without writing {predictions}")
     print(f"[ablation] {name}: done in {time.time() - started:.0f} s", flush=True)
     return predictions
 
 
-#: Config fields that say where things are or how the run is executed, not what is trained.
-NOT_RECIPE = ("data_dir", "split_path", "segmenter_dir", "cache", "distribute", "notes")
+def keras_clear_session() -> None:
+    """Free the finished row's models before the next row trains in the same process."""
+    import keras  # deferred: loads TensorFlow
+
+    keras.backend.clear_session()
 
 
-def recipe_of_flags(flags) -> dict:
-    """The recipe `skinlib train-classifier FLAGS...` trains, as a model's metrics.json records it."""
-    from dataclasses import asdict
+def recipe_of(config) -> dict:
+    """A config's recipe as a model's metrics.json records it (tuples as JSON lists), without the fields that
+    say where things are."""
+    from ..training.recipe import NOT_RECIPE
 
-    from ..cli import train_classifier_config
-
-    config = json.loads(json.dumps(asdict(train_classifier_config(flags))))  # tuples as JSON lists
-    return {key: value for key, value in config.items() if key not in NOT_RECIPE}
+    recorded = json.loads(json.dumps(asdict(config)))
+    return {key: value for key, value in recorded.items() if key not in NOT_RECIPE}
 
 
 def baseline_config() -> dict:
-    """The baseline recipe as recorded in a model's metrics.json, derived from `BASELINE_FLAGS` by the CLI."""
-    return recipe_of_flags(BASELINE_FLAGS)
+    """The baseline recipe as recorded in a model's metrics.json."""
+    from ..training.recipe import ClassifierConfig
+
+    return recipe_of(ClassifierConfig(**BASELINE_CHANGES))
 
 
 def recipe_differences(recorded: dict) -> dict:
@@ -190,7 +208,7 @@ def recipe_differences(recorded: dict) -> dict:
 
     A field missing from the record (a model trained before the field existed) had its default value.
     """
-    from .classifier import ClassifierConfig
+    from ..training.classifier import ClassifierConfig
 
     baseline = baseline_config()
     defaults = {name: f.default for name, f in ClassifierConfig.__dataclass_fields__.items()}
@@ -200,7 +218,7 @@ def recipe_differences(recorded: dict) -> dict:
 
 def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
     """The val and test stage-2 inputs of a trained model, made as its recorded config made them."""
-    from .classifier import config_from_metrics, stage2_inputs
+    from ..training.classifier import config_from_metrics, stage2_inputs
 
     config = config_from_metrics(model_folder / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
     return stage2_inputs(config, splits=("val", "test"))
@@ -208,10 +226,7 @@ def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
 
 def row_recipe_differences(name: str) -> dict:
     """How row `name`'s recipe differs from the baseline's: {field: value} ({} for the baseline)."""
-    row = _row(name)
-    if row.trains_from:
-        raise ValueError(f"row {name!r} trains nothing (it scores the {row.trains_from!r} model)")
-    return recipe_differences(recipe_of_flags((*BASELINE_FLAGS, *row.flags)))
+    return recipe_differences(recipe_of(row_config(name)))
 
 
 def row_of_recipe(recorded: dict) -> str | None:
@@ -227,8 +242,8 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
     """
     import shutil
 
-    from ..predict import StageTwo
-    from .classifier import save_predictions
+    from ..runtime import StageTwo
+    from ..training.classifier import save_predictions
 
     trained_dir = Path(trained_dir)
     recorded = json.loads((trained_dir / "metrics.json").read_text())["config"]
@@ -268,9 +283,9 @@ def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) ->
     """Score the reused model with TTA on the row's views (scales or augmented draws); the temperature is
     fitted on val for these views."""
     from ..evaluation.calibration import fit_temperature
-    from ..tta import describe_views
-    from ..predict import StageTwo
-    from .classifier import save_predictions
+    from ..runtime.views import describe_views
+    from ..runtime import StageTwo
+    from ..training.classifier import save_predictions
 
     row = _row(name)
     source = model_dir(out_dir, name)
@@ -289,7 +304,7 @@ def metadata_predictions(name: str, out_dir, data_dir: str | None = None) -> Pat
     method: prior counted on the model's training split, weight fitted on val); no images are read."""
     from ..data import load_split_frame
     from ..models.metadata_prior import MetadataPrior
-    from .classifier import config_from_metrics, save_predictions
+    from ..training.classifier import config_from_metrics, save_predictions
     from .metadata_fusion import SPLITS, fusion_record, training_frame
 
     row = _row(name)
@@ -314,7 +329,7 @@ def _load(path: Path) -> dict:
 def training_images(config: dict) -> int:
     """How many training images a recorded config trained on (`train_limit` samples them per class)."""
     from ..data import read_split
-    from .classifier import _subset
+    from ..training.classifier import _subset
 
     split = read_split(config.get("split_path"))  # the count depends only on the class sizes of its train split
     return int(len(_subset(split, "train", config.get("train_limit"), config.get("seed", 0))))
@@ -337,7 +352,7 @@ def finished_rows(out_dir) -> list[str]:
 def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int | None = None) -> dict:
     """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
     from ..evaluation.report import headline_scores, paired_gains
-    from ..tta import describe_views
+    from ..runtime.views import describe_views
 
     from ..data import lesion_ids, read_split
 

@@ -17,7 +17,16 @@ import functools
 import cv2
 import numpy as np
 
-from .training.features import DIHEDRAL, dihedral
+#: The 8 symmetries of the square (4 turns x optional flip): dermoscopy has no up, down, left or right.
+DIHEDRAL = tuple((turns, flip) for flip in (False, True) for turns in range(4))
+
+
+def dihedral(images: np.ndarray, index: int) -> np.ndarray:
+    """View `index` (0..7) of a batch (N, H, W, C) of square images; view 0 is the identity."""
+    turns, flip = DIHEDRAL[index]
+    out = np.rot90(images, k=turns, axes=(1, 2))
+    return np.ascontiguousarray(out[:, :, ::-1] if flip else out)
+
 
 #: Plain TTA: the 8 dihedral views at the crop's own scale.
 DEFAULT_SCALES = (1.0,)
@@ -104,7 +113,7 @@ def _augment_batch(height: int, width: int):
     (~0.3 s) every time `predict` is asked for one image."""
     import tensorflow as tf
 
-    from .data.tfdata import Augmentation
+    from ..data.tfdata import Augmentation
 
     augmentation = Augmentation()
 
@@ -136,3 +145,15 @@ def augmented_views(inputs: np.ndarray, count: int = AUGMENTED_VIEW_COUNT) -> np
     if count < 1:
         raise ValueError(f"augmented TTA needs at least 1 view, got {count}")
     return np.concatenate([augmented_view(inputs, index) for index in range(count)])
+
+
+def tta_record(tta: bool, scales, augmented: bool) -> dict:
+    """What a result records about its TTA views beyond `tta` itself (nothing for the plain 8 views)."""
+    if not tta or (scales is None and not augmented):
+        return {}
+    return {"tta_views": describe_views(scales, augmented), **({"tta_scales": list(scales)} if scales else {})}
+
+
+def tta_title(tta: bool, scales, augmented: bool) -> str:
+    """How a report title names the views."""
+    return f" (TTA, {describe_views(scales, augmented)} views)" if tta else ""

@@ -1,4 +1,4 @@
-"""`skinlib fit-tta`: fit a trained classifier for augmented test-time augmentation (`skinlib.tta.augmented_views`).
+"""`skinlib fit-tta`: fit a trained classifier for augmented test-time augmentation (`skinlib.runtime.views.augmented_views`).
 
 Averaging 16 views drawn from the training augmentation (colour jitter included) makes probabilities smoother
 than the 8 dihedral views do, so they get their own temperature, fitted on validation like every other
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..tta import AUGMENTED_VIEW_COUNT, AUGMENTED_VIEW_SEED
-from .classifier import model_recipe, record_fit, stage2_inputs
+from ..runtime.views import AUGMENTED_VIEW_COUNT, AUGMENTED_VIEW_SEED
+from ..training.classifier import stage2_inputs
+from .posthoc import model_recipe, record_fit
 
 #: model.json / metrics.json key of the fit.
 KEY = "tta_augmented"
@@ -36,7 +37,7 @@ def fit_augmented_tta(model_dir, data_dir=None, limit: int | None = None, comman
     metrics.json the scores and the command. `limit` (quick checks) samples every split and writes nothing.
     """
     from ..evaluation.calibration import apply_temperature, fit_temperature
-    from ..predict import StageTwo
+    from ..runtime import StageTwo
 
     config = model_recipe(model_dir, data_dir, "fit-tta")
     data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)

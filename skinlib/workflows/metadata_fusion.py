@@ -56,7 +56,7 @@ def _lesions(frame):
 
 def fusion_spec(record: dict) -> dict:
     """What model.json keeps of a fusion record: the prior's file, the weights and the referral thresholds."""
-    from .classifier import referral_spec
+    from ..training.classifier import referral_spec
 
     referral = referral_spec({view: record[view]["melanoma_referral"] for view in ("plain", "tta")})
     return {"prior": PRIOR_FILE, "weight": record["plain"]["weight"], "weight_tta": record["tta"]["weight"],
@@ -67,7 +67,7 @@ def fusion_spec(record: dict) -> dict:
 def training_frame(config):
     """The training split the model itself was trained on (its `train_limit` sample included)."""
     from ..data import load_split_frame
-    from .classifier import _subset
+    from ..training.classifier import _subset
 
     frame = load_split_frame(config.data_dir, config.split_path)
     return _subset(frame, "train", config.train_limit, config.seed)
@@ -80,8 +80,9 @@ def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, c
 
     `limit` (quick checks) samples val and test and writes nothing.
     """
-    from ..predict import StageTwo
-    from .classifier import model_recipe, record_fit, stage2_inputs
+    from ..runtime import StageTwo
+    from ..training.classifier import stage2_inputs
+    from .posthoc import model_recipe, record_fit
 
     config = model_recipe(model_dir, data_dir, "fit-metadata")
     data = stage2_inputs(config, splits=SPLITS, progress=progress, limit=limit)
