@@ -12,6 +12,11 @@ from .shipped import CLASSIFIER
 
 
 
+class UsageError(Exception):
+    """Options that do not go together (e.g. --tta-scales without --tta): the user's command line is wrong,
+    not the data. `DataError` is for files and folders that are missing or malformed."""
+
+
 def _add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="HAM10000 folder (default: $SKINLIB_DATA)")
 
@@ -100,11 +105,11 @@ def _prior(args, pipeline):
         try:
             shares[code.strip()] = float(value)
         except ValueError:
-            raise DataError(f"--prior {args.prior!r}: expected 'training' or CLASS=SHARE[,...], e.g. mel=0.02") from None
+            raise UsageError(f"--prior {args.prior!r}: expected 'training' or CLASS=SHARE[,...], e.g. mel=0.02") from None
     try:
         return prior_from_shares(shares, recorded["training"], CLASSES)
     except ValueError as error:
-        raise DataError(f"--prior {args.prior!r}: {error}") from None
+        raise UsageError(f"--prior {args.prior!r}: {error}") from None
 
 
 def _tta_augmented(args) -> bool:
@@ -112,9 +117,9 @@ def _tta_augmented(args) -> bool:
     if not args.tta_augmented:
         return False
     if not args.tta:
-        raise DataError("--tta-augmented chooses the views of test-time augmentation: add --tta.")
+        raise UsageError("--tta-augmented chooses the views of test-time augmentation: add --tta.")
     if args.tta_scales is not None:
-        raise DataError("--tta-augmented views draw their own zooms: leave out --tta-scales.")
+        raise UsageError("--tta-augmented views draw their own zooms: leave out --tta-scales.")
     return True
 
 
@@ -123,13 +128,13 @@ def _tta_scales(args):
     if args.tta_scales is None:
         return None
     if not args.tta:
-        raise DataError("--tta-scales adds zoomed views to test-time augmentation: add --tta.")
+        raise UsageError("--tta-scales adds zoomed views to test-time augmentation: add --tta.")
     from .runtime.views import check_scales
 
     try:
         return check_scales(args.tta_scales)
     except ValueError as error:
-        raise DataError(f"--tta-scales: {error}") from None
+        raise UsageError(f"--tta-scales: {error}") from None
 
 
 def _read_metadata_table(path):
@@ -158,7 +163,7 @@ def _predict_metadata(args):
     given = {"age": args.age, "sex": args.sex, "localization": args.site}
     given = {key: value for key, value in given.items() if value is not None}
     if args.metadata and given:
-        raise DataError("give --metadata CSV or --age/--sex/--site, not both")
+        raise UsageError("give --metadata CSV or --age/--sex/--site, not both")
     if args.metadata:
         return _read_metadata_table(args.metadata)
     if given:
@@ -341,7 +346,7 @@ def cmd_fit_referral(args) -> int:
 
     sensitivity = REFERRAL_SENSITIVITY if args.sensitivity is None else args.sensitivity
     if not 0.0 < sensitivity <= 1.0:
-        raise DataError(f"--sensitivity {sensitivity}: a target melanoma sensitivity in (0, 1], e.g. 0.85")
+        raise UsageError(f"--sensitivity {sensitivity}: a target melanoma sensitivity in (0, 1], e.g. 0.85")
     command = _invoked_command()
     record = fit_referral_for_model(args.model, args.data, sensitivity, limit=args.limit, command=command,
                                     progress=not args.quiet)
@@ -432,7 +437,7 @@ def _name_and_folder(option: str, item: str, label: str, example: str) -> tuple[
     """LABEL=DIR of a command-line option, split; a missing part is an error showing `example`."""
     name, _, folder = item.partition("=")
     if not name or not folder:
-        raise DataError(f"{option} {item!r}: expected {label}=DIR, e.g. {example}")
+        raise UsageError(f"{option} {item!r}: expected {label}=DIR, e.g. {example}")
     return name, folder
 
 
@@ -444,7 +449,7 @@ def _reused_models(args) -> dict:
     for item in args.reuse or []:
         name, folder = _name_and_folder("--reuse", item, "ROW", "baseline=skinlib/shipped/classifier")
         if name not in ablation.TRAINING_ROWS:
-            raise DataError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
+            raise UsageError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
                             f"choose from {', '.join(ablation.TRAINING_ROWS)}")
         reuse[name] = folder
     return reuse
@@ -462,7 +467,7 @@ def cmd_colour_casts(args) -> int:
                             "`skinlib train-classifier` (e.g. skinlib/shipped/classifier)")
         models[name] = folder
     if args.update and not Path(args.out).is_file():  # before any scoring, not after it
-        raise DataError(f"--update needs an existing {args.out}; leave out --update to write it")
+        raise UsageError(f"--update needs an existing {args.out}; leave out --update to write it")
     study = {"command": _invoked_command(),
              **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet)}
     if args.update:
@@ -489,9 +494,9 @@ def cmd_ablate(args) -> int:
     rows = args.rows or list(ablation.ROW_NAMES)
     unknown = sorted(set(rows) - set(ablation.ROW_NAMES))
     if unknown:
-        raise DataError(f"unknown ablation row(s) {unknown}; choose from {', '.join(ablation.ROW_NAMES)}")
+        raise UsageError(f"unknown ablation row(s) {unknown}; choose from {', '.join(ablation.ROW_NAMES)}")
     if args.update and not Path(args.results).is_file():  # before any training, not after it
-        raise DataError(f"--update needs an existing {args.results}; leave out --update to write it")
+        raise UsageError(f"--update needs an existing {args.results}; leave out --update to write it")
     out = Path(args.out)
     reuse = _reused_models(args)
     for name, trained in reuse.items():
@@ -519,9 +524,9 @@ def cmd_ablate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     if args.masks is None and args.labels is None:
-        raise DataError("evaluate needs --masks DIR (segmentation) or --labels CSV (classification).")
+        raise UsageError("evaluate needs --masks DIR (segmentation) or --labels CSV (classification).")
     if args.report and args.labels is None:
-        raise DataError("--report is for classification: add --labels CSV.")
+        raise UsageError("--report is for classification: add --labels CSV.")
     if args.labels is not None:
         return _evaluate_classification(args)
     from .segmentation.apply import pair_images_and_masks
@@ -700,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as error:
+        print(f"skinlib {args.command}: {error} (see skinlib {args.command} --help)", file=sys.stderr)
+        return 2
     except (DataError, FileNotFoundError) as error:
         print(f"skinlib {args.command}: {error}", file=sys.stderr)
         return 2

@@ -37,21 +37,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 
-#: The course notebooks, in the order they run (file names in `NOTEBOOK_DIR`).
-NOTEBOOKS: tuple[str, ...] = (
-    "01_data_exploration.ipynb",
-    "02_classical_masks.ipynb",
-    "03_unet_segmentation.ipynb",
-    "04_attention_classifier.ipynb",
-    "05_focal_loss.ipynb",
-    "06_test_time_augmentation.ipynb",
-    "07_gradcam_attention.ipynb",
-    "08_evaluation.ipynb",
-    "09_patient_metadata.ipynb",
-    "10_new_images.ipynb",
-    "11_results.ipynb",
-    "12_model_card.ipynb",
-)
+TOC = REPO / "_toc.yml"
+
+
+def toc_notebooks(toc: Path = TOC) -> tuple[str, ...]:
+    """The course notebooks in book order, as `_toc.yml` lists them (`- file: notebooks/NN_name`): the book's
+    table of contents is the one list of chapters, and the pipeline runs them in that order."""
+    import re
+
+    names = re.findall(r"^\s*-\s*file:\s*notebooks/(\S+?)(?:\.ipynb)?\s*$", toc.read_text(), flags=re.M)
+    if not names:
+        raise ValueError(f"{toc} lists no notebooks/ chapter")
+    return tuple(f"{name}.ipynb" for name in names)
+
+
+#: The course notebooks, in the order they run (file names in `NOTEBOOK_DIR`), from `_toc.yml`.
+NOTEBOOKS: tuple[str, ...] = toc_notebooks() if TOC.is_file() else ()  # an installed wheel has no course
 
 #: Per-mode values injected into every notebook that declares them in its parameters cell.
 #: quick: minutes on a laptop (small samples); full: the numbers the book reports (whole splits).
