@@ -98,5 +98,7 @@ def test_phases_are_parsed_once_for_the_cli_and_the_notebooks(capsys):
     assert parse_phases("0:2:1e-3,2:2:5e-4") == ((0, 2, 0.001), (2, 2, 0.0005))
     with pytest.raises(ValueError, match="expected STAGES:EPOCHS:RATE"):
         parse_phases("1:x")
-    assert main(["train-classifier", "--phases", "1:x"]) == 2
-    assert "--phases '1:x': expected STAGES:EPOCHS:RATE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a usage error: argparse prints it with the usage line
+        main(["train-classifier", "--phases", "1:x"])
+    assert usage.value.code == 2
+    assert "argument --phases: phases '1:x': expected STAGES:EPOCHS:RATE" in capsys.readouterr().err
