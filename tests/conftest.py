@@ -23,7 +23,7 @@ def data_dir() -> Path:
     folder = _data_folder()
     if not (folder / "HAM10000_metadata.csv").is_file():
         message = (f"HAM10000 not found at {folder}: set SKINLIB_DATA to the data folder "
-                   "(see README, 'Data').")
+                   "(see README, 'The data').")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

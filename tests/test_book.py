@@ -24,3 +24,23 @@ def test_book_builds_without_warnings(tmp_path):
     html = tmp_path / "_build" / "html"
     assert (html / "book" / "intro.html").is_file()
     assert "HAM10000" in (html / "book" / "data.html").read_text()
+    _check_generated_pages(html)
+
+
+def _check_generated_pages(html: Path) -> None:
+    """The directives of book/_ext ran: a section per sub-command, and the commands the shipped JSONs record."""
+    import argparse
+    import html as html_module
+    import json
+    import re
+
+    from skinlib.cli import build_parser
+    from skinlib.shipped import UNET
+
+    reference = (html / "book" / "reference_cli.html").read_text()
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [name for name in subparsers.choices if f'id="cli-{name}"' not in reference]
+    assert not missing, f"reference_cli.html has no section for {missing}"
+    reproduce = html_module.unescape(re.sub(r"<[^>]+>", "", (html / "book" / "reproduce.html").read_text()))
+    unet_command = json.loads((UNET / "metrics.json").read_text())["command"]
+    assert unet_command in reproduce and "skinlib/shipped/unet/metrics.json" in reproduce
