@@ -550,6 +550,16 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_keras
+
+    path = export_keras(args.out, stage=args.stage, model_dir=args.model, unet_dir=args.unet, force=args.force,
+                        format=args.format)
+    print(f"wrote {path} (stage {args.stage}); load it with: "
+          f"import skinlib, keras; model = keras.saving.load_model({str(path)!r})")
+    return 0
+
+
 def _add_fit_parser(sub, name: str, help_text: str, func):
     """A `skinlib fit-*` command: a post-hoc fit of an already trained classifier folder (same four options)."""
     parser = sub.add_parser(name, help=help_text)
@@ -697,6 +707,27 @@ def build_parser() -> argparse.ArgumentParser:
     unet.add_argument("--val-limit", type=int)
     unet.add_argument("--quiet", action="store_true")
     unet.set_defaults(func=cmd_train_unet)
+
+    export = sub.add_parser(
+        "export", help="write the shipped models (both stages, or one) as a .keras file for keras.saving.load_model",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+            "Write the models with their weights, preprocessing and calibration as one Keras file. Inputs are RGB\n"
+            "0..255 (float or uint8), a batch of images of one size.\n"
+            "  dual:       image (B, H, W, 3) -> {probabilities (B, 7), lesion_found (B,), mask (B, H, W, 1),\n"
+            "              crop (B, S, S, 3)}: `predict` without TTA, metadata or prior, in one model\n"
+            "  classifier: lesion crop (B, H, W, 3), any size -> calibrated class probabilities (B, 7)\n"
+            "  unet:       image (B, H, W, 3) -> lesion probability map at the image's size (B, H, W, 1)\n"
+            "Load it in any Python with skinlib installed (importing skinlib registers its layers):\n"
+            "  import skinlib, keras; model = keras.saving.load_model('skin.keras')\n"
+            "Classes in skinlib.data.CLASSES order; see skinlib/export.py for where dual may differ from predict."))
+    export.add_argument("--format", choices=["keras"], default="keras", help="file format (default: keras)")
+    export.add_argument("--out", required=True, metavar="FILE.keras", help="the file to write")
+    export.add_argument("--stage", choices=["dual", "classifier", "unet"], default="dual",
+                        help="both stages as one model (default), or one stage")
+    export.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped skinlib/shipped/classifier)")
+    export.add_argument("--unet", metavar="DIR", help="U-Net folder (default: the shipped skinlib/shipped/unet)")
+    export.add_argument("--force", action="store_true", help="overwrite FILE.keras if it exists")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

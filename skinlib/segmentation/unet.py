@@ -43,9 +43,11 @@ def lite0_encoder(inputs, weights="imagenet"):
     backbone = EfficientNetLite0(input_shape=tuple(inputs.shape[1:]), include_top=False, weights=weights,
                                  name="encoder")
     names = {**FEATURE_LAYERS, 32: STAGE_OUTPUTS[7]}  # 320 channels at stride 32, not the 1280 head
-    extractor = keras.Model(backbone.input, {s: backbone.get_layer(n).output for s, n in names.items()},
-                            name="encoder")
-    return extractor(inputs)
+    # A list, not a dict keyed by stride: a .keras file stores dict keys as text and flattens them sorted ("16" <
+    # "2"), so a reloaded U-Net (skinlib export) would wire the wrong skip into each decoder level.
+    strides = sorted(names)
+    extractor = keras.Model(backbone.input, [backbone.get_layer(names[s]).output for s in strides], name="encoder")
+    return dict(zip(strides, extractor(inputs)))
 
 
 def build_unet(input_shape=(96, 128, 3), encoder: str = "lite0", encoder_weights="imagenet",
