@@ -462,7 +462,7 @@ def _model_folder(folder, default: Path, kind: str, flag: str, how_to_make: str)
 
 
 def _load_classifier(model_dir):
-    from .predict import StageTwo
+    from .runtime import StageTwo
     from .shipped import CLASSIFIER
 
     return StageTwo.load(_model_folder(model_dir, CLASSIFIER, "classifier", "--model",

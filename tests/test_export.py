@@ -25,7 +25,7 @@ from skinlib.data import CLASSES
 from skinlib.data.errors import DataError
 from skinlib.data.images import fit_size, read_image
 from skinlib.export import export_keras
-from skinlib.predict import DEFAULT_CLASSIFIER, DualStage, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, DualStage, StageTwo
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 

@@ -85,7 +85,7 @@ def test_wheel_carries_the_shipped_models(wheel):
 def test_installed_wheel_predicts_from_any_folder(wheel, data_dir, tmp_path):
     from skinlib.data import CLASSES, load_metadata
     from skinlib.data.images import read_image
-    from skinlib.predict import DualStage
+    from skinlib.runtime import DualStage
 
     env_dir = tmp_path / "env"
     _run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)])
