@@ -59,7 +59,7 @@ def main() -> None:
         "predict_ms": per_image_ms(pipeline, images, False, args.repeats),
         "predict_tta_ms": per_image_ms(pipeline, images, True, args.repeats),
         "predict_tta_augmented_ms": (per_image_ms(pipeline, images, True, args.repeats, augmented=True)
-                                     if "tta_augmented" in pipeline.classifier.spec else None),
+                                     if pipeline.classifier.spec.tta_augmented is not None else None),
         "images": len(images), "image_size": list(images[0].shape[:2]),
         "classifier_input": pipeline.classifier.image_size, "unet_input": list(pipeline.segmenter.image_size),
         "classifier_members": len(pipeline.classifier.members),

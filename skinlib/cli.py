@@ -90,8 +90,8 @@ def _prior(args, pipeline):
     usage error that names the option, before any image is read)."""
     if args.prior is None:
         return None
-    recorded = pipeline.classifier.spec.get("class_prior")
-    if not recorded:
+    recorded = pipeline.classifier.spec.class_prior
+    if recorded is None:
         raise DataError(f"--prior: {args.model or 'the classifier'} has no recorded class prior; run "
                         "`skinlib fit-prior --model DIR` first")
     if args.prior == "training":
@@ -107,7 +107,7 @@ def _prior(args, pipeline):
         except ValueError:
             raise UsageError(f"--prior {args.prior!r}: expected 'training' or CLASS=SHARE[,...], e.g. mel=0.02") from None
     try:
-        return prior_from_shares(shares, recorded["training"], CLASSES)
+        return prior_from_shares(shares, recorded.training, CLASSES)
     except ValueError as error:
         raise UsageError(f"--prior {args.prior!r}: {error}") from None
 

@@ -343,10 +343,15 @@ def test_the_shipped_recipe_follows_the_replacement_rule():
 
 def test_a_copied_model_keeps_every_file_its_spec_names():
     """A reused model's copy must load (`StageTwo.load`): weights, metadata prior and novelty model included."""
-    spec = {"weights": "weights.npz", "metadata_fusion": {"prior": "prior.json"}, "novelty": {"file": "n.npz"}}
+    from skinlib.models.folder import ClassifierSpec, MetadataFusionSpec, ModelFolder, NoveltySpec
+
+    spec = ClassifierSpec(backbone="lite0", attention=True, image_size=64, weights="weights.npz",
+                          metadata_fusion=MetadataFusionSpec(prior="prior.json", weight=1.0, weight_tta=1.0),
+                          novelty=NoveltySpec(file="n.npz", threshold=1.0, components=2))
     assert ablation.model_files(spec) == ["metrics.json", "model.json", "weights.npz", "prior.json", "n.npz"]
-    assert ablation.model_files({"members": ["a.npz", "b.npz"]}) == ["metrics.json", "model.json", "a.npz", "b.npz"]
-    shipped = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())
+    ensemble = ClassifierSpec(backbone="lite0", attention=True, image_size=64, members=("a.npz", "b.npz"))
+    assert ablation.model_files(ensemble) == ["metrics.json", "model.json", "a.npz", "b.npz"]
+    shipped = ModelFolder(DEFAULT_CLASSIFIER).read_spec()
     assert all((DEFAULT_CLASSIFIER / name).is_file() for name in ablation.model_files(shipped))
 
 

@@ -11,12 +11,14 @@ import pytest
 
 from skinlib.explain import attention_maps, gradcam
 from skinlib.models.classifier import build_classifier
+from skinlib.models.folder import ClassifierSpec
 from skinlib.runtime import StageTwo
 from skinlib.training.classifier import ClassifierConfig, export_classifier, member_run_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 SIZE = 64
+SPEC = ClassifierSpec(backbone="lite0", attention=True, image_size=SIZE)
 
 
 def small_classifier(seed):
@@ -40,7 +42,7 @@ def images():
 
 
 def test_ensemble_probabilities_are_the_members_mean(members, images):
-    ensemble = StageTwo(model=members[0], image_size=SIZE, members=members)
+    ensemble = StageTwo(model=members[0], spec=SPEC, members=members)
     each = [ensemble.member_probabilities(i, images) for i in range(2)]
     assert not np.allclose(each[0], each[1], atol=1e-3), "the two members should disagree"
     np.testing.assert_allclose(ensemble.raw_probabilities(images), np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
@@ -50,10 +52,10 @@ def test_ensemble_probabilities_are_the_members_mean(members, images):
 
 
 def test_a_single_model_is_an_ensemble_of_one(members, images):
-    single = StageTwo(model=members[0], image_size=SIZE)
+    single = StageTwo(model=members[0], spec=SPEC)
     assert single.members == [members[0]]
     with pytest.raises(ValueError, match="first of `members`"):
-        StageTwo(model=members[1], image_size=SIZE, members=members)
+        StageTwo(model=members[1], spec=SPEC, members=members)
 
 
 def test_export_and_load_round_trip_every_member(members, images, tmp_path):

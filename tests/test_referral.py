@@ -91,7 +91,7 @@ def test_shipped_thresholds_reproduce_from_validation(data_dir):
     classifier = StageTwo.load()
     probs = classifier.probabilities(images)
     record = referral_thresholds({("val", False): (labels, probs), ("val", True): (labels, probs)},
-                                 classifier.spec["melanoma_referral"]["target_sensitivity_on_val"])
+                                 classifier.spec.melanoma_referral.target_sensitivity_on_val)
     assert record["plain"]["threshold"] == pytest.approx(classifier.referral_threshold(False), abs=0.01)
 
 

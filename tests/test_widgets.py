@@ -280,10 +280,12 @@ def test_widgets_on_real_images(data_dir, split_frame, static, shown):
 def stage_two():
     """A small untrained classifier (64 px inputs) wrapped as a StageTwo, with distinct temperatures."""
     from skinlib.models.classifier import build_classifier
+    from skinlib.models.folder import ClassifierSpec
     from skinlib.runtime import StageTwo
 
     model = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
-    return StageTwo(model=model, image_size=64, temperature=1.5, spec={"temperature_tta": 1.2})
+    return StageTwo(model=model, spec=ClassifierSpec(backbone="lite0", attention=True, image_size=64, temperature=1.5,
+                                                     temperature_tta=1.2))
 
 
 @pytest.fixture(scope="module")
@@ -332,8 +334,7 @@ def test_stage2_tools_average_an_ensembles_members(stage_two, crops):
     keras.utils.set_random_seed(1)
     second = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
     second.layers[-1].bias.assign(np.linspace(-2, 2, len(CLASSES)).astype("float32"))  # a member that disagrees
-    ensemble = StageTwo(model=stage_two.model, image_size=64, temperature=1.5, spec={"temperature_tta": 1.2},
-                        members=[stage_two.model, second])
+    ensemble = StageTwo(model=stage_two.model, spec=stage_two.spec, members=[stage_two.model, second])
     views = W.tta_view_probabilities(ensemble, crops[0])
     np.testing.assert_allclose(views["single"], ensemble.probabilities(crops[0][None])[0], atol=1e-5)
     np.testing.assert_allclose(views["average"], ensemble.probabilities(crops[0][None], tta=True)[0], atol=1e-5)
@@ -392,14 +393,15 @@ def test_metadata_explorer_widget(stage_two, crops, static, shown):
 
     import pandas as pd
 
+    from skinlib.models.folder import MetadataFusionSpec
     from skinlib.models.metadata_prior import MetadataPrior
 
     frame = pd.DataFrame({"lesion_id": [f"L{i}" for i in range(14)], "label": list(range(7)) * 2,
                           "age": [30] * 7 + [80] * 7, "sex": ["male"] * 14,
                           "localization": ["face", "back"] * 7})
     frame.loc[frame["label"] == 1, "localization"] = "face"  # bcc: only on the face
-    fused_model = dataclasses.replace(stage_two, metadata_prior=MetadataPrior.fit(frame),
-                                      spec={**stage_two.spec, "metadata_fusion": {"weight": 1.0, "weight_tta": 1.0}})
+    fused_model = dataclasses.replace(stage_two, metadata_prior=MetadataPrior.fit(frame), spec=dataclasses.replace(
+        stage_two.spec, metadata_fusion=MetadataFusionSpec(weight=1.0, weight_tta=1.0)))
     tool = W.metadata_explorer(fused_model, crops)
     assert tool.info["used"] is None and tool.info["fused"] == pytest.approx(tool.info["image_only"])
     assert "no metadata" in shown[1].data

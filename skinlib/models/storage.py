@@ -74,20 +74,3 @@ def load_compact_weights(model: keras.Model, path: str | Path) -> keras.Model:
             variable.assign(stored[keys[variable.path]].astype(variable.dtype))
     return model
 
-
-def read_model_spec(folder: str | Path, kind: str, how_to_make: str) -> dict:
-    """The `model.json` of a shipped model folder, checked to be of `kind` ("unet", "classifier").
-
-    `how_to_make` is the command that creates such a folder; it goes into the error when none is found.
-    """
-    import json
-
-    spec_path = Path(folder) / "model.json"
-    if not spec_path.is_file():
-        raise FileNotFoundError(f"{spec_path} not found: make one with `{how_to_make}`")
-    spec = json.loads(spec_path.read_text())
-    if spec.get("kind") != kind:
-        from ..data.errors import DataError
-
-        raise DataError(f"{spec_path} describes a {spec.get('kind')!r} model, not a {kind!r}")
-    return spec

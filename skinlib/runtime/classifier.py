@@ -2,7 +2,8 @@
 metadata, prior and novelty parts, loaded from its folder.
 
 A classifier folder holds `model.json` (architecture, input size, crop margin, temperature, uncertainty
-threshold), `weights.npz` (float16) and `metrics.json`.
+threshold and the post-hoc fits; read as a `skinlib.models.folder.ClassifierSpec`), `weights.npz` (float16)
+and `metrics.json`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import numpy as np
 
 from ..data.classes import CLASSES
 from ..evaluation.calibration import apply_temperature
+from ..models.folder import UNCERTAIN_BELOW, ClassifierSpec, ModelFolder
 from ..shipped import CLASSIFIER
 
 DEFAULT_CLASSIFIER = CLASSIFIER
 
-#: Below this calibrated top probability a prediction is flagged "uncertain" (refer to a clinician).
-UNCERTAIN_BELOW = 0.5
+__all__ = ["DEFAULT_CLASSIFIER", "UNCERTAIN_BELOW", "StageTwo", "prior_record"]
 
 
 @dataclass
@@ -28,16 +29,12 @@ class StageTwo:
 
     It may be an ensemble: `members` are models of one architecture trained with different seeds, and
     every probability is the mean of theirs (Grad-CAM and attention maps too, see `skinlib.explain`).
-    `model` is the first member, for code that needs one Keras model (layer names, shapes).
+    `model` is the first member, for code that needs one Keras model (layer names, shapes). `spec` is the
+    folder's typed `model.json`; `image_size`, `margin`, `source`, `temperature` and `uncertain_below` read it.
     """
 
     model: object
-    image_size: int
-    margin: float = 0.25
-    source: str = "crop"
-    temperature: float = 1.0
-    uncertain_below: float = UNCERTAIN_BELOW
-    spec: dict = field(default_factory=dict)
+    spec: ClassifierSpec
     members: list = field(default_factory=list)
     metadata_prior: object = None  # a MetadataPrior when `skinlib fit-metadata` has fitted one for this model
     novelty: object = None  # a NoveltyModel when `skinlib fit-novelty` has fitted one for this model
@@ -47,35 +44,55 @@ class StageTwo:
         self.members = list(self.members) or [self.model]
         if self.members[0] is not self.model:
             raise ValueError("StageTwo: `model` must be the first of `members`")
+        if not isinstance(self.spec, ClassifierSpec):
+            raise TypeError(f"StageTwo: `spec` must be a ClassifierSpec, not {type(self.spec).__name__}")
+
+    @property
+    def image_size(self) -> int:
+        return self.spec.image_size
+
+    @property
+    def margin(self) -> float:
+        return self.spec.margin
+
+    @property
+    def source(self) -> str:
+        return self.spec.source
+
+    @property
+    def temperature(self) -> float:
+        """The plain (single view) temperature."""
+        return self.spec.temperature
+
+    @property
+    def uncertain_below(self) -> float:
+        return self.spec.uncertain_below
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> "StageTwo":
         from ..models.classifier import build_classifier
-        from ..models.storage import load_compact_weights, read_model_spec
+        from ..models.storage import load_compact_weights
 
         folder = Path(folder)
-        spec = read_model_spec(folder, "classifier", f"skinlib train-classifier --out {folder}")
-        size = int(spec["image_size"])
+        spec = ModelFolder(folder, "classifier").read_spec()
+        size = spec.image_size
         members = []
-        for name in spec.get("members") or [spec.get("weights", "weights.npz")]:
-            model = build_classifier((size, size, 3), backbone=spec["backbone"], backbone_weights=None,
-                                     attention=spec["attention"], dropout=spec.get("dropout", 0.3),
-                                     colour_constancy=spec.get("colour_constancy", False))
+        for name in spec.weights_files:
+            model = build_classifier((size, size, 3), backbone=spec.backbone, backbone_weights=None,
+                                     attention=spec.attention, dropout=spec.dropout,
+                                     colour_constancy=spec.colour_constancy)
             members.append(load_compact_weights(model, folder / name))
         prior = None
-        if spec.get("metadata_fusion"):
+        if spec.metadata_fusion is not None:
             from ..models.metadata_prior import MetadataPrior
 
-            prior = MetadataPrior.from_json(folder / spec["metadata_fusion"]["prior"])
+            prior = MetadataPrior.from_json(folder / spec.metadata_fusion.prior)
         novelty = None
-        if spec.get("novelty"):
+        if spec.novelty is not None:
             from ..models.novelty import NoveltyModel
 
-            novelty = NoveltyModel.load(folder / spec["novelty"]["file"])
-        return cls(model=members[0], image_size=size, margin=spec.get("margin", 0.25),
-                   source=spec.get("source", "crop"), temperature=spec.get("temperature", 1.0),
-                   uncertain_below=spec.get("uncertain_below", UNCERTAIN_BELOW), spec=spec, members=members,
-                   metadata_prior=prior, novelty=novelty)
+            novelty = NoveltyModel.load(folder / spec.novelty.file)
+        return cls(model=members[0], spec=spec, members=members, metadata_prior=prior, novelty=novelty)
 
     def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
                           scales=None, augmented: bool = False) -> np.ndarray:
@@ -139,26 +156,17 @@ class StageTwo:
         TTA with extra scales reuses the TTA temperature, which was fitted on the 8 dihedral views; augmented
         TTA has its own (model.json "tta_augmented", written by `skinlib fit-tta`) and is refused without it.
         """
-        if tta and augmented:
-            if "tta_augmented" not in self.spec:
-                from ..data.errors import DataError
-
-                raise DataError("this classifier has no temperature for augmented TTA views: run "
-                                "`skinlib fit-tta --model DIR` once (it fits one on validation)")
-            return float(self.spec["tta_augmented"]["temperature"])
-        return float(self.spec.get("temperature_tta", self.temperature)) if tta else self.temperature
+        return self.spec.temperature_for(_calibration_key(tta, augmented))
 
     def referral_threshold(self, tta: bool, metadata: bool = False) -> float | None:
         """The P(mel) threshold of the melanoma referral flag, fitted on validation (None: not fitted yet,
         run `skinlib fit-referral`). TTA with extra scales or augmented views reuses the TTA threshold. With `metadata`, the
         threshold fitted for the metadata-fused probabilities (`skinlib fit-metadata`)."""
-        fitted_for = (self.spec.get("metadata_fusion") or {}) if metadata else self.spec
-        referral = fitted_for.get("melanoma_referral")
-        return None if not referral else float(referral["threshold_tta" if tta else "threshold"])
+        return self.spec.referral_threshold(_calibration_key(tta), metadata)
 
     def metadata_weight(self, tta: bool) -> float:
         """The fusion weight fitted on validation for plain or TTA probabilities (`skinlib fit-metadata`)."""
-        return float(self.spec["metadata_fusion"]["weight_tta" if tta else "weight"])
+        return self.spec.metadata_weight(_calibration_key(tta))
 
     def with_metadata(self, probs: np.ndarray, metadata, tta: bool, where: str = "metadata") -> tuple[np.ndarray, list]:
         """Calibrated probabilities updated by each image's age, sex and site (`skinlib.models.metadata_prior`).
@@ -187,12 +195,12 @@ class StageTwo:
         from ..data.errors import DataError
         from ..evaluation.calibration import shift_prior
 
-        recorded = self.spec.get("class_prior")
-        if not recorded:
+        recorded = self.spec.class_prior
+        if recorded is None:
             raise DataError("this classifier has no recorded class prior: run `skinlib fit-prior --model DIR` "
                             "(or leave out --prior)")
-        target = recorded["training"] if isinstance(target, str) and target == "training" else target
-        return shift_prior(probs, recorded["model"], target)
+        target = recorded.training if isinstance(target, str) and target == "training" else target
+        return shift_prior(probs, recorded.model, target)
 
     def features(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """The pooled features the first member's head reads (N, D): what the novelty score is computed on."""
@@ -209,6 +217,11 @@ class StageTwo:
         """Calibrated (temperature-scaled) probabilities."""
         raw = self.raw_probabilities(inputs, tta, batch_size, scales, augmented)
         return apply_temperature(raw, self.temperature_for(tta, augmented))
+
+
+def _calibration_key(tta: bool, augmented: bool = False) -> str:
+    """Which calibration of model.json applies (`skinlib.models.folder.CALIBRATION_KEYS`)."""
+    return ("tta_augmented" if augmented else "tta") if tta else "plain"
 
 
 def _views(inputs: np.ndarray, tta: bool, scales, augmented: bool = False) -> np.ndarray:

@@ -45,7 +45,7 @@ class DualStage:
         model = self.classifier.members  # an ensemble's maps are its members' mean
         cams = gradcam(model, inputs.astype(np.float32), layer_name=layer_name)
         out = [{"gradcam": gradcam_overlay(x, cam)} for x, cam in zip(inputs, cams)]
-        if self.classifier.spec.get("attention", True):
+        if self.classifier.spec.attention:
             spatial = attention_maps(model, inputs.astype(np.float32))["spatial"]
             for record, x, attention in zip(out, inputs, spatial):
                 record["attention"] = overlay_heatmap(x, attention)

@@ -1,7 +1,7 @@
 """Load a trained U-Net (or the classical method) and segment images of any size.
 
-A shipped model folder holds `model.json` (architecture and input size), `weights.npz`
-(float16, see `skinlib.models.storage`) and `metrics.json` (test metrics and the command that made it).
+A shipped model folder holds `model.json` (architecture and input size, read as a `skinlib.models.folder.UNetSpec`),
+`weights.npz` (float16, see `skinlib.models.storage`) and `metrics.json` (test metrics and the command that made it).
 """
 
 from __future__ import annotations
@@ -32,17 +32,17 @@ class UNetSegmenter:
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_UNET) -> "UNetSegmenter":
-        from ..models.storage import load_compact_weights, read_model_spec
+        from ..models.folder import ModelFolder
+        from ..models.storage import load_compact_weights
         from .unet import build_unet
 
         folder = Path(folder)
-        spec = read_model_spec(folder, "unet", f"skinlib train-unet --out {folder}")
-        size = tuple(spec["image_size"])
-        model = build_unet((*size, 3), encoder=spec["encoder"], encoder_weights=None,
-                           decoder_filters=tuple(spec["decoder_filters"]))
-        load_compact_weights(model, folder / spec.get("weights", "weights.npz"))
-        return cls(model=model, image_size=size, fit=spec.get("fit", "pad"), threshold=spec.get("threshold", 0.5),
-                   weights_file=folder / spec.get("weights", "weights.npz"))
+        spec = ModelFolder(folder, "unet").read_spec()
+        model = build_unet((*spec.image_size, 3), encoder=spec.encoder, encoder_weights=None,
+                           decoder_filters=spec.decoder_filters)
+        load_compact_weights(model, folder / spec.weights)
+        return cls(model=model, image_size=spec.image_size, fit=spec.fit, threshold=spec.threshold,
+                   weights_file=folder / spec.weights)
 
     def probabilities(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Lesion probability maps at each image's own size."""

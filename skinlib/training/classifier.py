@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from ..data import CLASSES, class_weights, load_split_frame
+from ..models.folder import ClassifierSpec, ClassPriorSpec, ModelFolder, ReferralSpec
 from .recipe import LOSSES, ClassifierConfig, parse_phases
 from .features import FeatureSequence, cached_extract, image_digest, split_model
 
@@ -355,7 +356,6 @@ def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, tem
     `models`: one Keras model, or the list of an ensemble's members (all of the same architecture).
     """
     from ..models.storage import save_compact_weights
-    from ..runtime import UNCERTAIN_BELOW
 
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     out_dir = Path(out_dir)
@@ -363,15 +363,14 @@ def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, tem
     names = [member_weights_name(i) for i in range(len(models))]
     for model, name in zip(models, names):
         save_compact_weights(model, out_dir / name)
-    spec = {"kind": "classifier", "classes": list(CLASSES), "backbone": config.backbone,
-            "attention": config.attention, "colour_constancy": config.colour_constancy,
-            "dropout": config.dropout, "image_size": config.image_size,
-            "source": config.source, "margin": config.margin, "temperature": temperature,
-            "uncertain_below": UNCERTAIN_BELOW, "weights": names[0], "training_seed": config.seed}
-    if len(models) > 1:
-        spec["members"] = names
-        spec["member_seeds"] = [config.seed + i for i in range(len(models))]
-    (out_dir / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
+    ensemble = len(models) > 1
+    spec = ClassifierSpec(classes=CLASSES, backbone=config.backbone, attention=config.attention,
+                          colour_constancy=config.colour_constancy, dropout=config.dropout,
+                          image_size=config.image_size, source=config.source, margin=config.margin,
+                          temperature=temperature, weights=names[0], training_seed=config.seed,
+                          members=tuple(names) if ensemble else None,
+                          member_seeds=tuple(config.seed + i for i in range(len(models))) if ensemble else None)
+    ModelFolder(out_dir, "classifier").write_spec(spec)
     return out_dir
 
 
@@ -453,15 +452,12 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     except ValueError as error:  # e.g. a custom split whose validation holds no melanoma: say so, ship no flag
         referral = {"not_fitted": f"{error}; predict reports melanoma_referral = null"}
         warnings.warn(f"melanoma referral threshold not fitted: {error}", stacklevel=2)
-    spec_path = Path(out_dir) / "model.json"  # the weights are final; only the calibration and the flag are added
-    spec = json.loads(spec_path.read_text())
-    spec["temperature"] = temperature[False]
-    spec["temperature_tta"] = temperature[True]
-    spec["tta_recommended"] = bool(use_tta)
-    if "not_fitted" not in referral:
-        spec["melanoma_referral"] = referral_spec(referral)
-    spec["class_prior"] = class_prior_spec(config)  # for predict/evaluate --prior (`skinlib fit-prior` scores it)
-    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+    folder = ModelFolder(out_dir, "classifier")  # the weights are final; only the calibration and the flag are added
+    folder.write_spec(replace(
+        folder.read_spec(), temperature=temperature[False], temperature_tta=temperature[True],
+        tta_recommended=bool(use_tta),
+        melanoma_referral=None if "not_fitted" in referral else referral_spec(referral),
+        class_prior=ClassPriorSpec.from_dict(class_prior_spec(config))))  # for --prior (`skinlib fit-prior` scores it)
     test = {}
     for tta in (False, True):
         labels, probs = results[("test", tta)]
@@ -492,7 +488,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
                         "keras": keras.__version__, "machine": platform.machine()},
     }
     metrics["total_seconds"] = round(time.time() - started, 1)  # crops, features, training and scoring
-    Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    folder.write_metrics(metrics)
     return metrics
 
 
@@ -513,10 +509,10 @@ def referral_thresholds(calibrated: dict, sensitivity: float | None = None) -> d
     return record
 
 
-def referral_spec(record: dict) -> dict:
+def referral_spec(record: dict) -> ReferralSpec:
     """The part of `referral_thresholds`'s record that model.json keeps: what predict needs, no scores."""
-    return {"target_sensitivity_on_val": record["plain"]["target_sensitivity_on_val"],
-            "threshold": record["plain"]["threshold"], "threshold_tta": record["tta"]["threshold"]}
+    return ReferralSpec(target_sensitivity_on_val=record["plain"]["target_sensitivity_on_val"],
+                        threshold=record["plain"]["threshold"], threshold_tta=record["tta"]["threshold"])
 
 
 def _member_val_scores(ensemble, index: int, data: dict) -> dict:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from ..data import load_split_frame
+from ..models.folder import ModelFolder
 from ..segmentation.segmenter import ClassicalSegmenter, UNetSegmenter, evaluate_segmenter
 
 
@@ -51,5 +50,5 @@ def train_and_ship_unet(config, run_dir, out_dir, command: str | None = None, pr
         "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
                         "keras": keras.__version__, "machine": platform.machine()},
     }
-    Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    ModelFolder(out_dir, "unet").write_metrics(metrics)
     return metrics

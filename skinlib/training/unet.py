@@ -145,15 +145,16 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
 
 def export_unet(model, config: UNetConfig, out_dir: str | Path) -> Path:
     """Write a shipped model folder: `model.json` + float16 `weights.npz`."""
+    from ..models.folder import WEIGHTS_FILE, ModelFolder, UNetSpec
     from ..models.storage import save_compact_weights
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_compact_weights(model, out_dir / "weights.npz")
-    spec = {"kind": "unet", "encoder": config.encoder, "image_size": list(config.image_size), "fit": config.fit,
-            "decoder_filters": list(config.decoder_filters), "threshold": config.threshold, "weights": "weights.npz",
-            "split_seed_file": "skinlib/resources/ham10000_split.json", "training_seed": config.seed}
-    (out_dir / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
+    save_compact_weights(model, out_dir / WEIGHTS_FILE)
+    spec = UNetSpec(encoder=config.encoder, image_size=tuple(config.image_size), fit=config.fit,
+                    decoder_filters=tuple(config.decoder_filters), threshold=config.threshold, weights=WEIGHTS_FILE,
+                    split_seed_file="skinlib/resources/ham10000_split.json", training_seed=config.seed)
+    ModelFolder(out_dir, "unet").write_spec(spec)
     return out_dir
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import CLASSES
+from ..models.folder import ModelFolder
 from ..training.classifier import PREDICTIONS_FILE
 
 #: The baseline recipe: how it differs from `ClassifierConfig`'s defaults (smaller input, cache lower, three phases).
@@ -246,7 +247,7 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
     from ..training.classifier import save_predictions
 
     trained_dir = Path(trained_dir)
-    recorded = json.loads((trained_dir / "metrics.json").read_text())["config"]
+    recorded = ModelFolder(trained_dir).read_metrics()["config"]
     different, expected = recipe_differences(recorded), row_recipe_differences(name)
     if different != expected:
         raise ValueError(f"{trained_dir} was not trained with the {name} row's recipe (it differs from the baseline "
@@ -258,20 +259,18 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
                for split in ("val", "test") for tta in (False, True)}
     folder = row_dir(out_dir, name)
     (folder / "model").mkdir(parents=True, exist_ok=True)
-    spec = json.loads((trained_dir / "model.json").read_text())
-    for file in model_files(spec):
+    for file in model_files(model.spec):
         shutil.copy(trained_dir / file, folder / "model" / file)
     temperature = {False: model.temperature_for(False), True: model.temperature_for(True)}
     return save_predictions(folder / "run" / PREDICTIONS_FILE, data, results, temperature)
 
 
-def model_files(spec: dict) -> list[str]:
-    """Every file of a classifier folder that its model.json names (weights, metadata prior, novelty model),
-    with metrics.json and model.json: what a copy needs for `StageTwo.load` to work on it."""
-    files = ["metrics.json", "model.json", *(spec.get("members") or [spec.get("weights", "weights.npz")])]
-    files += [spec["metadata_fusion"]["prior"]] if "metadata_fusion" in spec else []
-    files += [spec["novelty"]["file"]] if "novelty" in spec else []
-    return files
+def model_files(spec) -> list[str]:
+    """Every file of a classifier folder that its model.json (a `ClassifierSpec`) names (weights, metadata prior,
+    novelty model), with metrics.json and model.json: what a copy needs for `StageTwo.load` to work on it."""
+    from ..models.folder import METRICS_FILE, SPEC_FILE
+
+    return [METRICS_FILE, SPEC_FILE, *spec.files()]
 
 
 def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Path:
@@ -363,7 +362,7 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
     base = _load(row_dir(out_dir, "baseline") / "run" / PREDICTIONS_FILE)
     lesions = {part: base.get(f"{part}_lesion_ids") for part in ("val", "test")}
     if any(ids is None for ids in lesions.values()):  # predictions saved before they recorded lesion ids
-        config = json.loads((model_dir(out_dir, "baseline") / "metrics.json").read_text())["config"]
+        config = ModelFolder(model_dir(out_dir, "baseline")).read_metrics()["config"]
         split = read_split(config.get("split_path"))
         lesions = {part: lesion_ids(base[f"{part}_image_ids"], split) for part in ("val", "test")}
     rows = []
@@ -377,7 +376,7 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
                                  f"delete {folder} and rerun it")
         view = "tta" if row.tta else "plain"
         check_not_collapsed(name, arrays[f"val_{view}"], folder)
-        metrics = json.loads((model_dir(out_dir, name) / "metrics.json").read_text())
+        metrics = ModelFolder(model_dir(out_dir, name)).read_metrics()
         labels = base["test_labels"]
         entry = {
             "name": name, "question": row.question,

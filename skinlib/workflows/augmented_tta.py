@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.folder import AugmentedTTASpec
 from ..runtime.views import AUGMENTED_VIEW_COUNT, AUGMENTED_VIEW_SEED
 from ..training.classifier import stage2_inputs
 from .posthoc import model_recipe, record_fit
@@ -51,10 +52,11 @@ def fit_augmented_tta(model_dir, data_dir=None, limit: int | None = None, comman
                                           groups=data[split][2]["lesion_id"].to_numpy())
               for split, (plain, augmented) in raw.items()}
     val_gain = scores["val"]["tta_augmented_minus_plain"]["balanced_accuracy"]
-    spec = {"views": AUGMENTED_VIEW_COUNT, "seed": AUGMENTED_VIEW_SEED, "temperature": temperature,
-            "recommended": bool(val_gain["difference"] > 0),
-            "fitted_on": "validation (temperature: negative log-likelihood; recommended: balanced accuracy gain)"}
-    record = {"command": command or f"skinlib fit-tta --model {model_dir}", **spec, **scores}
+    spec = AugmentedTTASpec(views=AUGMENTED_VIEW_COUNT, seed=AUGMENTED_VIEW_SEED, temperature=temperature,
+                            recommended=bool(val_gain["difference"] > 0),
+                            fitted_on="validation (temperature: negative log-likelihood; recommended: balanced "
+                                      "accuracy gain)")
+    record = {"command": command or f"skinlib fit-tta --model {model_dir}", **spec.to_dict(), **scores}
     if limit is None:
         record_fit(Path(model_dir), KEY, spec, record)
     return record

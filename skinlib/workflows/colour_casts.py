@@ -23,7 +23,7 @@ def colour_cast_study(models: dict, data_dir: str | None = None, splits=("val", 
         data = stage2_inputs(config, splits=splits, progress=progress, limit=limit)
         classifier = StageTwo.load(folder)
         study["models"][name] = {"folder": folder.as_posix(),
-                                 "colour_constancy": bool(classifier.spec.get("colour_constancy", False)),
+                                 "colour_constancy": classifier.spec.colour_constancy,
                                  "bootstrap_unit": "lesions",
                                  **{split: colour_cast_scores(classifier, data[split][0], data[split][1], casts,
                                                               progress=progress, desc=f"{name}, {split}",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.folder import METADATA_PRIOR_FILE, MetadataFusionSpec
 from ..models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
 
-PRIOR_FILE = "metadata_prior.json"
+PRIOR_FILE = METADATA_PRIOR_FILE
 SPLITS = ("val", "test")
 
 
@@ -54,14 +55,14 @@ def _lesions(frame):
     return frame["lesion_id"].to_numpy() if "lesion_id" in frame else None
 
 
-def fusion_spec(record: dict) -> dict:
+def fusion_spec(record: dict) -> MetadataFusionSpec:
     """What model.json keeps of a fusion record: the prior's file, the weights and the referral thresholds."""
     from ..training.classifier import referral_spec
 
     referral = referral_spec({view: record[view]["melanoma_referral"] for view in ("plain", "tta")})
-    return {"prior": PRIOR_FILE, "weight": record["plain"]["weight"], "weight_tta": record["tta"]["weight"],
-            "melanoma_referral": referral, "tta_recommended": record["tta_chosen_on_val"],
-            "fitted_on": "validation (weight: negative log-likelihood; thresholds: melanoma sensitivity)"}
+    return MetadataFusionSpec(prior=PRIOR_FILE, weight=record["plain"]["weight"], weight_tta=record["tta"]["weight"],
+                              melanoma_referral=referral, tta_recommended=record["tta_chosen_on_val"],
+                              fitted_on="validation (weight: negative log-likelihood; thresholds: melanoma sensitivity)")
 
 
 def training_frame(config):

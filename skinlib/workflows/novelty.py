@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.classes import CLASSES
+from ..models.folder import NOVELTY_FILE, NoveltySpec
 from ..models.novelty import COMPONENTS, VALIDATION_FLAG_RATE, NoveltyModel
-
-NOVELTY_FILE = "novelty.npz"
 
 
 def unusual_images() -> dict[str, np.ndarray]:
@@ -83,7 +82,7 @@ def fit_novelty_for_model(model_dir, data_dir=None, limit: int | None = None, co
     if limit is None:
         novelty.save(Path(model_dir) / NOVELTY_FILE)
         record_fit(model_dir, "novelty",
-                   {"file": NOVELTY_FILE, "threshold": novelty.threshold, "components": components,
-                    "fitted_on": f"training features; threshold: validation, {VALIDATION_FLAG_RATE:.0%} flagged"},
+                   NoveltySpec(file=NOVELTY_FILE, threshold=novelty.threshold, components=components,
+                               fitted_on=f"training features; threshold: validation, {VALIDATION_FLAG_RATE:.0%} flagged"),
                    {"command": command or f"skinlib fit-novelty --model {model_dir}", **record})
     return record

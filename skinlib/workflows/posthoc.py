@@ -3,9 +3,9 @@ recipe, then record the fit in its model.json (what `predict` needs) and metrics
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..models.folder import ModelFolder
 from ..training.classifier import config_from_metrics
 
 
@@ -20,11 +20,8 @@ def model_recipe(model_dir, data_dir=None, command: str = "skinlib fit-*"):
     return config_from_metrics(metrics_path, data_dir=data_dir)
 
 
-def record_fit(model_dir, key: str, spec_entry: dict, metrics_entry: dict) -> None:
-    """Write a post-hoc fit into a model folder: what `predict` needs into model.json[key], its scores and the
-    command that made them into metrics.json[key]."""
-    for name, entry in (("model.json", spec_entry), ("metrics.json", metrics_entry)):
-        path = Path(model_dir) / name
-        stored = json.loads(path.read_text())
-        stored[key] = entry
-        path.write_text(json.dumps(stored, indent=2, default=float) + "\n")
+def record_fit(model_dir, key: str, spec_entry, metrics_entry: dict) -> None:
+    """Write a post-hoc fit into a model folder: what `predict` needs into model.json[key] (a section of
+    `skinlib.models.folder.ClassifierSpec`, or its dict: checked), its scores and the command that made them
+    into metrics.json[key] (`ModelFolder.record_fit`)."""
+    ModelFolder(model_dir, "classifier").record_fit(key, spec_entry, metrics_entry)
