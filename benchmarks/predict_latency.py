@@ -23,19 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from skinlib.data import load_split_frame, read_image
-from skinlib.runtime import DualStage
+from skinlib.runtime import DualStage, Views
 
 
 DEFAULT_OUT = "benchmarks/results/predict_latency.json"
 
 
-def per_image_ms(pipeline: DualStage, images, tta: bool, repeats: int, augmented: bool = False) -> float:
-    pipeline.predict(images[:1], tta=tta, augmented=augmented)  # warm-up (traces the augmentation graph once)
+def per_image_ms(pipeline: DualStage, images, views: Views, repeats: int) -> float:
+    pipeline.predict(images[:1], views)  # warm-up (traces the augmentation graph once)
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
         for image in images:
-            pipeline.predict([image], tta=tta, augmented=augmented)
+            pipeline.predict([image], views)
         timings.append((time.perf_counter() - start) / len(images) * 1000)
     return float(np.median(timings))
 
@@ -56,9 +56,9 @@ def main() -> None:
     if args.no_novelty:
         pipeline.classifier.novelty = None
     results = {
-        "predict_ms": per_image_ms(pipeline, images, False, args.repeats),
-        "predict_tta_ms": per_image_ms(pipeline, images, True, args.repeats),
-        "predict_tta_augmented_ms": (per_image_ms(pipeline, images, True, args.repeats, augmented=True)
+        "predict_ms": per_image_ms(pipeline, images, Views.single(), args.repeats),
+        "predict_tta_ms": per_image_ms(pipeline, images, Views.dihedral(), args.repeats),
+        "predict_tta_augmented_ms": (per_image_ms(pipeline, images, Views.augmented(), args.repeats)
                                      if pipeline.classifier.spec.tta_augmented is not None else None),
         "images": len(images), "image_size": list(images[0].shape[:2]),
         "classifier_input": pipeline.classifier.image_size, "unet_input": list(pipeline.segmenter.image_size),

@@ -112,27 +112,23 @@ def _prior(args, pipeline):
         raise UsageError(f"--prior {args.prior!r}: {error}") from None
 
 
-def _tta_augmented(args) -> bool:
-    """--tta-augmented, checked: it replaces the 8 dihedral views of --tta, so it needs --tta and no scales."""
-    if not args.tta_augmented:
-        return False
-    if not args.tta:
-        raise UsageError("--tta-augmented chooses the views of test-time augmentation: add --tta.")
-    if args.tta_scales is not None:
-        raise UsageError("--tta-augmented views draw their own zooms: leave out --tta-scales.")
-    return True
+def _views(args):
+    """--tta, --tta-scales and --tta-augmented as the one `Views` value predict and evaluate take. A flag that
+    needs another, or two that exclude each other, is a usage error naming them, before anything is loaded."""
+    from .runtime.views import Views
 
-
-def _tta_scales(args):
-    """--tta-scales as a checked tuple (None when not given); it only makes sense with --tta."""
-    if args.tta_scales is None:
-        return None
-    if not args.tta:
+    if args.tta_scales is not None and not args.tta:
         raise UsageError("--tta-scales adds zoomed views to test-time augmentation: add --tta.")
-    from .runtime.views import check_scales
-
+    if args.tta_augmented and not args.tta:
+        raise UsageError("--tta-augmented chooses the views of test-time augmentation: add --tta.")
+    if not args.tta:
+        return Views.single()
+    if args.tta_augmented:
+        if args.tta_scales is not None:
+            raise UsageError("--tta-augmented views draw their own zooms: leave out --tta-scales.")
+        return Views.augmented()
     try:
-        return check_scales(args.tta_scales)
+        return Views.dihedral() if args.tta_scales is None else Views.dihedral(args.tta_scales)
     except ValueError as error:
         raise UsageError(f"--tta-scales: {error}") from None
 
@@ -193,22 +189,21 @@ def _evaluate_classification(args) -> int:
     from .runtime import DualStage
     from .scoring import score_labelled_folder
 
-    scales, augmented = _tta_scales(args), _tta_augmented(args)
+    views = _views(args)
     pipeline = DualStage.load(classifier_dir=args.model)
-    pipeline.classifier.temperature_for(args.tta, augmented)  # refuses at once a folder without `fit-tta`
+    pipeline.classifier.temperature_for(views)  # refuses at once a folder without `fit-tta`
     metadata = None
     if args.metadata is not None:
         metadata = _read_metadata_table(args.labels if args.metadata is True else args.metadata)
-    report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
-                                   report_dir=args.report, scales=scales, metadata=metadata, augmented=augmented,
-                                   prior=_prior(args, pipeline))
+    report = score_labelled_folder(args.images, args.labels, pipeline, views=views, progress=not args.quiet,
+                                   report_dir=args.report, metadata=metadata, prior=_prior(args, pipeline))
     if report["labelled_but_missing"]:
         print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
               f"scored, e.g. {report['missing_examples'][:5]}")
     fusion = report["metadata_fusion"]
     with_metadata = f" + metadata ({fusion['images_with_metadata']} with some)" if fusion else ""
-    views = f" with TTA ({report.get('tta_views', '8 dihedral')} views)" if args.tta else ""
-    print(f"dual-stage pipeline on {report['n_samples']} image(s){views}{with_metadata}:")
+    with_views = f" with TTA ({views.describe()} views)" if views.is_tta else ""
+    print(f"dual-stage pipeline on {report['n_samples']} image(s){with_views}{with_metadata}:")
     for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "macro_f1", "expected_calibration_error"):
         print(f"  {key:<28} {report[key]:.4f}")
     print(f"  {'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
@@ -261,12 +256,11 @@ def cmd_predict(args) -> int:
     from .predict import predict_files
     from .runtime import DualStage
 
-    scales, augmented = _tta_scales(args), _tta_augmented(args)
+    views = _views(args)
     pipeline = DualStage.load(classifier_dir=args.model)
-    pipeline.classifier.temperature_for(args.tta, augmented)  # refuses at once a folder without `fit-tta`
-    result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
-                           progress=not args.quiet, scales=scales, metadata=_predict_metadata(args),
-                           augmented=augmented, prior=_prior(args, pipeline))
+    pipeline.classifier.temperature_for(views)  # refuses at once a folder without `fit-tta`
+    result = predict_files(args.images, args.out, pipeline, views=views, explain=args.explain,
+                           progress=not args.quiet, metadata=_predict_metadata(args), prior=_prior(args, pipeline))
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")

@@ -8,13 +8,14 @@ from pathlib import Path
 from .data.metadata import metadata_rows
 from .runtime.classifier import prior_record
 from .runtime.dual_stage import DualStage
-from .runtime.views import tta_record
+from .runtime.views import SINGLE, Views
 
 
-def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
-                  progress: bool = True, scales=None, metadata=None, augmented: bool = False, prior=None) -> dict:
+def predict_files(paths, out_dir, pipeline: DualStage, views: Views = SINGLE, explain: bool = False,
+                  progress: bool = True, metadata=None, prior=None) -> dict:
     """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
     with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
+    `views`: the TTA views averaged (`skinlib.runtime.views.Views`; default: none), recorded in each JSON.
     `metadata`: a table of age, sex and site with an `image_id` column (file stems) to fuse with the images.
     `prior`: "training" or one share per class: answers for a population with that class mix (`classify`).
 
@@ -39,11 +40,9 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
         row = None if metadata is None else metadata_rows(metadata, [path.stem])
         if row is not None and not row.notna().to_numpy().any():
             row = None  # the table says nothing about this image: it is classified (and flagged) on its own
-        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row, augmented=augmented,
-                                   prior=prior)[0]
+        result = pipeline.classify(masks, crops, inputs, views=views, metadata=row, prior=prior)[0]
         mask = result.pop("mask")
-        record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
-                  **tta_record(tta, scales, augmented),
+        record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], **views.record(),
                   "calibrated": True, "class_prior": prior_record(prior),
                   "uncertain_below": pipeline.classifier.uncertain_below, **result}
         json_path = out_dir / f"{path.stem}.json"

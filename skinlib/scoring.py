@@ -10,13 +10,13 @@ from .data.metadata import metadata_rows
 from .evaluation.calibration import apply_temperature
 from .runtime.classifier import StageTwo, prior_record
 from .runtime.dual_stage import DualStage
-from .runtime.views import tta_record, tta_title
+from .runtime.views import SINGLE, Views
 
 
-def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
-                          progress: bool = True, report_dir=None, scales=None, metadata=None,
-                          augmented: bool = False, prior=None) -> dict:
-    """Classification metrics of the pipeline on any folder of images with a label CSV.
+def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, views: Views = SINGLE, batch_size: int = 32,
+                          progress: bool = True, report_dir=None, metadata=None, prior=None) -> dict:
+    """Classification metrics of the pipeline on any folder of images with a label CSV, its probabilities
+    averaged over `views` (`skinlib.runtime.views.Views`; default: no TTA).
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
     never silently dropped. Unreadable images are an error naming the file. `metadata` (a table with
@@ -47,18 +47,17 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
-        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales,
-                                                                                     augmented=augmented)
+        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, views)
         raw.append(batch_raw)
         novelty.append(batch_novelty)
         lesion_found += [c.used_mask for c in crops]
     raw = np.concatenate(raw)
-    probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta, augmented))
+    probs = apply_temperature(raw, pipeline.classifier.temperature_for(views))
     fusion = None
     if metadata is not None:
-        probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), tta,
+        probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), views,
                                                         where=str(labels_csv))
-        fusion = {"weight": pipeline.classifier.metadata_weight(tta),
+        fusion = {"weight": pipeline.classifier.metadata_weight(views),
                   "images_with_metadata": sum(u is not None for u in used),
                   **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")}}
     labels_array = present["label"].to_numpy()
@@ -69,7 +68,7 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         probs = pipeline.classifier.with_prior(probs, prior)
         prior_effect = prior_scores(labels_array, flagged_on, probs, shifted_name="with_prior")
     report = classification_report_dict(labels_array, probs)
-    threshold = pipeline.classifier.referral_threshold(tta, metadata=metadata is not None)
+    threshold = pipeline.classifier.referral_threshold(views, metadata=metadata is not None)
     if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here
         from .evaluation.referral import referral_scores
 
@@ -81,7 +80,7 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         full = write_report(labels_array, probs, report_dir, probs_uncalibrated=None if prior is not None else raw,
                             referral_threshold=None if prior is not None else threshold,
                             groups=groups,
-                            title=f"dual-stage pipeline on {Path(images_dir).name}{tta_title(tta, scales, augmented)}"
+                            title=f"dual-stage pipeline on {Path(images_dir).name}{views.title()}"
                                   f"{' + metadata' if metadata is not None else ''}")
         report["report_dir"] = str(report_dir)
         report["confidence_intervals"] = full.get("confidence_intervals")
@@ -89,9 +88,8 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         if "confidence_intervals_image_level" in full:
             report["confidence_intervals_image_level"] = full["confidence_intervals_image_level"]
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
-    report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
+    report.update({"images": str(images_dir), "labels": str(labels_csv), **views.record(),
                    "class_prior": prior_record(prior), "prior_correction": prior_effect,
-                   **tta_record(tta, scales, augmented),
                    "metadata_fusion": fusion, "labelled_but_missing": len(missing), "missing_examples": missing[:20],
                    "fraction_with_lesion_crop": float(np.mean(lesion_found)),
                    "unlike_training_images": _novelty_summary(pipeline.classifier, novelty, present["image_id"])})

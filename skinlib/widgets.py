@@ -451,18 +451,19 @@ def tta_view_probabilities(pipeline, crop: np.ndarray) -> dict:
     """The 8 dihedral views of one crop and what the classifier makes of them (calibrated).
 
     Returns views (8, S, S, 3), view_probs (8, 7) (each view alone, plain temperature), single (view 0,
-    i.e. no TTA: what `probabilities(tta=False)` gives) and average (the 8 raw views averaged, TTA
-    temperature: what `probabilities(tta=True)` gives).
+    i.e. no TTA: what `probabilities(crops)` gives) and average (the 8 raw views averaged, TTA
+    temperature: what `probabilities(crops, Views.dihedral())` gives).
     """
     from .evaluation.calibration import apply_temperature
-    from .runtime.views import dihedral
+    from .runtime.views import SINGLE, Views
 
     stage = _stage_two(pipeline)
     crop = np.asarray(crop, np.uint8)
-    views = np.concatenate([dihedral(crop[None], view) for view in range(8)])
+    tta = Views.dihedral()
+    views = tta.expand(crop[None])
     raw = stage.raw_probabilities(views, batch_size=8)  # each view alone, averaged over an ensemble's members
-    view_probs = apply_temperature(raw, stage.temperature_for(False))
-    average = apply_temperature(raw.mean(axis=0, keepdims=True), stage.temperature_for(True))[0]
+    view_probs = apply_temperature(raw, stage.temperature_for(SINGLE))
+    average = apply_temperature(tta.fold(raw, 1), stage.temperature_for(tta))[0]
     return {"views": views, "view_probs": view_probs, "single": view_probs[0], "average": average}
 
 
@@ -913,11 +914,13 @@ def metadata_panel(pipeline, crop: np.ndarray, age=None, sex=None, site=None, ti
     `image_only`: those probabilities if already computed. None (or "unknown") for a field leaves it out.
     Info: image_only, fused (dicts), prediction (fused), used (the fields the prior knew).
     """
+    from .runtime.views import SINGLE
+
     stage = _stage_two(pipeline)
     if image_only is None:
         image_only = stage.probabilities(np.asarray(crop, np.uint8)[None])[0]
     metadata = pd.DataFrame({"age": [age], "sex": [sex], "localization": [site]})
-    fused, used = stage.with_metadata(image_only[None], metadata, tta=False)
+    fused, used = stage.with_metadata(image_only[None], metadata, SINGLE)
     fused = fused[0]
     predicted = int(np.argmax(fused))
     figure = Figure(figsize=(8.8, 2.9))

@@ -357,7 +357,7 @@ def test_a_copied_model_keeps_every_file_its_spec_names():
 
 def test_the_augmented_tta_row_scores_the_baseline_model_with_its_own_views():
     row = ablation._row("tta_augmented")
-    assert row.tta and row.augmented and row.trains_from == "baseline" and row.own_tta_views
+    assert row.tta and row.views.kind == "augmented" and row.trains_from == "baseline" and row.own_tta_views
     assert row.has_own_predictions and not ablation._row("tta").own_tta_views
 
 

@@ -9,7 +9,7 @@ import pytest
 from skinlib.data import CLASSES
 from skinlib.data.errors import DataError
 from skinlib.evaluation.classification import balanced_accuracy
-from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo, Views
 from skinlib.workflows.augmented_tta import KEY, augmented_tta_scores
 
 shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
@@ -36,12 +36,15 @@ def test_temperature_for_reads_the_fit_and_refuses_without_it(tmp_path):
     spec[KEY] = {"views": 16, "seed": 0, "temperature": 0.7, "recommended": True}
     (folder / "model.json").write_text(json.dumps(spec))
     stage = StageTwo.load(folder)
-    assert stage.temperature_for(True, augmented=True) == 0.7
-    assert stage.temperature_for(True) == spec["temperature_tta"] and stage.temperature_for(False) == spec["temperature"]
+    assert stage.temperature_for(Views.augmented()) == 0.7
+    assert stage.temperature_for(Views.dihedral()) == spec["temperature_tta"]
+    assert stage.temperature_for(Views.single()) == spec["temperature"]
+    with pytest.raises(DataError, match="fitted for 16 views with seed 0, not 8 with seed 1"):
+        stage.temperature_for(Views.augmented(8, seed=1))
     del spec[KEY]
     (folder / "model.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match="skinlib fit-tta"):
-        StageTwo.load(folder).temperature_for(True, augmented=True)
+        StageTwo.load(folder).temperature_for(Views.augmented())
 
 
 @shipped

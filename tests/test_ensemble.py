@@ -12,7 +12,7 @@ import pytest
 from skinlib.explain import attention_maps, gradcam
 from skinlib.models.classifier import build_classifier
 from skinlib.models.folder import ClassifierSpec
-from skinlib.runtime import StageTwo
+from skinlib.runtime import StageTwo, Views
 from skinlib.training.classifier import ClassifierConfig, export_classifier, member_run_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -46,9 +46,9 @@ def test_ensemble_probabilities_are_the_members_mean(members, images):
     each = [ensemble.member_probabilities(i, images) for i in range(2)]
     assert not np.allclose(each[0], each[1], atol=1e-3), "the two members should disagree"
     np.testing.assert_allclose(ensemble.raw_probabilities(images), np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
-    tta = ensemble.raw_probabilities(images, tta=True)
-    np.testing.assert_allclose(tta, np.mean([ensemble.member_probabilities(i, images, tta=True) for i in range(2)],
-                                            axis=0), rtol=1e-5, atol=1e-6)
+    tta = ensemble.raw_probabilities(images, Views.dihedral())
+    np.testing.assert_allclose(tta, np.mean([ensemble.member_probabilities(i, images, Views.dihedral())
+                                             for i in range(2)], axis=0), rtol=1e-5, atol=1e-6)
 
 
 def test_a_single_model_is_an_ensemble_of_one(members, images):

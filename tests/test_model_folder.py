@@ -97,7 +97,7 @@ def test_the_shipped_spec_has_its_sections_typed():
 @shipped
 def test_an_old_format_folder_loads_and_predicts_exactly_as_after_a_rewrite(tmp_path):
     """A copy of today's files (no schema_version) loads; rewritten in the current schema, the same probabilities."""
-    from skinlib.runtime import StageTwo
+    from skinlib.runtime import StageTwo, Views
 
     old, new = tmp_path / "old", tmp_path / "new"
     shutil.copytree(CLASSIFIER, old)
@@ -108,8 +108,8 @@ def test_an_old_format_folder_loads_and_predicts_exactly_as_after_a_rewrite(tmp_
     inputs = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3)).astype(np.uint8)
     before, after = StageTwo.load(old), StageTwo.load(new)
     assert before.spec == after.spec
-    for tta in (False, True):
-        np.testing.assert_array_equal(before.probabilities(inputs, tta=tta), after.probabilities(inputs, tta=tta))
+    for views in (Views.single(), Views.dihedral()):
+        np.testing.assert_array_equal(before.probabilities(inputs, views), after.probabilities(inputs, views))
 
 
 # ------------------------------------------------------------------------------------- post-hoc fits

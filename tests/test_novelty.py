@@ -9,7 +9,7 @@ import pytest
 
 from skinlib.cli import main
 from skinlib.models.novelty import NoveltyModel
-from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo, Views
 
 shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "novelty.npz").is_file(),
                              reason=f"no novelty check shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-novelty)")
@@ -101,8 +101,9 @@ def test_shipped_check_on_real_test_images_and_a_cat(split_frame):
 
 
 @shipped
-@pytest.mark.parametrize("tta, scales", [(False, None), (True, None), (True, (1.2, 1.0)), (True, (1.2,))])
-def test_one_pass_gives_the_same_probabilities_and_scores_as_two(split_frame, tta, scales):
+@pytest.mark.parametrize("views", [Views.single(), Views.dihedral(), Views.dihedral((1.2, 1.0)), Views.dihedral((1.2,))],
+                         ids=["plain", "tta", "tta_scales_1.2_1", "tta_scale_1.2"])
+def test_one_pass_gives_the_same_probabilities_and_scores_as_two(split_frame, views):
     """predict reads the novelty features from the pass that makes the probabilities (no second backbone
     pass); the answer must be what the two separate passes give, TTA and zoom views included."""
     from skinlib.data.images import read_image
@@ -111,8 +112,8 @@ def test_one_pass_gives_the_same_probabilities_and_scores_as_two(split_frame, tt
     pipeline = DualStage.load()
     sample = split_frame[split_frame["split"] == "val"].sort_values("image_id").head(5)
     inputs = pipeline.prepare([read_image(p) for p in sample["image_path"]])[2]
-    raw, novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales)
-    np.testing.assert_allclose(raw, pipeline.classifier.raw_probabilities(inputs, tta=tta, scales=scales), atol=1e-5)
+    raw, novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, views)
+    np.testing.assert_allclose(raw, pipeline.classifier.raw_probabilities(inputs, views), atol=1e-5)
     np.testing.assert_allclose(novelty, pipeline.classifier.novelty_scores(inputs), rtol=1e-4)
 
 

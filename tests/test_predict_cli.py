@@ -9,7 +9,7 @@ import pytest
 
 from skinlib.cli import main
 from skinlib.data import CLASSES
-from skinlib.runtime import DEFAULT_CLASSIFIER, DualStage
+from skinlib.runtime import DEFAULT_CLASSIFIER, DualStage, Views
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
                                 reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
@@ -98,7 +98,7 @@ def test_evaluate_labels_in_both_formats(test_sample, labelled_folder, tmp_path,
     assert reports[0]["n_samples"] == reports[1]["n_samples"] == len(test_sample)
     assert reports[0]["balanced_accuracy"] == pytest.approx(reports[1]["balanced_accuracy"])
     referral = reports[0]["melanoma_referral"]  # the model's own threshold, not one fitted to this folder
-    assert referral["threshold"] == DualStage.load().classifier.referral_threshold(False)
+    assert referral["threshold"] == DualStage.load().classifier.referral_threshold(Views.single())
     assert referral["melanomas"] == int((test_sample["dx"] == "mel").sum())
     assert referral == reports[1]["melanoma_referral"]
     printed = capsys.readouterr().out
@@ -154,7 +154,7 @@ def test_evaluate_report_writes_figures_and_tables(labelled_folder, tmp_path):
         assert (report / f"{name}.png").is_file() and (report / f"{name}.svg").is_file()
     numbers = json.loads((report / "report.json").read_text())
     assert "confidence_intervals" in numbers and (report / "report.md").is_file()
-    assert numbers["melanoma_referral"]["threshold"] == DualStage.load().classifier.referral_threshold(False)
+    assert numbers["melanoma_referral"]["threshold"] == DualStage.load().classifier.referral_threshold(Views.single())
     assert "Melanoma referral flag" in (report / "report.md").read_text()
 
 
@@ -202,8 +202,8 @@ def test_predict_augmented_tta_needs_its_fitted_temperature(test_sample, tmp_pat
     pipeline = DualStage.load(classifier_dir=folder)
     stage = pipeline.classifier
     inputs = pipeline.prepare([read_image(path)])[2]
-    by_hand = stage.raw_probabilities(inputs, tta=True, augmented=True)
-    assert not np.allclose(by_hand, stage.raw_probabilities(inputs, tta=True), atol=1e-4)
+    by_hand = stage.raw_probabilities(inputs, Views.augmented())
+    assert not np.allclose(by_hand, stage.raw_probabilities(inputs, Views.dihedral()), atol=1e-4)
     assert record["probabilities"]["nv"] == pytest.approx(float(by_hand[0, CLASSES.index("nv")]), abs=1e-4)
 
 

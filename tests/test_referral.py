@@ -9,7 +9,7 @@ import pytest
 from skinlib.cli import main
 from skinlib.data import CLASSES
 from skinlib.evaluation.referral import fit_referral_threshold, referral_record, referral_scores
-from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
+from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo, Views
 
 MEL, NV = CLASSES.index("mel"), CLASSES.index("nv")
 
@@ -73,10 +73,10 @@ def test_shipped_model_carries_thresholds_and_their_recorded_scores():
     spec = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())
     recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())["melanoma_referral"]
     classifier = StageTwo.load()
-    assert classifier.referral_threshold(False) == spec["melanoma_referral"]["threshold"]
-    assert classifier.referral_threshold(True) == spec["melanoma_referral"]["threshold_tta"]
-    for kind, tta in (("plain", False), ("tta", True)):
-        assert recorded[kind]["threshold"] == classifier.referral_threshold(tta)
+    assert classifier.referral_threshold(Views.single()) == spec["melanoma_referral"]["threshold"]
+    assert classifier.referral_threshold(Views.dihedral()) == spec["melanoma_referral"]["threshold_tta"]
+    for kind, views in (("plain", Views.single()), ("tta", Views.dihedral())):
+        assert recorded[kind]["threshold"] == classifier.referral_threshold(views)
         assert recorded[kind]["val"]["sensitivity"] >= recorded[kind]["target_sensitivity_on_val"]
     assert recorded["command"].startswith("skinlib fit-referral")
 
@@ -92,7 +92,7 @@ def test_shipped_thresholds_reproduce_from_validation(data_dir):
     probs = classifier.probabilities(images)
     record = referral_thresholds({("val", False): (labels, probs), ("val", True): (labels, probs)},
                                  classifier.spec.melanoma_referral.target_sensitivity_on_val)
-    assert record["plain"]["threshold"] == pytest.approx(classifier.referral_threshold(False), abs=0.01)
+    assert record["plain"]["threshold"] == pytest.approx(classifier.referral_threshold(Views.single()), abs=0.01)
 
 
 @shipped
@@ -105,12 +105,12 @@ def test_save_and_load_round_trip(tmp_path):
     record = {"plain": referral_record(LABELS, PROBS, 0.75), "tta": referral_record(LABELS, PROBS, 0.5)}
     record_fit(folder, "melanoma_referral", referral_spec(record), {"command": "by hand", **record})
     loaded = StageTwo.load(folder)
-    assert loaded.referral_threshold(False) == pytest.approx(0.3)
-    assert loaded.referral_threshold(True) == pytest.approx(0.8)
+    assert loaded.referral_threshold(Views.single()) == pytest.approx(0.3)
+    assert loaded.referral_threshold(Views.dihedral()) == pytest.approx(0.8)
     spec = json.loads((folder / "model.json").read_text())
     del spec["melanoma_referral"]
     (folder / "model.json").write_text(json.dumps(spec))
-    assert StageTwo.load(folder).referral_threshold(False) is None  # an older folder: no flag, not a guess
+    assert StageTwo.load(folder).referral_threshold(Views.single()) is None  # an older folder: no flag, not a guess
 
 
 @shipped

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from skinlib import widgets as W
 from skinlib.data import CLASSES
+from skinlib.runtime.views import Views
 from skinlib.segmentation import ClassicalParams
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -321,8 +322,9 @@ def test_tta_view_probabilities_match_the_classifier(stage_two, crops):
     views = W.tta_view_probabilities(stage_two, crops[0])
     assert views["views"].shape == (8, 64, 64, 3) and views["view_probs"].shape == (8, len(CLASSES))
     np.testing.assert_array_equal(views["views"][0], crops[0])
-    np.testing.assert_allclose(views["single"], stage_two.probabilities(crops[0][None], tta=False)[0], atol=1e-5)
-    np.testing.assert_allclose(views["average"], stage_two.probabilities(crops[0][None], tta=True)[0], atol=1e-5)
+    np.testing.assert_allclose(views["single"], stage_two.probabilities(crops[0][None], Views.single())[0], atol=1e-5)
+    np.testing.assert_allclose(views["average"], stage_two.probabilities(crops[0][None], Views.dihedral())[0],
+                               atol=1e-5)
     np.testing.assert_allclose(views["view_probs"].sum(axis=1), 1, atol=1e-5)
 
 
@@ -337,7 +339,7 @@ def test_stage2_tools_average_an_ensembles_members(stage_two, crops):
     ensemble = StageTwo(model=stage_two.model, spec=stage_two.spec, members=[stage_two.model, second])
     views = W.tta_view_probabilities(ensemble, crops[0])
     np.testing.assert_allclose(views["single"], ensemble.probabilities(crops[0][None])[0], atol=1e-5)
-    np.testing.assert_allclose(views["average"], ensemble.probabilities(crops[0][None], tta=True)[0], atol=1e-5)
+    np.testing.assert_allclose(views["average"], ensemble.probabilities(crops[0][None], Views.dihedral())[0], atol=1e-5)
     assert not np.allclose(views["single"], stage_two.probabilities(crops[0][None])[0], atol=1e-3)
     _, info = W.gradcam_panel(ensemble, crops[0])
     assert info["predicted"] == CLASSES[int(np.argmax(ensemble.probabilities(crops[0][None])[0]))]

@@ -37,19 +37,23 @@ def colour_cast(images: np.ndarray, gains) -> np.ndarray:
 
 
 def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts: dict = COLOUR_CASTS,
-                       tta: bool = False, bootstrap: int = 1000, progress: bool = False, desc: str = "casts",
+                       views=None, bootstrap: int = 1000, progress: bool = False, desc: str = "casts",
                        groups=None) -> dict:
     """Per cast: the gains, `headline_scores` of the calibrated probabilities, and (every cast but "none") the
     change of balanced accuracy and macro AUC against no cast on the same images, with paired 95 % intervals.
 
     `classifier`: a `skinlib.runtime.StageTwo`; `inputs`: its uint8 stage-2 inputs; `labels`: class indices;
-    `groups`: each image's lesion id (the intervals then resample lesions).
+    `groups`: each image's lesion id (the intervals then resample lesions); `views`: TTA views to average (a
+    `skinlib.runtime.views.Views`; None: the inputs as they are).
     """
     if REFERENCE_CAST not in casts:
         raise ValueError(f"casts must include {REFERENCE_CAST!r}, the reference the changes are measured against")
     from tqdm.auto import tqdm
 
-    probs = {name: classifier.probabilities(colour_cast(inputs, gains), tta=tta)
+    def calibrated(images):
+        return classifier.probabilities(images) if views is None else classifier.probabilities(images, views)
+
+    probs = {name: calibrated(colour_cast(inputs, gains))
              for name, gains in tqdm(casts.items(), desc=desc, unit="cast", disable=not progress)}
     scores = {}
     for name, gains in casts.items():

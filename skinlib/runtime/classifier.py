@@ -17,6 +17,7 @@ from ..data.classes import CLASSES
 from ..evaluation.calibration import apply_temperature
 from ..models.folder import UNCERTAIN_BELOW, ClassifierSpec, ModelFolder
 from ..shipped import CLASSIFIER
+from .views import SINGLE, Views
 
 DEFAULT_CLASSIFIER = CLASSIFIER
 
@@ -94,53 +95,50 @@ class StageTwo:
             novelty = NoveltyModel.load(folder / spec.novelty.file)
         return cls(model=members[0], spec=spec, members=members, metadata_prior=prior, novelty=novelty)
 
-    def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                          scales=None, augmented: bool = False) -> np.ndarray:
-        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3), averaged over the members.
-
-        TTA averages the 8 dihedral views; `scales` (TTA only, e.g. (1.0, 1.2)) adds the same 8 views of
-        each zoomed crop; `augmented` (TTA only) averages 16 views drawn from the training augmentation
-        instead (`skinlib.runtime.views`). All views of a chunk go through each member in one call.
+    def raw_probabilities(self, inputs: np.ndarray, views: Views = SINGLE, batch_size: int = 64) -> np.ndarray:
+        """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3), averaged over the members and over
+        `views` (`skinlib.runtime.views.Views`: the input as it is, its dihedral views at one or more scales, or
+        draws of the training augmentation). All views of a chunk go through each member in one call.
         """
-        return self._member_average(inputs, tta, batch_size, scales, augmented, with_features=False)[0]
+        return self._member_average(inputs, views, batch_size, with_features=False)[0]
 
-    def member_probabilities(self, index: int, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                             scales=None, augmented: bool = False) -> np.ndarray:
+    def member_probabilities(self, index: int, inputs: np.ndarray, views: Views = SINGLE,
+                             batch_size: int = 64) -> np.ndarray:
         """Uncalibrated probabilities of member `index` alone (see `raw_probabilities`)."""
         from ..models.inference import predict_in_batches
 
-        probs = predict_in_batches(self.members[index], _views(inputs, tta, scales, augmented), batch_size)
-        return _fold_views(probs, len(inputs), tta)
+        views = _checked(views)
+        probs = predict_in_batches(self.members[index], views.expand(inputs), batch_size)
+        return views.fold(probs, len(inputs))
 
-    def raw_probabilities_and_novelty(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                                      scales=None, augmented: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def raw_probabilities_and_novelty(self, inputs: np.ndarray, views: Views = SINGLE,
+                                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
         """`raw_probabilities` and the novelty scores (None without a novelty model) in one pass: the first
         member runs with its pooled features as a second output, so the check costs no second backbone pass.
         The features are the un-augmented input's (with TTA: its identity view at scale 1)."""
-        from .views import identity_view_start
-
         if self.novelty is None:
-            return self.raw_probabilities(inputs, tta, batch_size, scales, augmented), None
-        probs, features = self._member_average(inputs, tta, batch_size, scales, augmented, with_features=True)
-        identity = identity_view_start(len(inputs), scales, augmented) if tta else 0
+            return self.raw_probabilities(inputs, views, batch_size), None
+        probs, features = self._member_average(inputs, views, batch_size, with_features=True)
+        identity = views.identity_start(len(inputs))
         if identity is None:  # no TTA view (augmented, or no scale 1) showed the network the input as it is
             features = self.features(inputs, batch_size)
         else:
             features = features[identity : identity + len(inputs)]
         return probs, self.novelty.score(features)
 
-    def _member_average(self, inputs: np.ndarray, tta: bool, batch_size: int, scales, augmented: bool,
+    def _member_average(self, inputs: np.ndarray, views: Views, batch_size: int,
                         with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The one path behind `raw_probabilities`: each member's view-averaged probabilities, averaged.
         With `with_features` the first member runs as its two-output twin and its pooled features of every
         view come back too (else None)."""
         from ..models.inference import predict_in_batches
 
-        views = _views(inputs, tta, scales, augmented)
-        first = predict_in_batches(self._with_features() if with_features else self.model, views, batch_size)
+        views = _checked(views)
+        expanded = views.expand(inputs)
+        first = predict_in_batches(self._with_features() if with_features else self.model, expanded, batch_size)
         first_probs, features = first if with_features else (first, None)
-        per_member = [first_probs] + [predict_in_batches(member, views, batch_size) for member in self.members[1:]]
-        return np.mean([_fold_views(probs, len(inputs), tta) for probs in per_member], axis=0), features
+        per_member = [first_probs] + [predict_in_batches(member, expanded, batch_size) for member in self.members[1:]]
+        return np.mean([views.fold(probs, len(inputs)) for probs in per_member], axis=0), features
 
     def _with_features(self):
         """The first member with its pooled features as a second output (built once)."""
@@ -150,25 +148,35 @@ class StageTwo:
             self._feature_model = feature_model(self.model)
         return self._feature_model
 
-    def temperature_for(self, tta: bool, augmented: bool = False) -> float:
-        """The temperature fitted on validation for plain or TTA predictions (they differ: TTA is smoother).
+    def temperature_for(self, views: Views) -> float:
+        """The temperature fitted on validation for predictions over `views` (they differ: TTA is smoother).
 
-        TTA with extra scales reuses the TTA temperature, which was fitted on the 8 dihedral views; augmented
-        TTA has its own (model.json "tta_augmented", written by `skinlib fit-tta`) and is refused without it.
+        Dihedral views at other scales reuse the TTA temperature, which was fitted on the 8 dihedral views;
+        augmented views have their own (model.json "tta_augmented", written by `skinlib fit-tta`), refused
+        without it or for other draws than it was fitted on.
         """
-        return self.spec.temperature_for(_calibration_key(tta, augmented))
+        views = _checked(views)
+        fitted = self.spec.tta_augmented
+        drawn = (views.draws, views.seed)
+        if views.kind == "augmented" and fitted is not None and drawn != (fitted.views, fitted.seed):
+            from ..data.errors import DataError
 
-    def referral_threshold(self, tta: bool, metadata: bool = False) -> float | None:
+            raise DataError(f"this classifier's augmented-TTA temperature was fitted for {fitted.views} views with "
+                            f"seed {fitted.seed}, not {views.draws} with seed {views.seed}")
+        return self.spec.temperature_for(views.calibration_key)
+
+    def referral_threshold(self, views: Views, metadata: bool = False) -> float | None:
         """The P(mel) threshold of the melanoma referral flag, fitted on validation (None: not fitted yet,
         run `skinlib fit-referral`). TTA with extra scales or augmented views reuses the TTA threshold. With `metadata`, the
         threshold fitted for the metadata-fused probabilities (`skinlib fit-metadata`)."""
-        return self.spec.referral_threshold(_calibration_key(tta), metadata)
+        return self.spec.referral_threshold(_checked(views).calibration_key, metadata)
 
-    def metadata_weight(self, tta: bool) -> float:
+    def metadata_weight(self, views: Views) -> float:
         """The fusion weight fitted on validation for plain or TTA probabilities (`skinlib fit-metadata`)."""
-        return self.spec.metadata_weight(_calibration_key(tta))
+        return self.spec.metadata_weight(_checked(views).calibration_key)
 
-    def with_metadata(self, probs: np.ndarray, metadata, tta: bool, where: str = "metadata") -> tuple[np.ndarray, list]:
+    def with_metadata(self, probs: np.ndarray, metadata, views: Views,
+                      where: str = "metadata") -> tuple[np.ndarray, list]:
         """Calibrated probabilities updated by each image's age, sex and site (`skinlib.models.metadata_prior`).
 
         `metadata`: a frame with HAM10000 (age, sex, localization) or ISIC archive columns, one row per image.
@@ -187,7 +195,7 @@ class StageTwo:
         values = metadata_values(metadata.reset_index(drop=True))
         log_ratios, usage = self.metadata_prior.log_ratios(values)
         warn_ignored(usage, where)
-        return fuse(probs, log_ratios, self.metadata_weight(tta)), self.metadata_prior.used_fields(values)
+        return fuse(probs, log_ratios, self.metadata_weight(views)), self.metadata_prior.used_fields(values)
 
     def with_prior(self, probs: np.ndarray, target) -> np.ndarray:
         """Probabilities for a population with class prior `target` ("training": HAM10000's training mix, or one
@@ -212,31 +220,18 @@ class StageTwo:
         """Novelty score per input (`skinlib.models.novelty`; None when this model has no novelty model)."""
         return None if self.novelty is None else self.novelty.score(self.features(inputs))
 
-    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None,
-                      augmented: bool = False) -> np.ndarray:
-        """Calibrated (temperature-scaled) probabilities."""
-        raw = self.raw_probabilities(inputs, tta, batch_size, scales, augmented)
-        return apply_temperature(raw, self.temperature_for(tta, augmented))
+    def probabilities(self, inputs: np.ndarray, views: Views = SINGLE, batch_size: int = 64) -> np.ndarray:
+        """Calibrated (temperature-scaled) probabilities over `views` (see `raw_probabilities`)."""
+        raw = self.raw_probabilities(inputs, views, batch_size)
+        return apply_temperature(raw, self.temperature_for(views))
 
 
-def _calibration_key(tta: bool, augmented: bool = False) -> str:
-    """Which calibration of model.json applies (`skinlib.models.folder.CALIBRATION_KEYS`)."""
-    return ("tta_augmented" if augmented else "tta") if tta else "plain"
-
-
-def _views(inputs: np.ndarray, tta: bool, scales, augmented: bool = False) -> np.ndarray:
-    """What the network sees: the inputs, or with TTA all their views (`skinlib.runtime.views`)."""
-    from .views import DEFAULT_SCALES, tta_views
-
-    if (scales is not None or augmented) and not tta:
-        raise ValueError("scales and augmented views are test-time augmentation: pass tta=True with them")
-    return tta_views(inputs, scales or DEFAULT_SCALES, augmented) if tta else inputs
-
-
-def _fold_views(probs: np.ndarray, n_images: int, tta: bool) -> np.ndarray:
-    from .views import average_views
-
-    return average_views(probs, n_images) if tta else probs
+def _checked(views) -> Views:
+    """`views` if it is a `Views` (a bool, say, is an error that says what to pass instead)."""
+    if not isinstance(views, Views):
+        raise TypeError(f"views must be a skinlib.runtime.views.Views (Views.single(), Views.dihedral(scales) or "
+                        f"Views.augmented()), not {views!r}")
+    return views
 
 
 def prior_record(prior) -> str | dict:

@@ -1,5 +1,5 @@
-"""The dual-stage pipeline a user calls: segment (stage 1), crop, classify (stage 2, optionally with TTA),
-calibrate, flag."""
+"""The dual-stage pipeline a user calls: segment (stage 1), crop, classify (stage 2, optionally averaged over
+TTA views, `skinlib.runtime.views.Views`), calibrate, flag."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..data.classes import CLASSES
 from ..data.images import fit_size
 from ..evaluation.calibration import apply_temperature
 from .classifier import DEFAULT_CLASSIFIER, StageTwo
+from .views import SINGLE, Views
 
 
 @dataclass
@@ -51,16 +52,15 @@ class DualStage:
                 record["attention"] = overlay_heatmap(x, attention)
         return out
 
-    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None, metadata=None,
-                augmented: bool = False, prior=None) -> list[dict]:
+    def predict(self, images: list[np.ndarray], views: Views = SINGLE, metadata=None, prior=None) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, the `uncertain` and `melanoma_referral`
-        flags and crop notes. `metadata` (optional): a frame of age, sex and site, one row per image; `prior`
-        (optional): "training" or a class prior vector, see `classify`."""
-        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata, augmented=augmented,
-                             prior=prior)
+        flags and crop notes. `views`: the TTA views averaged (`skinlib.runtime.views.Views`; default: none);
+        `metadata` (optional): a frame of age, sex and site, one row per image; `prior` (optional): "training"
+        or a class prior vector, see `classify`."""
+        return self.classify(*self.prepare(images), views=views, metadata=metadata, prior=prior)
 
-    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None, metadata=None,
-                 augmented: bool = False, prior=None) -> list[dict]:
+    def classify(self, masks, crops, inputs: np.ndarray, views: Views = SINGLE, metadata=None,
+                 prior=None) -> list[dict]:
         """Stage 2 on what `prepare` returned (so callers that also explain segment only once).
 
         With `metadata`, the probabilities are fused with it (`metadata_used` says which fields each image
@@ -68,15 +68,15 @@ class DualStage:
         fitted for fused probabilities. With `prior`, the probabilities (and so the top class) are for a
         population with that class mix (`StageTwo.with_prior`); the referral flag still reads P(mel) before
         that correction, the probability its threshold was fitted on."""
-        raw, novelty = self.classifier.raw_probabilities_and_novelty(inputs, tta, scales=scales, augmented=augmented)
-        probs = apply_temperature(raw, self.classifier.temperature_for(tta, augmented))
+        raw, novelty = self.classifier.raw_probabilities_and_novelty(inputs, views)
+        probs = apply_temperature(raw, self.classifier.temperature_for(views))
         used = [None] * len(probs)
         if metadata is not None:
-            probs, used = self.classifier.with_metadata(probs, metadata, tta)
+            probs, used = self.classifier.with_metadata(probs, metadata, views)
         flagged_on = probs
         if prior is not None:
             probs = self.classifier.with_prior(probs, prior)
-        referral = self.classifier.referral_threshold(tta, metadata=metadata is not None)
+        referral = self.classifier.referral_threshold(views, metadata=metadata is not None)
         unusual = [None] * len(probs) if novelty is None else list(novelty > self.classifier.novelty.threshold)
         mel = CLASSES.index("mel")
         results = []

@@ -1,18 +1,22 @@
 """Test-time augmentation views: the 8 dihedral views of a square crop, optionally at several zooms, or
-views drawn from the training augmentation.
+views drawn from the training augmentation; `Views` is a choice of them as one value.
 
 Dermoscopy has no up, down, left or right, so the 8 symmetries of the square (`dihedral`) are views of
 the same lesion. A zoom (`zoom`) is a milder assumption: the lesion crop already has a margin around the
 lesion, and zooming in by 10-25 % mostly trims that margin. *Augmented* views (`augmented_views`) go
 further: 16 fixed draws of the augmentation the classifier was trained with (turn, flip, small rotation,
 zoom, colour jitter), i.e. views of the kind the model learned to treat as the same lesion.
-`tta_views` stacks every view of a batch so a model sees them in one call; `average_views` folds the
-predictions back.
+`Views` is what a prediction is asked to average: the single input (`Views.single()`), the dihedral views at
+one or more scales (`Views.dihedral(scales)`) or augmented draws (`Views.augmented(count, seed)`). It expands
+a batch into every view (views-major, so a model sees them in one call), folds the predictions back, names the
+calibration fitted for it and says what a result records about it. A combination that makes no sense (scales
+without TTA, scales with augmented draws) cannot be built.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -67,42 +71,8 @@ def zoom(images: np.ndarray, scale: float) -> np.ndarray:
                      for image in shrunk])
 
 
-def tta_views(inputs: np.ndarray, scales=DEFAULT_SCALES, augmented: bool = False) -> np.ndarray:
-    """All TTA views of a batch, stacked views-major: every (scale, dihedral view) pair, shape
-    (len(scales) * 8 * N, S, S, C); or with `augmented` the `AUGMENTED_VIEW_COUNT` training-style views
-    (`augmented_views`), which draw their own turns and zooms, so they take no scales."""
-    if augmented:
-        if check_scales(scales or DEFAULT_SCALES) != DEFAULT_SCALES:
-            raise ValueError("augmented TTA views draw their own turns and zooms: leave the scales out")
-        return augmented_views(inputs)
-    return np.concatenate([dihedral(zoom(inputs, scale), view)
-                           for scale in check_scales(scales) for view in range(len(DIHEDRAL))])
-
-
-def view_count(scales=DEFAULT_SCALES, augmented: bool = False) -> int:
-    return AUGMENTED_VIEW_COUNT if augmented else len(check_scales(scales)) * len(DIHEDRAL)
-
-
-def identity_view_start(n_images: int, scales=DEFAULT_SCALES, augmented: bool = False) -> int | None:
-    """Row of `tta_views` output where the un-augmented batch starts (view 0 at scale 1); None where no view
-    is the input as it is (no scale 1, or augmented views)."""
-    if augmented:
-        return None
-    scales = check_scales(scales or DEFAULT_SCALES)
-    return scales.index(1.0) * len(DIHEDRAL) * n_images if 1.0 in scales else None
-
-
-def describe_views(scales=None, augmented: bool = False) -> str:
-    """The TTA views in words, for records and titles: "8 dihedral", "16 dihedral at scales 1, 1.2", ..."""
-    if augmented:
-        return f"{AUGMENTED_VIEW_COUNT} augmented"
-    scales = check_scales(scales or DEFAULT_SCALES)
-    at = "" if scales == DEFAULT_SCALES else f" at scales {', '.join(f'{s:g}' for s in scales)}"
-    return f"{view_count(scales)} dihedral{at}"
-
-
 def average_views(probs: np.ndarray, n_images: int) -> np.ndarray:
-    """Mean over views of predictions made on `tta_views` output (views-major order)."""
+    """Mean over views of predictions made on `Views.expand` output (views-major order)."""
     return probs.reshape(-1, n_images, probs.shape[-1]).mean(axis=0)
 
 
@@ -140,20 +110,124 @@ def augmented_view(images: np.ndarray, index: int, seed: int = AUGMENTED_VIEW_SE
     return augment(tf.constant(images), tf.constant([seed, index], tf.int64)).numpy()
 
 
-def augmented_views(inputs: np.ndarray, count: int = AUGMENTED_VIEW_COUNT) -> np.ndarray:
-    """`count` training-style views of a batch, stacked views-major like `tta_views`: (count * N, S, S, C)."""
+def augmented_views(inputs: np.ndarray, count: int = AUGMENTED_VIEW_COUNT,
+                    seed: int = AUGMENTED_VIEW_SEED) -> np.ndarray:
+    """`count` training-style views of a batch, stacked views-major like `Views.expand`: (count * N, S, S, C)."""
     if count < 1:
         raise ValueError(f"augmented TTA needs at least 1 view, got {count}")
-    return np.concatenate([augmented_view(inputs, index) for index in range(count)])
+    return np.concatenate([augmented_view(inputs, index, seed) for index in range(count)])
 
 
-def tta_record(tta: bool, scales, augmented: bool) -> dict:
-    """What a result records about its TTA views beyond `tta` itself (nothing for the plain 8 views)."""
-    if not tta or (scales is None and not augmented):
-        return {}
-    return {"tta_views": describe_views(scales, augmented), **({"tta_scales": list(scales)} if scales else {})}
+#: What `Views.kind` can be.
+VIEW_KINDS = ("single", "dihedral", "augmented")
 
 
-def tta_title(tta: bool, scales, augmented: bool) -> str:
-    """How a report title names the views."""
-    return f" (TTA, {describe_views(scales, augmented)} views)" if tta else ""
+@dataclass(frozen=True)
+class Views:
+    """The views a prediction averages, as one value: build it with `single()`, `dihedral(scales)` or
+    `augmented(count, seed)`; a combination that makes no sense is refused when built.
+
+    `scales` belong to dihedral views only (1 = the crop as it is), `draws` and `seed` to augmented ones.
+    """
+
+    kind: str = "single"
+    scales: tuple[float, ...] = ()
+    draws: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.kind not in VIEW_KINDS:
+            raise ValueError(f"views must be one of {VIEW_KINDS}, not {self.kind!r}")
+        if self.kind == "dihedral":
+            object.__setattr__(self, "scales", check_scales(self.scales))
+        elif self.scales:
+            raise ValueError("augmented TTA views draw their own turns and zooms: leave the scales out"
+                             if self.kind == "augmented" else
+                             "scales are views of test-time augmentation: use Views.dihedral(scales)")
+        if self.kind == "augmented":
+            if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 1:
+                raise ValueError(f"augmented TTA needs at least 1 view, got {self.draws!r}")
+        elif self.draws or self.seed:
+            raise ValueError("a count of draws and a seed belong to augmented views: use Views.augmented(count, seed)")
+
+    @classmethod
+    def single(cls) -> Views:
+        """No TTA: the input as it is."""
+        return cls("single")
+
+    @classmethod
+    def dihedral(cls, scales=DEFAULT_SCALES) -> Views:
+        """The 8 dihedral views of the crop at each scale (`zoom`; 1 = as it is), e.g. (1.0, 1.2)."""
+        return cls("dihedral", scales=tuple(scales))
+
+    @classmethod
+    def augmented(cls, count: int = AUGMENTED_VIEW_COUNT, seed: int = AUGMENTED_VIEW_SEED) -> Views:
+        """`count` fixed draws of the training augmentation (`augmented_view`), seeded; they take no scales."""
+        return cls("augmented", draws=count, seed=seed)
+
+    @property
+    def is_tta(self) -> bool:
+        """Whether these are test-time augmentation views (anything but the single input)."""
+        return self.kind != "single"
+
+    @property
+    def count(self) -> int:
+        """Views per image."""
+        return {"single": 1, "dihedral": len(self.scales) * len(DIHEDRAL), "augmented": self.draws}[self.kind]
+
+    @property
+    def calibration_key(self) -> str:
+        """Which calibration of the classifier's model.json applies (`skinlib.models.folder.CALIBRATION_KEYS`):
+        "plain", "tta" (dihedral views at any scales reuse the temperature fitted on the 8 at scale 1) or
+        "tta_augmented" (their own, from `skinlib fit-tta`)."""
+        return {"single": "plain", "dihedral": "tta", "augmented": "tta_augmented"}[self.kind]
+
+    def expand(self, batch: np.ndarray) -> np.ndarray:
+        """Every view of a batch (N, S, S, C), stacked views-major: (count * N, S, S, C). Dihedral views run
+        over (scale, symmetry) pairs, scale-major; the single view is the batch itself."""
+        if self.kind == "single":
+            return batch
+        if self.kind == "augmented":
+            return augmented_views(batch, self.draws, self.seed)
+        return np.concatenate([dihedral(zoom(batch, scale), view) for scale in self.scales
+                               for view in range(len(DIHEDRAL))])
+
+    def fold(self, probs: np.ndarray, n_images: int) -> np.ndarray:
+        """Predictions on `expand` output back to one row per image: the mean over views."""
+        return probs if self.kind == "single" else average_views(probs, n_images)
+
+    def identity_start(self, n_images: int) -> int | None:
+        """Row of `expand` output where the un-augmented batch starts (dihedral view 0 at scale 1); None where
+        no view is the input as it is (no scale 1, or augmented draws)."""
+        if self.kind == "single":
+            return 0
+        if self.kind == "augmented" or 1.0 not in self.scales:
+            return None
+        return self.scales.index(1.0) * len(DIHEDRAL) * n_images
+
+    def describe(self) -> str:
+        """The views in words: "single view", "8 dihedral", "16 dihedral at scales 1, 1.2", "16 augmented"."""
+        if self.kind == "single":
+            return "single view"
+        if self.kind == "augmented":
+            return f"{self.draws} augmented"
+        at = "" if self.scales == DEFAULT_SCALES else f" at scales {', '.join(f'{s:g}' for s in self.scales)}"
+        return f"{self.count} dihedral{at}"
+
+    def record(self) -> dict:
+        """What a result records about its views: "tta", and for views other than the plain 8 dihedral ones
+        "tta_views" (in words) and, for dihedral views, "tta_scales"."""
+        out = {"tta": self.is_tta}
+        if self.is_tta and self != Views.dihedral():
+            out["tta_views"] = self.describe()
+            if self.kind == "dihedral":
+                out["tta_scales"] = list(self.scales)
+        return out
+
+    def title(self) -> str:
+        """How a report title names the views ("" without TTA)."""
+        return f" (TTA, {self.describe()} views)" if self.is_tta else ""
+
+
+#: The default of every prediction: the input as it is.
+SINGLE = Views.single()

@@ -432,7 +432,7 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
 
     from ..evaluation.calibration import apply_temperature, fit_temperature
     from ..evaluation.classification import classification_report_dict
-    from ..runtime import StageTwo
+    from ..runtime import StageTwo, Views
 
     started = time.time()
     models, records, data = train_members(config, run_dir, progress=progress)
@@ -441,8 +441,8 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     results = {}
     for split in ("val", "test"):
         inputs, labels, _ = data[split]
-        for tta in (False, True):
-            results[(split, tta)] = (labels, shipped.raw_probabilities(inputs, tta=tta))
+        for views in (Views.single(), Views.dihedral()):
+            results[(split, views.is_tta)] = (labels, shipped.raw_probabilities(inputs, views))
     temperature = {tta: fit_temperature(*results[("val", tta)]) for tta in (False, True)}
     calibrated = {key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()}
     val_scores = {tta: classification_report_dict(*calibrated[("val", tta)]) for tta in (False, True)}

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..data import CLASSES
 from ..models.folder import ModelFolder
+from ..runtime.views import SINGLE, Views
 from ..training.classifier import PREDICTIONS_FILE
 
 #: The baseline recipe: how it differs from `ClassifierConfig`'s defaults (smaller input, cache lower, three phases).
@@ -37,10 +38,8 @@ class AblationRow:
     name: str
     question: str
     changes: dict = field(default_factory=dict)  # ClassifierConfig fields that differ from the baseline recipe
-    tta: bool = False  # score the row's model with test-time augmentation
+    views: Views = SINGLE  # score the row's model with these test-time augmentation views (`Views`)
     trains_from: str | None = None  # reuse another row's model instead of training (TTA rows)
-    scales: tuple | None = None  # TTA zooms scored with the baseline model (its own temperature, fitted on val)
-    augmented: bool = False  # TTA with views drawn from the training augmentation (own temperature, fitted on val)
     metadata: bool = False  # fuse the reused model's probabilities with age, sex and site (`fit-metadata`)
     scale_note: str = ""
     why_more_changes: str = ""  # a row changes one thing; one that needs several fields for it says why
@@ -52,9 +51,15 @@ class AblationRow:
         return not self.trains_from or self.own_tta_views or self.metadata
 
     @property
+    def tta(self) -> bool:
+        """Whether the row scores its model with test-time augmentation."""
+        return self.views.is_tta
+
+    @property
     def own_tta_views(self) -> bool:
-        """TTA with other views than the reused model's 8 dihedral ones (scales or augmented views)."""
-        return self.scales is not None or self.augmented
+        """TTA with other views than the reused model's 8 dihedral ones (scales or augmented draws): scored
+        here, with a temperature fitted on val for these views."""
+        return self.views.is_tta and self.views != Views.dihedral()
 
 
 ROWS = (
@@ -96,14 +101,14 @@ ROWS = (
                 scale_note="The baseline recipe on 1751 of the 7005 training images (per-class sample, seed 0; same "
                            "epochs, so a quarter of the updates): a point on the learning curve."),
     AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
-                tta=True, trains_from="baseline"),
+                views=Views.dihedral(), trains_from="baseline"),
     AblationRow("ensemble_tta", "TTA on the ensemble: each of the three models averages the 8 flips/rotations.",
-                tta=True, trains_from="ensemble"),
+                views=Views.dihedral(), trains_from="ensemble"),
     AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
-                tta=True, trains_from="baseline", scales=(1.0, 1.2)),
+                views=Views.dihedral(scales=(1.0, 1.2)), trains_from="baseline"),
     AblationRow("tta_augmented", "TTA with the training augmentation's views: 16 fixed draws (turn, flip, rotation up "
                 "to 20°, zoom 0.9-1.15, colour jitter) instead of the 8 flips/rotations.",
-                tta=True, trains_from="baseline", augmented=True,
+                views=Views.augmented(), trains_from="baseline",
                 scale_note="Full. Added after a validation-only comparison of view sets on the baseline model "
                            "(dihedral, zooms, augmented draws); its test scores were read once, here."),
     AblationRow("metadata", "Image + metadata: the baseline model's probabilities fused with age, sex and site "
@@ -255,13 +260,14 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
                          f"{shlex.join(train_command(name, out_dir, data_dir))}")
     data = _val_test_inputs(trained_dir, data_dir)
     model = StageTwo.load(trained_dir)
-    results = {(split, tta): (data[split][1], model.raw_probabilities(data[split][0], tta=tta))
-               for split in ("val", "test") for tta in (False, True)}
+    plain_and_tta = (Views.single(), Views.dihedral())
+    results = {(split, views.is_tta): (data[split][1], model.raw_probabilities(data[split][0], views))
+               for split in ("val", "test") for views in plain_and_tta}
     folder = row_dir(out_dir, name)
     (folder / "model").mkdir(parents=True, exist_ok=True)
     for file in model_files(model.spec):
         shutil.copy(trained_dir / file, folder / "model" / file)
-    temperature = {False: model.temperature_for(False), True: model.temperature_for(True)}
+    temperature = {views.is_tta: model.temperature_for(views) for views in plain_and_tta}
     return save_predictions(folder / "run" / PREDICTIONS_FILE, data, results, temperature)
 
 
@@ -282,7 +288,6 @@ def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) ->
     """Score the reused model with TTA on the row's views (scales or augmented draws); the temperature is
     fitted on val for these views."""
     from ..evaluation.calibration import fit_temperature
-    from ..runtime.views import describe_views
     from ..runtime import StageTwo
     from ..training.classifier import save_predictions
 
@@ -290,9 +295,8 @@ def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) ->
     source = model_dir(out_dir, name)
     data = _val_test_inputs(source, data_dir)
     model = StageTwo.load(source)
-    print(f"[ablation] {name}: TTA on {describe_views(row.scales, row.augmented)} views with {source}", flush=True)
-    results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], tta=True, scales=row.scales,
-                                                                       augmented=row.augmented))
+    print(f"[ablation] {name}: TTA on {row.views.describe()} views with {source}", flush=True)
+    results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], row.views))
                for split in ("val", "test")}
     temperature = {True: fit_temperature(*results[("val", True)])}
     return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, results, temperature)
@@ -351,7 +355,6 @@ def finished_rows(out_dir) -> list[str]:
 def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int | None = None) -> dict:
     """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
     from ..evaluation.report import headline_scores, paired_gains
-    from ..runtime.views import describe_views
 
     from ..data import lesion_ids, read_split
 
@@ -383,8 +386,8 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
             "command": shlex.join(["skinlib", "ablate", *(["--data", str(data_dir)] if data_dir else []),
                                    "--out", str(out_dir), "--rows", name]),
             "train_command": shlex.join(train_command(row.trains_from or name, out_dir, data_dir)),
-            "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None,
-            "tta_views": describe_views(row.scales, row.augmented) if row.tta else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
+            "tta": row.tta, "tta_scales": row.views.record().get("tta_scales"),
+            "tta_views": row.views.describe() if row.tta else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
             "val": headline_scores(base["val_labels"], arrays[f"val_{view}"]),
             "test": headline_scores(labels, arrays[f"test_{view}"]),
             "val_minus_baseline": paired_gains(base["val_labels"], base["val_plain"], arrays[f"val_{view}"],

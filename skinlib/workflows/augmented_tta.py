@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..models.folder import AugmentedTTASpec
-from ..runtime.views import AUGMENTED_VIEW_COUNT, AUGMENTED_VIEW_SEED
+from ..runtime.views import SINGLE, Views
 from ..training.classifier import stage2_inputs
 from .posthoc import model_recipe, record_fit
 
@@ -43,16 +43,17 @@ def fit_augmented_tta(model_dir, data_dir=None, limit: int | None = None, comman
     config = model_recipe(model_dir, data_dir, "fit-tta")
     data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
     classifier = StageTwo.load(model_dir)
-    raw = {split: (classifier.raw_probabilities(data[split][0]),
-                   classifier.raw_probabilities(data[split][0], tta=True, augmented=True)) for split in ("val", "test")}
+    views = Views.augmented()
+    raw = {split: (classifier.raw_probabilities(data[split][0]), classifier.raw_probabilities(data[split][0], views))
+           for split in ("val", "test")}
     val_labels = data["val"][1]
     temperature = fit_temperature(val_labels, raw["val"][1])
-    scores = {split: augmented_tta_scores(data[split][1], apply_temperature(plain, classifier.temperature_for(False)),
+    scores = {split: augmented_tta_scores(data[split][1], apply_temperature(plain, classifier.temperature_for(SINGLE)),
                                           apply_temperature(augmented, temperature),
                                           groups=data[split][2]["lesion_id"].to_numpy())
               for split, (plain, augmented) in raw.items()}
     val_gain = scores["val"]["tta_augmented_minus_plain"]["balanced_accuracy"]
-    spec = AugmentedTTASpec(views=AUGMENTED_VIEW_COUNT, seed=AUGMENTED_VIEW_SEED, temperature=temperature,
+    spec = AugmentedTTASpec(views=views.count, seed=views.seed, temperature=temperature,
                             recommended=bool(val_gain["difference"] > 0),
                             fitted_on="validation (temperature: negative log-likelihood; recommended: balanced "
                                       "accuracy gain)")

@@ -81,7 +81,7 @@ def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, c
 
     `limit` (quick checks) samples val and test and writes nothing.
     """
-    from ..runtime import StageTwo
+    from ..runtime import StageTwo, Views
     from ..training.classifier import stage2_inputs
     from .posthoc import model_recipe, record_fit
 
@@ -89,8 +89,8 @@ def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, c
     data = stage2_inputs(config, splits=SPLITS, progress=progress, limit=limit)
     prior = MetadataPrior.fit(training_frame(config))
     classifier = StageTwo.load(model_dir)
-    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
-                  for split in SPLITS for tta in (False, True)}
+    calibrated = {(split, views.is_tta): (data[split][1], classifier.probabilities(data[split][0], views))
+                  for split in SPLITS for views in (Views.single(), Views.dihedral())}
     record, _ = fusion_record(prior, calibrated, {split: data[split][2] for split in SPLITS})
     if limit is None:
         prior.to_json(Path(model_dir) / PRIOR_FILE)

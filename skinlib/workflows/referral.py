@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..runtime import StageTwo
+from ..runtime import StageTwo, Views
 from ..training.classifier import referral_spec, referral_thresholds, stage2_inputs
 from .posthoc import model_recipe, record_fit
 
@@ -18,8 +18,8 @@ def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None =
     config = model_recipe(model_dir, data_dir, "fit-referral")
     data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
     classifier = StageTwo.load(model_dir)
-    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
-                  for split in ("val", "test") for tta in (False, True)}
+    calibrated = {(split, views.is_tta): (data[split][1], classifier.probabilities(data[split][0], views))
+                  for split in ("val", "test") for views in (Views.single(), Views.dihedral())}
     record = referral_thresholds(calibrated, sensitivity)
     if limit is None:
         record_fit(model_dir, "melanoma_referral", referral_spec(record),
