@@ -12,8 +12,9 @@ from skinlib.evaluation.classification import balanced_accuracy
 from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo, Views
 from skinlib.workflows.augmented_tta import KEY, augmented_tta_scores
 
-shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
-                             reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
+shipped = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "model.json").is_file(), reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}"
+)
 
 
 def test_scores_report_both_predictions_and_their_paired_gain():

@@ -11,8 +11,10 @@ from skinlib.cli import main
 from skinlib.models.novelty import NoveltyModel
 from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo, Views
 
-shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "novelty.npz").is_file(),
-                             reason=f"no novelty check shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-novelty)")
+shipped = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "novelty.npz").is_file(),
+    reason=f"no novelty check shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-novelty)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +103,11 @@ def test_shipped_check_on_real_test_images_and_a_cat(split_frame):
 
 
 @shipped
-@pytest.mark.parametrize("views", [Views.single(), Views.dihedral(), Views.dihedral((1.2, 1.0)), Views.dihedral((1.2,))],
-                         ids=["plain", "tta", "tta_scales_1.2_1", "tta_scale_1.2"])
+@pytest.mark.parametrize(
+    "views",
+    [Views.single(), Views.dihedral(), Views.dihedral((1.2, 1.0)), Views.dihedral((1.2,))],
+    ids=["plain", "tta", "tta_scales_1.2_1", "tta_scale_1.2"],
+)
 def test_one_pass_gives_the_same_probabilities_and_scores_as_two(split_frame, views):
     """predict reads the novelty features from the pass that makes the probabilities (no second backbone
     pass); the answer must be what the two separate passes give, TTA and zoom views included."""

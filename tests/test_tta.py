@@ -115,7 +115,10 @@ def test_augmented_tta_views_take_no_scales_and_show_no_identity_view():
     assert Views.augmented().identity_start(2) is None and Views.dihedral().identity_start(2) == 0
     assert Views.augmented().count == 16
     assert (Views.dihedral().describe(), Views.dihedral((1.0, 1.2)).describe(), Views.augmented().describe()) == (
-        "8 dihedral", "16 dihedral at scales 1, 1.2", "16 augmented")
+        "8 dihedral",
+        "16 dihedral at scales 1, 1.2",
+        "16 augmented",
+    )
 
 
 def test_cli_augmented_views_need_tta_and_no_scales(tmp_path, capsys):
@@ -175,24 +178,30 @@ def test_augmented_views_expand_their_seeded_draws_and_fold_back(batch):
 
 def test_what_results_record_and_titles_say():
     assert Views.dihedral().record() == {"tta": True}  # the plain 8 views: nothing more to say
-    assert Views.dihedral((1.0, 1.2)).record() == {"tta": True, "tta_views": "16 dihedral at scales 1, 1.2",
-                                                   "tta_scales": [1.0, 1.2]}
+    assert Views.dihedral((1.0, 1.2)).record() == {
+        "tta": True,
+        "tta_views": "16 dihedral at scales 1, 1.2",
+        "tta_scales": [1.0, 1.2],
+    }
     assert Views.augmented().record() == {"tta": True, "tta_views": "16 augmented"}
     assert Views.dihedral().title() == " (TTA, 8 dihedral views)"
     assert Views.augmented().title() == " (TTA, 16 augmented views)"
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: Views("single", scales=(1.0,)), "use Views.dihedral"),
-    (lambda: Views("single", draws=16), "belong to augmented views"),
-    (lambda: Views("dihedral"), "between 0.5 and 2"),
-    (lambda: Views.dihedral(()), "between 0.5 and 2"),
-    (lambda: Views.dihedral((1.0, 3.0)), "between 0.5 and 2"),
-    (lambda: Views("dihedral", scales=(1.0,), draws=4), "belong to augmented views"),
-    (lambda: Views("augmented", scales=(1.2,), draws=16), "leave the scales out"),
-    (lambda: Views.augmented(0), "at least 1 view"),
-    (lambda: Views("zoomed"), "must be one of"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Views("single", scales=(1.0,)), "use Views.dihedral"),
+        (lambda: Views("single", draws=16), "belong to augmented views"),
+        (lambda: Views("dihedral"), "between 0.5 and 2"),
+        (lambda: Views.dihedral(()), "between 0.5 and 2"),
+        (lambda: Views.dihedral((1.0, 3.0)), "between 0.5 and 2"),
+        (lambda: Views("dihedral", scales=(1.0,), draws=4), "belong to augmented views"),
+        (lambda: Views("augmented", scales=(1.2,), draws=16), "leave the scales out"),
+        (lambda: Views.augmented(0), "at least 1 view"),
+        (lambda: Views("zoomed"), "must be one of"),
+    ],
+)
 def test_an_invalid_combination_cannot_be_built(build, message):
     with pytest.raises(ValueError, match=message):
         build()
@@ -200,8 +209,11 @@ def test_an_invalid_combination_cannot_be_built(build, message):
 
 def test_views_are_frozen_values():
     views = Views.dihedral([1, 1.2])
-    assert views.scales == (1.0, 1.2) and views == Views.dihedral((1.0, 1.2)) and hash(views) == hash(
-        Views.dihedral((1.0, 1.2)))
+    assert (
+        views.scales == (1.0, 1.2)
+        and views == Views.dihedral((1.0, 1.2))
+        and hash(views) == hash(Views.dihedral((1.0, 1.2)))
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         views.scales = (2.0,)
 
@@ -229,8 +241,11 @@ def test_cli_builds_views_from_its_flags():
     assert _views(flags(tta=True)) == Views.dihedral()
     assert _views(flags(tta=True, scales=[1.0, 1.2])) == Views.dihedral((1.0, 1.2))
     assert _views(flags(tta=True, augmented=True)) == Views.augmented()
-    for bad, message in ((flags(scales=[1.2]), "add --tta"), (flags(augmented=True), "add --tta"),
-                         (flags(tta=True, scales=[1.2], augmented=True), "leave out --tta-scales"),
-                         (flags(tta=True, scales=[5.0]), "--tta-scales: TTA scales must be")):
+    for bad, message in (
+        (flags(scales=[1.2]), "add --tta"),
+        (flags(augmented=True), "add --tta"),
+        (flags(tta=True, scales=[1.2], augmented=True), "leave out --tta-scales"),
+        (flags(tta=True, scales=[5.0]), "--tta-scales: TTA scales must be"),
+    ):
         with pytest.raises(DataError, match=message):
             _views(bad)

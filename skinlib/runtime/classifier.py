@@ -14,8 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..data.classes import CLASSES
-from ..evaluation.calibration import apply_temperature
+from ..data.errors import DataError
+from ..evaluation.calibration import apply_temperature, shift_prior
 from ..models.folder import UNCERTAIN_BELOW, ClassifierSpec, ModelFolder
+from ..models.inference import predict_in_batches
+from ..models.metadata_prior import MetadataPrior, fuse, metadata_values, warn_ignored
+from ..models.novelty import NoveltyModel, feature_model
 from ..shipped import CLASSIFIER
 from .views import SINGLE, Views
 
@@ -70,7 +74,8 @@ class StageTwo:
         return self.spec.uncertain_below
 
     @classmethod
-    def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> "StageTwo":
+    def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> StageTwo:
+        # deferred: loads Keras
         from ..models.classifier import build_classifier
         from ..models.storage import load_compact_weights
 
@@ -79,19 +84,20 @@ class StageTwo:
         size = spec.image_size
         members = []
         for name in spec.weights_files:
-            model = build_classifier((size, size, 3), backbone=spec.backbone, backbone_weights=None,
-                                     attention=spec.attention, dropout=spec.dropout,
-                                     colour_constancy=spec.colour_constancy)
+            model = build_classifier(
+                (size, size, 3),
+                backbone=spec.backbone,
+                backbone_weights=None,
+                attention=spec.attention,
+                dropout=spec.dropout,
+                colour_constancy=spec.colour_constancy,
+            )
             members.append(load_compact_weights(model, folder / name))
         prior = None
         if spec.metadata_fusion is not None:
-            from ..models.metadata_prior import MetadataPrior
-
             prior = MetadataPrior.from_json(folder / spec.metadata_fusion.prior)
         novelty = None
         if spec.novelty is not None:
-            from ..models.novelty import NoveltyModel
-
             novelty = NoveltyModel.load(folder / spec.novelty.file)
         return cls(model=members[0], spec=spec, members=members, metadata_prior=prior, novelty=novelty)
 
@@ -102,17 +108,18 @@ class StageTwo:
         """
         return self._member_average(inputs, views, batch_size, with_features=False)[0]
 
-    def member_probabilities(self, index: int, inputs: np.ndarray, views: Views = SINGLE,
-                             batch_size: int = 64) -> np.ndarray:
+    def member_probabilities(
+        self, index: int, inputs: np.ndarray, views: Views = SINGLE, batch_size: int = 64
+    ) -> np.ndarray:
         """Uncalibrated probabilities of member `index` alone (see `raw_probabilities`)."""
-        from ..models.inference import predict_in_batches
 
         views = _checked(views)
         probs = predict_in_batches(self.members[index], views.expand(inputs), batch_size)
         return views.fold(probs, len(inputs))
 
-    def raw_probabilities_and_novelty(self, inputs: np.ndarray, views: Views = SINGLE,
-                                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    def raw_probabilities_and_novelty(
+        self, inputs: np.ndarray, views: Views = SINGLE, batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """`raw_probabilities` and the novelty scores (None without a novelty model) in one pass: the first
         member runs with its pooled features as a second output, so the check costs no second backbone pass.
         The features are the un-augmented input's (with TTA: its identity view at scale 1)."""
@@ -126,12 +133,12 @@ class StageTwo:
             features = features[identity : identity + len(inputs)]
         return probs, self.novelty.score(features)
 
-    def _member_average(self, inputs: np.ndarray, views: Views, batch_size: int,
-                        with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _member_average(
+        self, inputs: np.ndarray, views: Views, batch_size: int, with_features: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """The one path behind `raw_probabilities`: each member's view-averaged probabilities, averaged.
         With `with_features` the first member runs as its two-output twin and its pooled features of every
         view come back too (else None)."""
-        from ..models.inference import predict_in_batches
 
         views = _checked(views)
         expanded = views.expand(inputs)
@@ -142,7 +149,6 @@ class StageTwo:
 
     def _with_features(self):
         """The first member with its pooled features as a second output (built once)."""
-        from ..models.novelty import feature_model
 
         if self._feature_model is None:
             self._feature_model = feature_model(self.model)
@@ -159,10 +165,10 @@ class StageTwo:
         fitted = self.spec.tta_augmented
         drawn = (views.draws, views.seed)
         if views.kind == "augmented" and fitted is not None and drawn != (fitted.views, fitted.seed):
-            from ..data.errors import DataError
-
-            raise DataError(f"this classifier's augmented-TTA temperature was fitted for {fitted.views} views with "
-                            f"seed {fitted.seed}, not {views.draws} with seed {views.seed}")
+            raise DataError(
+                f"this classifier's augmented-TTA temperature was fitted for {fitted.views} views with "
+                f"seed {fitted.seed}, not {views.draws} with seed {views.seed}"
+            )
         return self.spec.temperature_for(views.calibration_key)
 
     def referral_threshold(self, views: Views, metadata: bool = False) -> float | None:
@@ -175,8 +181,9 @@ class StageTwo:
         """The fusion weight fitted on validation for plain or TTA probabilities (`skinlib fit-metadata`)."""
         return self.spec.metadata_weight(_checked(views).calibration_key)
 
-    def with_metadata(self, probs: np.ndarray, metadata, views: Views,
-                      where: str = "metadata") -> tuple[np.ndarray, list]:
+    def with_metadata(
+        self, probs: np.ndarray, metadata, views: Views, where: str = "metadata"
+    ) -> tuple[np.ndarray, list]:
         """Calibrated probabilities updated by each image's age, sex and site (`skinlib.models.metadata_prior`).
 
         `metadata`: a frame with HAM10000 (age, sex, localization) or ISIC archive columns, one row per image.
@@ -184,12 +191,12 @@ class StageTwo:
         image keeps its image-only probabilities); warns about values the model has never seen. A model
         without a fitted prior is an error that says how to fit one.
         """
-        from ..data.errors import DataError
-        from ..models.metadata_prior import fuse, metadata_values, warn_ignored
 
         if self.metadata_prior is None:
-            raise DataError("this classifier has no metadata fusion: fit one with "
-                             "`skinlib fit-metadata --model DIR` (or leave out the metadata)")
+            raise DataError(
+                "this classifier has no metadata fusion: fit one with "
+                "`skinlib fit-metadata --model DIR` (or leave out the metadata)"
+            )
         if len(metadata) != len(probs):
             raise ValueError(f"got metadata for {len(metadata)} images but {len(probs)} predictions")
         values = metadata_values(metadata.reset_index(drop=True))
@@ -200,19 +207,18 @@ class StageTwo:
     def with_prior(self, probs: np.ndarray, target) -> np.ndarray:
         """Probabilities for a population with class prior `target` ("training": HAM10000's training mix, or one
         share per class) instead of the mix the loss implied (`skinlib.workflows.class_prior`, Bayes' rule)."""
-        from ..data.errors import DataError
-        from ..evaluation.calibration import shift_prior
 
         recorded = self.spec.class_prior
         if recorded is None:
-            raise DataError("this classifier has no recorded class prior: run `skinlib fit-prior --model DIR` "
-                            "(or leave out --prior)")
+            raise DataError(
+                "this classifier has no recorded class prior: run `skinlib fit-prior --model DIR` "
+                "(or leave out --prior)"
+            )
         target = recorded.training if isinstance(target, str) and target == "training" else target
         return shift_prior(probs, recorded.model, target)
 
     def features(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """The pooled features the first member's head reads (N, D): what the novelty score is computed on."""
-        from ..models.inference import predict_in_batches
 
         return predict_in_batches(self._with_features(), inputs, batch_size)[1]
 
@@ -229,8 +235,10 @@ class StageTwo:
 def _checked(views) -> Views:
     """`views` if it is a `Views` (a bool, say, is an error that says what to pass instead)."""
     if not isinstance(views, Views):
-        raise TypeError(f"views must be a skinlib.runtime.views.Views (Views.single(), Views.dihedral(scales) or "
-                        f"Views.augmented()), not {views!r}")
+        raise TypeError(
+            f"views must be a skinlib.runtime.views.Views (Views.single(), Views.dihedral(scales) or "
+            f"Views.augmented()), not {views!r}"
+        )
     return views
 
 
@@ -241,4 +249,3 @@ def prior_record(prior) -> str | dict:
     if isinstance(prior, str):
         return prior
     return dict(zip(CLASSES, (round(float(v), 6) for v in prior)))
-

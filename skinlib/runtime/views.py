@@ -44,8 +44,9 @@ def check_scales(scales) -> tuple[float, ...]:
     """Scales as a tuple of floats in [0.5, 2]; an empty or out-of-range list is an error that says so."""
     values = tuple(float(s) for s in scales)
     if not values or any(not (0.5 <= s <= 2.0) for s in values):
-        raise ValueError(f"TTA scales must be 1 or more numbers between 0.5 and 2 (1 = the crop as it is), "
-                         f"got {list(scales)}")
+        raise ValueError(
+            f"TTA scales must be 1 or more numbers between 0.5 and 2 (1 = the crop as it is), got {list(scales)}"
+        )
     return values
 
 
@@ -67,8 +68,9 @@ def zoom(images: np.ndarray, scale: float) -> np.ndarray:
     before = (size - side) // 2
     after = size - side - before
     shrunk = [cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA) for image in images]
-    return np.stack([cv2.copyMakeBorder(image, before, after, before, after, cv2.BORDER_REFLECT_101)
-                     for image in shrunk])
+    return np.stack(
+        [cv2.copyMakeBorder(image, before, after, before, after, cv2.BORDER_REFLECT_101) for image in shrunk]
+    )
 
 
 def average_views(probs: np.ndarray, n_images: int) -> np.ndarray:
@@ -83,6 +85,7 @@ def _augment_batch(height: int, width: int):
     (~0.3 s) every time `predict` is asked for one image."""
     import tensorflow as tf
 
+    # deferred: loads TensorFlow
     from ..data.tfdata import Augmentation
 
     augmentation = Augmentation()
@@ -90,8 +93,7 @@ def _augment_batch(height: int, width: int):
     @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32), tf.TensorSpec((2,), tf.int64)])
     def augment(images, seed_pair):
         blank = tf.zeros_like(images[0, ..., :1])
-        return tf.map_fn(lambda image: augmentation(image, blank, seed_pair)[0], images,
-                         fn_output_signature=tf.float32)
+        return tf.map_fn(lambda image: augmentation(image, blank, seed_pair)[0], images, fn_output_signature=tf.float32)
 
     return augment
 
@@ -110,8 +112,9 @@ def augmented_view(images: np.ndarray, index: int, seed: int = AUGMENTED_VIEW_SE
     return augment(tf.constant(images), tf.constant([seed, index], tf.int64)).numpy()
 
 
-def augmented_views(inputs: np.ndarray, count: int = AUGMENTED_VIEW_COUNT,
-                    seed: int = AUGMENTED_VIEW_SEED) -> np.ndarray:
+def augmented_views(
+    inputs: np.ndarray, count: int = AUGMENTED_VIEW_COUNT, seed: int = AUGMENTED_VIEW_SEED
+) -> np.ndarray:
     """`count` training-style views of a batch, stacked views-major like `Views.expand`: (count * N, S, S, C)."""
     if count < 1:
         raise ValueError(f"augmented TTA needs at least 1 view, got {count}")
@@ -141,9 +144,11 @@ class Views:
         if self.kind == "dihedral":
             object.__setattr__(self, "scales", check_scales(self.scales))
         elif self.scales:
-            raise ValueError("augmented TTA views draw their own turns and zooms: leave the scales out"
-                             if self.kind == "augmented" else
-                             "scales are views of test-time augmentation: use Views.dihedral(scales)")
+            raise ValueError(
+                "augmented TTA views draw their own turns and zooms: leave the scales out"
+                if self.kind == "augmented"
+                else "scales are views of test-time augmentation: use Views.dihedral(scales)"
+            )
         if self.kind == "augmented":
             if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 1:
                 raise ValueError(f"augmented TTA needs at least 1 view, got {self.draws!r}")
@@ -189,8 +194,9 @@ class Views:
             return batch
         if self.kind == "augmented":
             return augmented_views(batch, self.draws, self.seed)
-        return np.concatenate([dihedral(zoom(batch, scale), view) for scale in self.scales
-                               for view in range(len(DIHEDRAL))])
+        return np.concatenate(
+            [dihedral(zoom(batch, scale), view) for scale in self.scales for view in range(len(DIHEDRAL))]
+        )
 
     def fold(self, probs: np.ndarray, n_images: int) -> np.ndarray:
         """Predictions on `expand` output back to one row per image: the mean over views."""
