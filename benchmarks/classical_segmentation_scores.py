@@ -77,8 +77,10 @@ def report(args) -> None:
         start = time.perf_counter()
         results = score_split(load_pairs(subset), params)
         for method, s in results.items():
-            print(f"{split:<6} {method:<12} {s['count']:>5} {s['dice_mean']:>9.4f} {s['dice_median']:>7.4f} "
-                  f"{s['iou_mean']:>8.4f} {s['thresholded_jaccard_mean']:>10.4f}")
+            print(
+                f"{split:<6} {method:<12} {s['count']:>5} {s['dice_mean']:>9.4f} {s['dice_median']:>7.4f} "
+                f"{s['iou_mean']:>8.4f} {s['thresholded_jaccard_mean']:>10.4f}"
+            )
         print(f"{'':<6} ({time.perf_counter() - start:.1f} s)")
 
 
@@ -104,8 +106,11 @@ def tune(args) -> None:
     truths = [mask for _, mask in pairs]
     disc = [f"{r}={np.mean([dice(centre_disc_baseline(m.shape, r), m) for m in truths]):.4f}" for r in DISC_RADII]
     print("  centre disc radius " + "  ".join(disc))
-    print("no single change improves the defaults by more than 0.002" if not better
-          else f"changes that improve the defaults: {better}")
+    print(
+        "no single change improves the defaults by more than 0.002"
+        if not better
+        else f"changes that improve the defaults: {better}"
+    )
 
 
 def main(argv=None) -> int:

@@ -57,27 +57,41 @@ def main() -> None:
         started = time.perf_counter()
         fit = model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=2)
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch, "loss": float(fit.history["loss"][0]), "train_seconds": round(seconds, 1),
-                        "train_images_per_second": round(len(train_x) / seconds, 1),
-                        "val_balanced_accuracy": val_score()})
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": float(fit.history["loss"][0]),
+                "train_seconds": round(seconds, 1),
+                "train_images_per_second": round(len(train_x) / seconds, 1),
+                "val_balanced_accuracy": val_score(),
+            }
+        )
         print(history[-1], flush=True)
     best = max(history, key=lambda h: h["val_balanced_accuracy"])
     results = {
-        "command": "python benchmarks/finetune_all_stages.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
-        "start": "skinlib/shipped/classifier (the shipped model)", "image_size": config.image_size,
-        "train_images": int(len(train_x)), "val_images": int(len(val_x)),
+        "command": "python benchmarks/finetune_all_stages.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
+        "start": "skinlib/shipped/classifier (the shipped model)",
+        "image_size": config.image_size,
+        "train_images": int(len(train_x)),
+        "val_images": int(len(val_x)),
         "median_train_images_per_second": float(np.median([h["train_images_per_second"] for h in history[1:]])),
         "shipped_val_balanced_accuracy": history[0]["val_balanced_accuracy"],
-        "best_val_balanced_accuracy": best["val_balanced_accuracy"], "best_epoch": best["epoch"],
+        "best_val_balanced_accuracy": best["val_balanced_accuracy"],
+        "best_epoch": best["epoch"],
         "history": history,
-        "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-                    "keras": keras.__version__},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "keras": keras.__version__,
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"best validation balanced accuracy {best['val_balanced_accuracy']:.4f} at epoch {best['epoch']} "
-          f"(shipped: {history[0]['val_balanced_accuracy']:.4f}); wrote {args.out}")
+    print(
+        f"best validation balanced accuracy {best['val_balanced_accuracy']:.4f} at epoch {best['epoch']} "
+        f"(shipped: {history[0]['val_balanced_accuracy']:.4f}); wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import numpy as np
 from skinlib.data import load_split_frame, read_image
 from skinlib.runtime import DualStage
 
-
 DEFAULT_OUT = "benchmarks/results/predict_latency.json"
 
 
@@ -58,15 +57,23 @@ def main() -> None:
     results = {
         "predict_ms": per_image_ms(pipeline, images, False, args.repeats),
         "predict_tta_ms": per_image_ms(pipeline, images, True, args.repeats),
-        "predict_tta_augmented_ms": (per_image_ms(pipeline, images, True, args.repeats, augmented=True)
-                                     if pipeline.classifier.spec.tta_augmented is not None else None),
-        "images": len(images), "image_size": list(images[0].shape[:2]),
-        "classifier_input": pipeline.classifier.image_size, "unet_input": list(pipeline.segmenter.image_size),
+        "predict_tta_augmented_ms": (
+            per_image_ms(pipeline, images, True, args.repeats, augmented=True)
+            if pipeline.classifier.spec.tta_augmented is not None
+            else None
+        ),
+        "images": len(images),
+        "image_size": list(images[0].shape[:2]),
+        "classifier_input": pipeline.classifier.image_size,
+        "unet_input": list(pipeline.segmenter.image_size),
         "classifier_members": len(pipeline.classifier.members),
         "novelty_check": pipeline.classifier.novelty is not None,
-        "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "command": "python benchmarks/predict_latency.py" + (f" --model {args.model}" if args.model else "")
-                   + (" --no-novelty" if args.no_novelty else "") + (f" --out {args.out}" if args.out != DEFAULT_OUT else ""),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "command": "python benchmarks/predict_latency.py"
+        + (f" --model {args.model}" if args.model else "")
+        + (" --no-novelty" if args.no_novelty else "")
+        + (f" --out {args.out}" if args.out != DEFAULT_OUT else ""),
     }
     print(f"predict        {results['predict_ms']:7.1f} ms/image (target < 100)")
     print(f"predict --tta  {results['predict_tta_ms']:7.1f} ms/image (target < 400)")

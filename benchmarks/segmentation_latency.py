@@ -48,8 +48,12 @@ def main() -> None:
         "unet_batch1_ms": per_image_ms(unet.segment, images[:16], 1, args.repeats),
         "unet_batch32_ms": per_image_ms(unet.segment, images, 32, args.repeats),
         "classical_ms": per_image_ms(classical.segment, images[:32], 1, args.repeats),
-        "images": len(images), "image_size": list(images[0].shape[:2]), "model_input": list(unet.image_size),
-        "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(),
+        "images": len(images),
+        "image_size": list(images[0].shape[:2]),
+        "model_input": list(unet.image_size),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
         "command": "python benchmarks/segmentation_latency.py",
     }
     for key in ("unet_batch1_ms", "unet_batch32_ms", "classical_ms"):

@@ -11,6 +11,6 @@ _quiet_retracing_notice()
 
 # skinlib's Keras layers (attention, colour constancy, the export's layers) are registered for
 # keras.saving.load_model as soon as Keras is imported, without importing it here (skinlib.registration).
-from .registration import register_when_keras_loads as _register_when_keras_loads
+from .registration import register_when_keras_loads as _register_when_keras_loads  # noqa: E402  (after the notice filter)
 
 _register_when_keras_loads()

@@ -7,9 +7,37 @@ import json
 import sys
 from pathlib import Path
 
+from . import __version__
+from .data import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_PATH,
+    load_metadata,
+    make_split,
+    read_split,
+    split_summary,
+    write_split,
+)
+from .data.check import check_data
+from .data.classes import CLASSES
 from .data.errors import DataError
+from .evaluation.calibration import prior_from_shares
+from .evaluation.referral import REFERRAL_SENSITIVITY
+from .evaluation.robustness import colour_cast_rows, merge_colour_cast_studies
+from .models.metadata_prior import metadata_columns
+from .pipeline import add_pipeline_parser
+from .predict import predict_files
+from .runtime import DualStage
+from .runtime.views import check_scales
+from .scoring import score_labelled_folder
+from .segmentation.apply import pair_images_and_masks, segment_files
+from .segmentation.segmenter import evaluate_segmenter, load_segmenter
 from .shipped import CLASSIFIER
-
+from .training import UNetConfig
+from .training.recipe import RECIPE_FLAGS, config_from_options, parse_phases
+from .training.ship_unet import train_and_ship_unet
+from .workflows.metadata_fusion import fit_metadata_for_model
+from .workflows.novelty import fit_novelty_for_model
 
 
 class UsageError(Exception):
@@ -22,7 +50,6 @@ def _add_data_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_check_data(args) -> int:
-    from .data.check import check_data
 
     report = check_data(args.data, progress=not args.quiet)
     print(report.render())
@@ -30,16 +57,21 @@ def cmd_check_data(args) -> int:
 
 
 def cmd_split(args) -> int:
-    from .data import DEFAULT_SPLIT_PATH, load_metadata, make_split, read_split, split_summary, write_split
 
     frame = load_metadata(args.data)
     split = make_split(frame, fractions=tuple(args.fractions), seed=args.seed)
     if args.verify:
         shipped = read_split(args.out or DEFAULT_SPLIT_PATH)
-        same = shipped[["image_id", "split"]].sort_values("image_id").reset_index(drop=True).equals(
-            split[["image_id", "split"]].sort_values("image_id").reset_index(drop=True))
-        print(f"{'OK' if same else 'DIFFERENT'}: split made with seed {args.seed} "
-              f"{'matches' if same else 'does not match'} {args.out or DEFAULT_SPLIT_PATH}")
+        same = (
+            shipped[["image_id", "split"]]
+            .sort_values("image_id")
+            .reset_index(drop=True)
+            .equals(split[["image_id", "split"]].sort_values("image_id").reset_index(drop=True))
+        )
+        print(
+            f"{'OK' if same else 'DIFFERENT'}: split made with seed {args.seed} "
+            f"{'matches' if same else 'does not match'} {args.out or DEFAULT_SPLIT_PATH}"
+        )
         return 0 if same else 1
     print(split_summary(split).to_string())
     if args.out:
@@ -49,40 +81,49 @@ def cmd_split(args) -> int:
 
 
 def cmd_train_unet(args) -> int:
-    from .training.ship_unet import train_and_ship_unet
-    from .training import UNetConfig
 
-    config = UNetConfig(data_dir=args.data, image_size=tuple(args.size), encoder=args.encoder,
-                        batch_size=args.batch_size, frozen_epochs=args.frozen_epochs, epochs=args.epochs,
-                        seed=args.seed, train_limit=args.train_limit, val_limit=args.val_limit)
+    config = UNetConfig(
+        data_dir=args.data,
+        image_size=tuple(args.size),
+        encoder=args.encoder,
+        batch_size=args.batch_size,
+        frozen_epochs=args.frozen_epochs,
+        epochs=args.epochs,
+        seed=args.seed,
+        train_limit=args.train_limit,
+        val_limit=args.val_limit,
+    )
     command = _invoked_command()
-    metrics = train_and_ship_unet(config, run_dir=args.run_dir, out_dir=args.out, command=command,
-                                  progress=not args.quiet)
+    metrics = train_and_ship_unet(
+        config, run_dir=args.run_dir, out_dir=args.out, command=command, progress=not args.quiet
+    )
     print(json.dumps(metrics["test"], indent=2))
     return 0
 
 
 def cmd_segment(args) -> int:
-    from .segmentation.apply import segment_files
-    from .segmentation.segmenter import load_segmenter
 
     segmenter = load_segmenter(args.method, args.model)
     result = segment_files(args.images, args.out, segmenter, progress=not args.quiet)
     print(f"segmented {len(result.written)} image(s) with {segmenter.name}; masks and overlays in {args.out}")
     for path, note in result.notes.items():
         print(f"  note: {path}: {note}")
-    for path, error in result.failed.items():
+    for error in result.failed.values():
         print(f"  FAILED: {error}", file=sys.stderr)
     return 1 if result.failed else 0
 
 
-TTA_AUGMENTED_HELP = ("with --tta: average 16 views drawn from the training augmentation (turns, flips, small "
-                      "rotations and zooms, colour jitter) instead of the 8 flips/turns; needs `skinlib fit-tta` once")
+TTA_AUGMENTED_HELP = (
+    "with --tta: average 16 views drawn from the training augmentation (turns, flips, small "
+    "rotations and zooms, colour jitter) instead of the 8 flips/turns; needs `skinlib fit-tta` once"
+)
 
 
-PRIOR_HELP = ("answer for a population with this class mix instead of the mix the loss implied (every class "
-              "counted alike): 'training' (HAM10000's training mix) or shares such as mel=0.02,nv=0.8 (the classes "
-              "not named split the rest as in HAM10000's training mix); needs `skinlib fit-prior`")
+PRIOR_HELP = (
+    "answer for a population with this class mix instead of the mix the loss implied (every class "
+    "counted alike): 'training' (HAM10000's training mix) or shares such as mel=0.02,nv=0.8 (the classes "
+    "not named split the rest as in HAM10000's training mix); needs `skinlib fit-prior`"
+)
 
 
 def _prior(args, pipeline):
@@ -92,12 +133,12 @@ def _prior(args, pipeline):
         return None
     recorded = pipeline.classifier.spec.class_prior
     if recorded is None:
-        raise DataError(f"--prior: {args.model or 'the classifier'} has no recorded class prior; run "
-                        "`skinlib fit-prior --model DIR` first")
+        raise DataError(
+            f"--prior: {args.model or 'the classifier'} has no recorded class prior; run "
+            "`skinlib fit-prior --model DIR` first"
+        )
     if args.prior == "training":
         return args.prior
-    from .data.classes import CLASSES
-    from .evaluation.calibration import prior_from_shares
 
     shares = {}
     for item in args.prior.split(","):
@@ -105,7 +146,9 @@ def _prior(args, pipeline):
         try:
             shares[code.strip()] = float(value)
         except ValueError:
-            raise UsageError(f"--prior {args.prior!r}: expected 'training' or CLASS=SHARE[,...], e.g. mel=0.02") from None
+            raise UsageError(
+                f"--prior {args.prior!r}: expected 'training' or CLASS=SHARE[,...], e.g. mel=0.02"
+            ) from None
     try:
         return prior_from_shares(shares, recorded.training, CLASSES)
     except ValueError as error:
@@ -129,7 +172,6 @@ def _tta_scales(args):
         return None
     if not args.tta:
         raise UsageError("--tta-scales adds zoomed views to test-time augmentation: add --tta.")
-    from .runtime.views import check_scales
 
     try:
         return check_scales(args.tta_scales)
@@ -141,8 +183,6 @@ def _read_metadata_table(path):
     """A metadata CSV (image_id or ISIC image column, plus age/sex/site columns) as a DataFrame."""
     import pandas as pd
 
-    from .models.metadata_prior import metadata_columns
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"metadata file {path} not found.")
@@ -151,8 +191,10 @@ def _read_metadata_table(path):
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error}).") from None
     if not metadata_columns(table):
-        raise DataError(f"{path} has no metadata columns (age or age_approx, sex, localization or "
-                        f"anatom_site_general); found {', '.join(map(str, table.columns))}.")
+        raise DataError(
+            f"{path} has no metadata columns (age or age_approx, sex, localization or "
+            f"anatom_site_general); found {', '.join(map(str, table.columns))}."
+        )
     return table
 
 
@@ -189,9 +231,6 @@ def _or_na(value) -> str:
 
 
 def _evaluate_classification(args) -> int:
-    from .data.classes import CLASSES
-    from .runtime import DualStage
-    from .scoring import score_labelled_folder
 
     scales, augmented = _tta_scales(args), _tta_augmented(args)
     pipeline = DualStage.load(classifier_dir=args.model)
@@ -199,12 +238,23 @@ def _evaluate_classification(args) -> int:
     metadata = None
     if args.metadata is not None:
         metadata = _read_metadata_table(args.labels if args.metadata is True else args.metadata)
-    report = score_labelled_folder(args.images, args.labels, pipeline, tta=args.tta, progress=not args.quiet,
-                                   report_dir=args.report, scales=scales, metadata=metadata, augmented=augmented,
-                                   prior=_prior(args, pipeline))
+    report = score_labelled_folder(
+        args.images,
+        args.labels,
+        pipeline,
+        tta=args.tta,
+        progress=not args.quiet,
+        report_dir=args.report,
+        scales=scales,
+        metadata=metadata,
+        augmented=augmented,
+        prior=_prior(args, pipeline),
+    )
     if report["labelled_but_missing"]:
-        print(f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
-              f"scored, e.g. {report['missing_examples'][:5]}")
+        print(
+            f"note: {report['labelled_but_missing']} labelled image(s) are not in {args.images} and were not "
+            f"scored, e.g. {report['missing_examples'][:5]}"
+        )
     fusion = report["metadata_fusion"]
     with_metadata = f" + metadata ({fusion['images_with_metadata']} with some)" if fusion else ""
     views = f" with TTA ({report.get('tta_views', '8 dihedral')} views)" if args.tta else ""
@@ -214,24 +264,32 @@ def _evaluate_classification(args) -> int:
     print(f"  {'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
     for code in CLASSES:
         c = report["per_class"][code]
-        print(f"  {code:<6} {c['recall']:7.3f} {c['precision']:9.3f} {c['specificity']:11.3f} {c['roc_auc']:6.3f} "
-              f"{c['support']:7d}")
+        print(
+            f"  {code:<6} {c['recall']:7.3f} {c['precision']:9.3f} {c['specificity']:11.3f} {c['roc_auc']:6.3f} "
+            f"{c['support']:7d}"
+        )
     referral = report.get("melanoma_referral")
     if referral and referral["sensitivity"] is not None:
-        print(f"  melanoma referral (P(mel) >= {referral['threshold']:.4f}, fixed on validation): sensitivity "
-              f"{referral['sensitivity']:.3f}, specificity {_or_na(referral['specificity'])}, referred "
-              f"{referral['referred']} of {referral['images']}, melanomas missed {referral['melanomas_missed']}")
+        print(
+            f"  melanoma referral (P(mel) >= {referral['threshold']:.4f}, fixed on validation): sensitivity "
+            f"{referral['sensitivity']:.3f}, specificity {_or_na(referral['specificity'])}, referred "
+            f"{referral['referred']} of {referral['images']}, melanomas missed {referral['melanomas_missed']}"
+        )
     if report.get("prior_correction"):
         before, after = report["prior_correction"]["as_trained"], report["prior_correction"]["with_prior"]
-        print(f"  class prior: {report['class_prior'] if isinstance(report['class_prior'], str) else 'as given'}; "
-              f"as trained -> with it: class-wise calibration error {before['classwise_calibration_error']:.4f} -> "
-              f"{after['classwise_calibration_error']:.4f}, top-label ECE {before['expected_calibration_error']:.4f} -> "
-              f"{after['expected_calibration_error']:.4f}, balanced accuracy {before['balanced_accuracy']:.4f} -> "
-              f"{after['balanced_accuracy']:.4f} (the referral flag reads P(mel) as trained)")
+        print(
+            f"  class prior: {report['class_prior'] if isinstance(report['class_prior'], str) else 'as given'}; "
+            f"as trained -> with it: class-wise calibration error {before['classwise_calibration_error']:.4f} -> "
+            f"{after['classwise_calibration_error']:.4f}, top-label ECE {before['expected_calibration_error']:.4f} -> "
+            f"{after['expected_calibration_error']:.4f}, balanced accuracy {before['balanced_accuracy']:.4f} -> "
+            f"{after['balanced_accuracy']:.4f} (the referral flag reads P(mel) as trained)"
+        )
     unusual = report.get("unlike_training_images")
     if unusual:
-        print(f"  unlike the training images (novelty check): {unusual['flagged']} of {report['n_samples']} "
-              f"({unusual['fraction']:.1%}; about 1 % of HAM10000 validation images are flagged by design)")
+        print(
+            f"  unlike the training images (novelty check): {unusual['flagged']} of {report['n_samples']} "
+            f"({unusual['fraction']:.1%}; about 1 % of HAM10000 validation images are flagged by design)"
+        )
     if args.report:
         _print_intervals(report)
         print(f"report (figures as PNG and SVG, report.json, report.md) in {args.report}")
@@ -248,8 +306,10 @@ def _print_intervals(report: dict) -> None:
     boot = report["bootstrap"]
     image_level = report.get("confidence_intervals_image_level")
     of_lesions = f" ({boot['units']} lesions)" if boot["unit"] == "lesions" else " (no lesion ids in the labels)"
-    print(f"  95 % intervals, bootstrap over {boot['unit']}{of_lesions}, {boot['resamples']} resamples"
-          + ("; over images beside them, too narrow:" if image_level else ":"))
+    print(
+        f"  95 % intervals, bootstrap over {boot['unit']}{of_lesions}, {boot['resamples']} resamples"
+        + ("; over images beside them, too narrow:" if image_level else ":")
+    )
     for name, interval in report["confidence_intervals"].items():
         line = f"  {name:<28} {interval['estimate']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
         if image_level:
@@ -258,15 +318,22 @@ def _print_intervals(report: dict) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict_files
-    from .runtime import DualStage
 
     scales, augmented = _tta_scales(args), _tta_augmented(args)
     pipeline = DualStage.load(classifier_dir=args.model)
     pipeline.classifier.temperature_for(args.tta, augmented)  # refuses at once a folder without `fit-tta`
-    result = predict_files(args.images, args.out, pipeline, tta=args.tta, explain=args.explain,
-                           progress=not args.quiet, scales=scales, metadata=_predict_metadata(args),
-                           augmented=augmented, prior=_prior(args, pipeline))
+    result = predict_files(
+        args.images,
+        args.out,
+        pipeline,
+        tta=args.tta,
+        explain=args.explain,
+        progress=not args.quiet,
+        scales=scales,
+        metadata=_predict_metadata(args),
+        augmented=augmented,
+        prior=_prior(args, pipeline),
+    )
     for path, json_path in result["written"].items():
         record = json.loads(Path(json_path).read_text())
         flag = ("  UNCERTAIN" if record["uncertain"] else "") + ("  REFER(mel)" if record["melanoma_referral"] else "")
@@ -274,18 +341,19 @@ def cmd_predict(args) -> int:
         flag += f"  (+ {', '.join(record['metadata_used'])})" if record["metadata_used"] else ""
         note = f" ({record['crop_note']})" if record["crop_note"] else ""
         print(f"{path}: {record['prediction']} {record['confidence']:.3f}{flag}{note}")
-    for path, error in result["failed"].items():
+    for error in result["failed"].values():
         print(f"FAILED: {error}", file=sys.stderr)
     if args.prior:
-        print(f"probabilities for a population with class prior {args.prior} (Bayes' rule; `class_prior` in each "
-              "JSON); the referral flag reads P(mel) as trained, where its threshold was fitted")
+        print(
+            f"probabilities for a population with class prior {args.prior} (Bayes' rule; `class_prior` in each "
+            "JSON); the referral flag reads P(mel) as trained, where its threshold was fitted"
+        )
     print(f"wrote {len(result['written'])} prediction(s) to {args.out}")
     return 1 if result["failed"] else 0
 
 
 def _parse_phases(text: str) -> tuple:
     """--phases as `skinlib.training.recipe.parse_phases` reads it; a malformed value is a usage error."""
-    from .training.recipe import parse_phases
 
     try:
         return parse_phases(text)
@@ -295,7 +363,6 @@ def _parse_phases(text: str) -> tuple:
 
 def classifier_config_from_args(args):
     """The `ClassifierConfig` that `train-classifier` flags describe (parsed `args` of its sub-parser)."""
-    from .training.recipe import config_from_options
 
     return config_from_options(vars(args), data_dir=args.data)
 
@@ -303,7 +370,6 @@ def classifier_config_from_args(args):
 def _add_recipe_arguments(parser) -> None:
     """train-classifier's recipe options, one per `skinlib.training.recipe.RECIPE_FLAGS` entry; defaults (and
     so the help's) come from `ClassifierConfig`, the one place that holds them."""
-    from .training.recipe import RECIPE_FLAGS
 
     checked = {"--phases": _parse_phases, "--patience": _at_least_one, "--members": _at_least_one}
     for spec in RECIPE_FLAGS:
@@ -311,8 +377,13 @@ def _add_recipe_arguments(parser) -> None:
             parser.add_argument(spec.flag, action="store_true", help=spec.help)
             continue
         default = spec.to_text(spec.default()) if spec.default() is not None else "all"
-        parser.add_argument(spec.flag, type=checked.get(spec.flag, spec.type), choices=spec.choices,
-                            metavar=spec.metavar, help=f"{spec.help} (default: {default})")
+        parser.add_argument(
+            spec.flag,
+            type=checked.get(spec.flag, spec.type),
+            choices=spec.choices,
+            metavar=spec.metavar,
+            help=f"{spec.help} (default: {default})",
+        )
 
 
 def _at_least_one(text: str) -> int:
@@ -328,42 +399,48 @@ def train_classifier_config(flags):
 
 
 def cmd_train_classifier(args) -> int:
+    # deferred: loads Keras
     from .training.classifier import train_and_ship_classifier
 
     config = classifier_config_from_args(args)
     command = _invoked_command()
-    metrics = train_and_ship_classifier(config, run_dir=args.run_dir, out_dir=args.out, command=command,
-                                        progress=not args.quiet)
+    metrics = train_and_ship_classifier(
+        config, run_dir=args.run_dir, out_dir=args.out, command=command, progress=not args.quiet
+    )
     test = metrics["test"]["plain"]
-    print(f"test balanced accuracy {test['balanced_accuracy']:.4f}, macro AUC {test['macro_roc_auc']:.4f}, "
-          f"melanoma recall {test['per_class']['mel']['recall']:.4f}")
+    print(
+        f"test balanced accuracy {test['balanced_accuracy']:.4f}, macro AUC {test['macro_roc_auc']:.4f}, "
+        f"melanoma recall {test['per_class']['mel']['recall']:.4f}"
+    )
     return 0
 
 
 def cmd_fit_referral(args) -> int:
-    from .evaluation.referral import REFERRAL_SENSITIVITY
+    # deferred: loads Keras
     from .workflows.referral import fit_referral_for_model
 
     sensitivity = REFERRAL_SENSITIVITY if args.sensitivity is None else args.sensitivity
     if not 0.0 < sensitivity <= 1.0:
         raise UsageError(f"--sensitivity {sensitivity}: a target melanoma sensitivity in (0, 1], e.g. 0.85")
     command = _invoked_command()
-    record = fit_referral_for_model(args.model, args.data, sensitivity, limit=args.limit, command=command,
-                                    progress=not args.quiet)
+    record = fit_referral_for_model(
+        args.model, args.data, sensitivity, limit=args.limit, command=command, progress=not args.quiet
+    )
     for kind, fitted in record.items():
         line = f"{kind:5}: refer when P(mel) >= {fitted['threshold']:.4f}"
         for split in ("val", "test"):
             scores = fitted.get(split)
             if scores and scores["sensitivity"] is not None:
-                line += (f"; {split} sensitivity {scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f},"
-                         f" referred {scores['referral_rate']:.1%}")
+                line += (
+                    f"; {split} sensitivity {scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f},"
+                    f" referred {scores['referral_rate']:.1%}"
+                )
         print(line)
     _print_written(args, "the thresholds")
     return 0
 
 
 def cmd_fit_metadata(args) -> int:
-    from .workflows.metadata_fusion import fit_metadata_for_model
 
     command = _invoked_command()
     record = fit_metadata_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
@@ -373,21 +450,24 @@ def cmd_fit_metadata(args) -> int:
         for split in ("val", "test"):
             before, after = fitted[split]["image_only"], fitted[split]["fused"]
             gain = fitted[f"{split}_fused_minus_image_only"]["balanced_accuracy"]
-            print(f"  {split:4} balanced accuracy {before['balanced_accuracy']:.4f} -> {after['balanced_accuracy']:.4f} "
-                  f"({gain['difference']:+.4f}, 95 % CI {gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); macro AUC "
-                  f"{before['macro_roc_auc']:.4f} -> {after['macro_roc_auc']:.4f}; melanoma recall "
-                  f"{before['melanoma_recall']:.3f} -> {after['melanoma_recall']:.3f}")
+            print(
+                f"  {split:4} balanced accuracy {before['balanced_accuracy']:.4f} -> {after['balanced_accuracy']:.4f} "
+                f"({gain['difference']:+.4f}, 95 % CI {gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); macro AUC "
+                f"{before['macro_roc_auc']:.4f} -> {after['macro_roc_auc']:.4f}; melanoma recall "
+                f"{before['melanoma_recall']:.3f} -> {after['melanoma_recall']:.3f}"
+            )
     _print_written(args, "the prior (metadata_prior.json), the weights and the fused referral thresholds")
     return 0
 
 
 def cmd_fit_novelty(args) -> int:
-    from .workflows.novelty import fit_novelty_for_model
 
     command = _invoked_command()
     record = fit_novelty_for_model(args.model, args.data, limit=args.limit, command=command, progress=not args.quiet)
-    print(f"novelty threshold {record['threshold']:.1f} ({record['components']} components): flags "
-          f"{record['val_flag_rate']:.1%} of validation and {record['test_flag_rate']:.1%} of test images")
+    print(
+        f"novelty threshold {record['threshold']:.1f} ({record['components']} components): flags "
+        f"{record['val_flag_rate']:.1%} of validation and {record['test_flag_rate']:.1%} of test images"
+    )
     for name, scored in record["unusual_images"].items():
         print(f"  {name:<28} score {scored['score']:10.1f}  {'FLAGGED' if scored['flagged'] else 'not flagged'}")
     _print_written(args, "the novelty model (novelty.npz) and its threshold")
@@ -395,40 +475,54 @@ def cmd_fit_novelty(args) -> int:
 
 
 def cmd_fit_tta(args) -> int:
+    # deferred: loads Keras
     from .workflows.augmented_tta import fit_augmented_tta
 
-    record = fit_augmented_tta(args.model, args.data, limit=args.limit, command=_invoked_command(),
-                               progress=not args.quiet)
-    print(f"{record['views']} augmented views: temperature {record['temperature']:.3f} (fitted on validation); "
-          f"recommended on validation: {record['recommended']}")
+    record = fit_augmented_tta(
+        args.model, args.data, limit=args.limit, command=_invoked_command(), progress=not args.quiet
+    )
+    print(
+        f"{record['views']} augmented views: temperature {record['temperature']:.3f} (fitted on validation); "
+        f"recommended on validation: {record['recommended']}"
+    )
     for split in ("val", "test"):
         scores = record[split]
         gain = scores["tta_augmented_minus_plain"]["balanced_accuracy"]
-        print(f"  {split:4} balanced accuracy {scores['plain']['balanced_accuracy']:.4f} -> "
-              f"{scores['tta_augmented']['balanced_accuracy']:.4f} ({gain['difference']:+.4f}, 95 % CI "
-              f"{gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); ECE "
-              f"{scores['tta_augmented']['expected_calibration_error']:.4f} on {scores['images']} images")
+        print(
+            f"  {split:4} balanced accuracy {scores['plain']['balanced_accuracy']:.4f} -> "
+            f"{scores['tta_augmented']['balanced_accuracy']:.4f} ({gain['difference']:+.4f}, 95 % CI "
+            f"{gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}); ECE "
+            f"{scores['tta_augmented']['expected_calibration_error']:.4f} on {scores['images']} images"
+        )
     _print_written(args, "the augmented-TTA temperature")
     return 0
 
 
 def cmd_fit_prior(args) -> int:
+    # deferred: loads Keras
     from .workflows.class_prior import fit_class_prior
 
-    record = fit_class_prior(args.model, args.data, limit=args.limit, command=_invoked_command(),
-                             progress=not args.quiet)
+    record = fit_class_prior(
+        args.model, args.data, limit=args.limit, command=_invoked_command(), progress=not args.quiet
+    )
     print("class prior the loss implied (model) and of the training split (training):")
-    print("  " + "  ".join(f"{code}: {m:.3f} / {t:.3f}" for code, m, t in
-                           zip(record["classes"], record["model"], record["training"])))
+    print(
+        "  "
+        + "  ".join(
+            f"{code}: {m:.3f} / {t:.3f}" for code, m, t in zip(record["classes"], record["model"], record["training"])
+        )
+    )
     for split in ("val", "test"):
         before, after = record[split]["as_trained"], record[split]["training_prior"]
-        print(f"  {split:4} as trained -> training prior: class-wise ECE {before['classwise_calibration_error']:.4f} "
-              f"-> {after['classwise_calibration_error']:.4f}, top-label ECE {before['expected_calibration_error']:.4f}"
-              f" -> {after['expected_calibration_error']:.4f}, NLL {before['negative_log_likelihood']:.4f} -> "
-              f"{after['negative_log_likelihood']:.4f}; mean P(mel) {before['mean_probability']['mel']:.3f} -> "
-              f"{after['mean_probability']['mel']:.3f} (melanoma rate {record[split]['class_rate']['mel']:.3f}); "
-              f"balanced accuracy {before['balanced_accuracy']:.4f} -> {after['balanced_accuracy']:.4f}, accuracy "
-              f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}")
+        print(
+            f"  {split:4} as trained -> training prior: class-wise ECE {before['classwise_calibration_error']:.4f} "
+            f"-> {after['classwise_calibration_error']:.4f}, top-label ECE {before['expected_calibration_error']:.4f}"
+            f" -> {after['expected_calibration_error']:.4f}, NLL {before['negative_log_likelihood']:.4f} -> "
+            f"{after['negative_log_likelihood']:.4f}; mean P(mel) {before['mean_probability']['mel']:.3f} -> "
+            f"{after['mean_probability']['mel']:.3f} (melanoma rate {record[split]['class_rate']['mel']:.3f}); "
+            f"balanced accuracy {before['balanced_accuracy']:.4f} -> {after['balanced_accuracy']:.4f}, accuracy "
+            f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}"
+        )
     _print_written(args, "the class priors (predict/evaluate --prior)")
     return 0
 
@@ -443,33 +537,40 @@ def _name_and_folder(option: str, item: str, label: str, example: str) -> tuple[
 
 def _reused_models(args) -> dict:
     """{row: trained model folder} from --reuse ROW=DIR and --baseline-from DIR."""
+    # deferred: loads Keras
     from .workflows import ablation
 
     reuse = {"baseline": args.baseline_from} if args.baseline_from else {}
     for item in args.reuse or []:
         name, folder = _name_and_folder("--reuse", item, "ROW", "baseline=skinlib/shipped/classifier")
         if name not in ablation.TRAINING_ROWS:
-            raise UsageError(f"--reuse {item!r}: {name!r} is not a row that trains a model; "
-                            f"choose from {', '.join(ablation.TRAINING_ROWS)}")
+            raise UsageError(
+                f"--reuse {item!r}: {name!r} is not a row that trains a model; "
+                f"choose from {', '.join(ablation.TRAINING_ROWS)}"
+            )
         reuse[name] = folder
     return reuse
 
 
 def cmd_colour_casts(args) -> int:
-    from .evaluation.robustness import colour_cast_rows, merge_colour_cast_studies
+    # deferred: loads Keras
     from .workflows.colour_casts import colour_cast_study
 
     models = {}
     for item in args.model:
         name, folder = _name_and_folder("--model", item, "NAME", "shipped=skinlib/shipped/classifier")
         if not (Path(folder) / "metrics.json").is_file():
-            raise DataError(f"--model {item!r}: {folder} has no metrics.json; give a folder written by "
-                            "`skinlib train-classifier` (e.g. skinlib/shipped/classifier)")
+            raise DataError(
+                f"--model {item!r}: {folder} has no metrics.json; give a folder written by "
+                "`skinlib train-classifier` (e.g. skinlib/shipped/classifier)"
+            )
         models[name] = folder
     if args.update and not Path(args.out).is_file():  # before any scoring, not after it
         raise UsageError(f"--update needs an existing {args.out}; leave out --update to write it")
-    study = {"command": _invoked_command(),
-             **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet)}
+    study = {
+        "command": _invoked_command(),
+        **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet),
+    }
     if args.update:
         try:
             study = merge_colour_cast_studies(json.loads(Path(args.out).read_text()), study, args.out)
@@ -478,8 +579,10 @@ def cmd_colour_casts(args) -> int:
     rows = colour_cast_rows(study)
     for name, record in study["models"].items():
         over = "lesions" if record.get("bootstrap_unit") == "lesions" else "images, kept from an earlier run"
-        print(f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'}), balanced accuracy "
-              f"(change, paired 95 % CI over {over}):")
+        print(
+            f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'}), balanced accuracy "
+            f"(change, paired 95 % CI over {over}):"
+        )
         for row in (r for r in rows if r["model"] == name):
             print(f"  {row['split']:4} " + "; ".join(f"{cast} {row[cast]}" for cast in study["casts"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -489,6 +592,7 @@ def cmd_colour_casts(args) -> int:
 
 
 def cmd_ablate(args) -> int:
+    # deferred: loads Keras
     from .workflows import ablation
 
     rows = args.rows or list(ablation.ROW_NAMES)
@@ -529,8 +633,6 @@ def cmd_evaluate(args) -> int:
         raise UsageError("--report is for classification: add --labels CSV.")
     if args.labels is not None:
         return _evaluate_classification(args)
-    from .segmentation.apply import pair_images_and_masks
-    from .segmentation.segmenter import evaluate_segmenter, load_segmenter
 
     images, masks, unmatched = pair_images_and_masks(args.images, args.masks)
     if unmatched:
@@ -538,8 +640,13 @@ def cmd_evaluate(args) -> int:
     segmenter = load_segmenter(args.method, args.model)
     scores = evaluate_segmenter(segmenter, images, masks, progress=not args.quiet)
     per_image = scores.pop("per_image")
-    scores = {"method": segmenter.name, "images": str(args.images), "masks": str(args.masks),
-              "unscored_images_without_mask": len(unmatched), **scores}
+    scores = {
+        "method": segmenter.name,
+        "images": str(args.images),
+        "masks": str(args.masks),
+        "unscored_images_without_mask": len(unmatched),
+        **scores,
+    }
     print(f"{segmenter.name} on {scores['count']} image(s):")
     for name in ("dice", "iou", "thresholded_jaccard"):
         print(f"  {name:<20} mean {scores[name + '_mean']:.4f}   median {scores[name + '_median']:.4f}")
@@ -551,12 +658,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
+    # deferred: loads Keras
     from .export import export_keras
 
-    path = export_keras(args.out, stage=args.stage, model_dir=args.model, unet_dir=args.unet, force=args.force,
-                        format=args.format)
-    print(f"wrote {path} (stage {args.stage}); load it with: "
-          f"import skinlib, keras; model = keras.saving.load_model({str(path)!r})")
+    path = export_keras(
+        args.out, stage=args.stage, model_dir=args.model, unet_dir=args.unet, force=args.force, format=args.format
+    )
+    print(
+        f"wrote {path} (stage {args.stage}); load it with: "
+        f"import skinlib, keras; model = keras.saving.load_model({str(path)!r})"
+    )
     return 0
 
 
@@ -564,17 +675,21 @@ def _add_fit_parser(sub, name: str, help_text: str, func):
     """A `skinlib fit-*` command: a post-hoc fit of an already trained classifier folder (same four options)."""
     parser = sub.add_parser(name, help=help_text)
     _add_data_argument(parser)
-    parser.add_argument("--model", default=str(CLASSIFIER), metavar="DIR",
-                        help="classifier folder with metrics.json (default: the shipped classifier, skinlib/shipped/classifier)")
-    parser.add_argument("--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing")
+    parser.add_argument(
+        "--model",
+        default=str(CLASSIFIER),
+        metavar="DIR",
+        help="classifier folder with metrics.json (default: the shipped classifier, skinlib/shipped/classifier)",
+    )
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="quick check on at most N images per split; writes nothing"
+    )
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=func)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .data import DEFAULT_FRACTIONS, DEFAULT_SEED
 
     parser = argparse.ArgumentParser(prog="skinlib", description=__doc__)
     parser.add_argument("--version", action="version", version=f"skinlib {__version__}")
@@ -588,7 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
     split = sub.add_parser("split", help="make (or verify) the lesion-disjoint train/val/test split")
     _add_data_argument(split)
     split.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    split.add_argument("--fractions", type=float, nargs=3, default=list(DEFAULT_FRACTIONS), metavar=("TRAIN", "VAL", "TEST"))
+    split.add_argument(
+        "--fractions", type=float, nargs=3, default=list(DEFAULT_FRACTIONS), metavar=("TRAIN", "VAL", "TEST")
+    )
     split.add_argument("--out", metavar="CSV", help="write the split here (a .json with the seed goes beside it)")
     split.add_argument("--verify", action="store_true", help="check that the split file equals a fresh split")
     split.set_defaults(func=cmd_split)
@@ -597,7 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("images", nargs="+", metavar="IMAGE")
     segment.add_argument("--out", required=True, metavar="DIR")
     segment.add_argument("--method", choices=["unet", "classical"], default="unet")
-    segment.add_argument("--model", metavar="DIR", help="U-Net model folder (default: the shipped skinlib/shipped/unet)")
+    segment.add_argument(
+        "--model", metavar="DIR", help="U-Net model folder (default: the shipped skinlib/shipped/unet)"
+    )
     segment.add_argument("--quiet", action="store_true")
     segment.set_defaults(func=cmd_segment)
 
@@ -607,15 +726,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--labels", metavar="CSV", help="class labels (HAM10000 metadata or ISIC 2018 Task 3)")
     evaluate.add_argument("--method", choices=["unet", "classical"], default="unet", help="segmentation method")
     evaluate.add_argument("--tta", action="store_true", help="classification: average the 8 flips/turns")
-    evaluate.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
-                          help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
+    evaluate.add_argument(
+        "--tta-scales",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)",
+    )
     evaluate.add_argument("--tta-augmented", action="store_true", help=TTA_AUGMENTED_HELP)
     evaluate.add_argument("--prior", metavar="training|CLASS=SHARE,...", help=PRIOR_HELP)
-    evaluate.add_argument("--report", metavar="DIR", help="classification: write the full report (figures, JSON, "
-                          "Markdown) here")
-    evaluate.add_argument("--metadata", nargs="?", const=True, metavar="CSV",
-                          help="classification: fuse age, sex and site with the images (`skinlib fit-metadata`); "
-                               "read from CSV, or from the --labels CSV when no CSV is given")
+    evaluate.add_argument(
+        "--report", metavar="DIR", help="classification: write the full report (figures, JSON, Markdown) here"
+    )
+    evaluate.add_argument(
+        "--metadata",
+        nargs="?",
+        const=True,
+        metavar="CSV",
+        help="classification: fuse age, sex and site with the images (`skinlib fit-metadata`); "
+        "read from CSV, or from the --labels CSV when no CSV is given",
+    )
     evaluate.add_argument("--model", metavar="DIR", help="model folder (default: the shipped one)")
     evaluate.add_argument("--out", metavar="JSON", help="write the metrics (and per-image scores) here")
     evaluate.add_argument("--quiet", action="store_true")
@@ -625,17 +755,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--out", required=True, metavar="DIR")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation: average the 8 flips/turns")
-    predict.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
-                         help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)")
+    predict.add_argument(
+        "--tta-scales",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="with --tta: also the 8 views of each zoomed crop, e.g. 1.0 1.2 (1 = as is)",
+    )
     predict.add_argument("--tta-augmented", action="store_true", help=TTA_AUGMENTED_HELP)
     predict.add_argument("--prior", metavar="training|CLASS=SHARE,...", help=PRIOR_HELP)
     predict.add_argument("--explain", action="store_true", help="also write Grad-CAM and attention overlays")
-    predict.add_argument("--metadata", metavar="CSV", help="fuse age, sex and site with the images: a CSV with "
-                         "image_id (file name without extension) and age, sex, localization columns")
+    predict.add_argument(
+        "--metadata",
+        metavar="CSV",
+        help="fuse age, sex and site with the images: a CSV with "
+        "image_id (file name without extension) and age, sex, localization columns",
+    )
     predict.add_argument("--age", type=float, help="patient age in years, for every image (metadata fusion)")
     predict.add_argument("--sex", help="male or female, for every image (metadata fusion)")
     predict.add_argument("--site", help="lesion site, e.g. back, face, lower extremity (metadata fusion)")
-    predict.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped skinlib/shipped/classifier)")
+    predict.add_argument(
+        "--model", metavar="DIR", help="classifier folder (default: the shipped skinlib/shipped/classifier)"
+    )
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(func=cmd_predict)
 
@@ -647,55 +788,96 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--quiet", action="store_true")
     classifier.set_defaults(func=cmd_train_classifier)
 
-    referral = _add_fit_parser(sub, "fit-referral", "fit a classifier's melanoma referral threshold on validation",
-                               cmd_fit_referral)
-    referral.add_argument("--sensitivity", type=float, metavar="S",
-                          help="target melanoma sensitivity on validation (default 0.85)")
-    _add_fit_parser(sub, "fit-metadata", "fit a classifier's image + metadata (age, sex, site) fusion", cmd_fit_metadata)
-    _add_fit_parser(sub, "fit-novelty", "fit a classifier's check for inputs unlike its training images", cmd_fit_novelty)
-    _add_fit_parser(sub, "fit-tta", "fit a classifier's temperature for augmented TTA views (--tta-augmented) "
-                    "on validation and score the views", cmd_fit_tta)
-    _add_fit_parser(sub, "fit-prior", "record the class prior a classifier learnt under (its loss's class weights) "
-                    "and score the prior correction of predict/evaluate --prior on val and test", cmd_fit_prior)
+    referral = _add_fit_parser(
+        sub, "fit-referral", "fit a classifier's melanoma referral threshold on validation", cmd_fit_referral
+    )
+    referral.add_argument(
+        "--sensitivity", type=float, metavar="S", help="target melanoma sensitivity on validation (default 0.85)"
+    )
+    _add_fit_parser(
+        sub, "fit-metadata", "fit a classifier's image + metadata (age, sex, site) fusion", cmd_fit_metadata
+    )
+    _add_fit_parser(
+        sub, "fit-novelty", "fit a classifier's check for inputs unlike its training images", cmd_fit_novelty
+    )
+    _add_fit_parser(
+        sub,
+        "fit-tta",
+        "fit a classifier's temperature for augmented TTA views (--tta-augmented) on validation and score the views",
+        cmd_fit_tta,
+    )
+    _add_fit_parser(
+        sub,
+        "fit-prior",
+        "record the class prior a classifier learnt under (its loss's class weights) "
+        "and score the prior correction of predict/evaluate --prior on val and test",
+        cmd_fit_prior,
+    )
 
     ablate = sub.add_parser("ablate", help="the ablation study: train each one-change variant, write the results JSON")
     _add_data_argument(ablate)
     ablate.add_argument("--out", default="runs/ablation", help="one folder per row; rerun to resume")
-    ablate.add_argument("--rows", nargs="+", metavar="ROW", help="rows to run (default: all); the baseline is always run")
-    ablate.add_argument("--results", default="skinlib/shipped/ablation.json", help="results JSON to write (all finished rows)")
-    ablate.add_argument("--baseline-from", metavar="DIR", help="use this trained baseline model (e.g. skinlib/shipped/classifier) "
-                        "instead of training the baseline again; refused unless it was trained with the baseline recipe")
-    ablate.add_argument("--reuse", nargs="+", metavar="ROW=DIR",
-                        help="use these trained models as rows instead of training them, e.g. "
-                             "ensemble=runs/ens/model; refused unless each was trained with its row's recipe")
+    ablate.add_argument(
+        "--rows", nargs="+", metavar="ROW", help="rows to run (default: all); the baseline is always run"
+    )
+    ablate.add_argument(
+        "--results", default="skinlib/shipped/ablation.json", help="results JSON to write (all finished rows)"
+    )
+    ablate.add_argument(
+        "--baseline-from",
+        metavar="DIR",
+        help="use this trained baseline model (e.g. skinlib/shipped/classifier) "
+        "instead of training the baseline again; refused unless it was trained with the baseline recipe",
+    )
+    ablate.add_argument(
+        "--reuse",
+        nargs="+",
+        metavar="ROW=DIR",
+        help="use these trained models as rows instead of training them, e.g. "
+        "ensemble=runs/ens/model; refused unless each was trained with its row's recipe",
+    )
     ablate.add_argument("--collect-only", action="store_true", help="only rebuild the JSON from finished rows")
-    ablate.add_argument("--update", action="store_true",
-                        help="replace only the rows finished under --out in the existing results JSON, keep the "
-                             "others (refused unless the baseline is the same)")
+    ablate.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the rows finished under --out in the existing results JSON, keep the "
+        "others (refused unless the baseline is the same)",
+    )
     ablate.add_argument("--quiet", action="store_true")
     ablate.set_defaults(func=cmd_ablate)
 
-    casts = sub.add_parser("colour-casts", help="score classifiers on val and test under simulated colour casts of the "
-                           "light (another dermatoscope or lamp), write a JSON")
+    casts = sub.add_parser(
+        "colour-casts",
+        help="score classifiers on val and test under simulated colour casts of the "
+        "light (another dermatoscope or lamp), write a JSON",
+    )
     _add_data_argument(casts)
-    casts.add_argument("--model", nargs="+", required=True, metavar="NAME=DIR",
-                       help="model folders to compare, e.g. shipped=skinlib/shipped/classifier")
+    casts.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        metavar="NAME=DIR",
+        help="model folders to compare, e.g. shipped=skinlib/shipped/classifier",
+    )
     casts.add_argument("--out", default="skinlib/shipped/colour_casts.json", help="results JSON (default: %(default)s)")
-    casts.add_argument("--limit", type=_at_least_one, metavar="N",
-                       help="quick check: a stratified sample of N images per split")
-    casts.add_argument("--update", action="store_true",
-                       help="replace only these models in the existing --out JSON, keep the others (same casts, "
-                            "splits and limit)")
+    casts.add_argument(
+        "--limit", type=_at_least_one, metavar="N", help="quick check: a stratified sample of N images per split"
+    )
+    casts.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only these models in the existing --out JSON, keep the others (same casts, splits and limit)",
+    )
     casts.add_argument("--quiet", action="store_true")
     casts.set_defaults(func=cmd_colour_casts)
-
-    from .pipeline import add_pipeline_parser
 
     add_pipeline_parser(sub)
 
     unet = sub.add_parser("train-unet", help="train the stage-1 U-Net, score it on test, write a model folder")
     _add_data_argument(unet)
-    unet.add_argument("--out", default="skinlib/shipped/unet", help="model folder to write (default: skinlib/shipped/unet)")
+    unet.add_argument(
+        "--out", default="skinlib/shipped/unet", help="model folder to write (default: skinlib/shipped/unet)"
+    )
     unet.add_argument("--run-dir", default="runs/unet", help="checkpoints and logs; rerun to resume")
     unet.add_argument("--size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
     unet.add_argument("--encoder", choices=["lite0", "plain"], default="lite0")
@@ -709,8 +891,10 @@ def build_parser() -> argparse.ArgumentParser:
     unet.set_defaults(func=cmd_train_unet)
 
     export = sub.add_parser(
-        "export", help="write the shipped models (both stages, or one) as a .keras file for keras.saving.load_model",
-        formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+        "export",
+        help="write the shipped models (both stages, or one) as a .keras file for keras.saving.load_model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
             "Write the models with their weights, preprocessing and calibration as one Keras file. Inputs are RGB\n"
             "0..255 (float or uint8), a batch of images of one size.\n"
             "  dual:       image (B, H, W, 3) -> {probabilities (B, 7), lesion_found (B,), mask (B, H, W, 1),\n"
@@ -719,12 +903,20 @@ def build_parser() -> argparse.ArgumentParser:
             "  unet:       image (B, H, W, 3) -> lesion probability map at the image's size (B, H, W, 1)\n"
             "Load it in any Python with skinlib installed (importing skinlib registers its layers):\n"
             "  import skinlib, keras; model = keras.saving.load_model('skin.keras')\n"
-            "Classes in skinlib.data.CLASSES order; see skinlib/export.py for where dual may differ from predict."))
+            "Classes in skinlib.data.CLASSES order; see skinlib/export.py for where dual may differ from predict."
+        ),
+    )
     export.add_argument("--format", choices=["keras"], default="keras", help="file format (default: keras)")
     export.add_argument("--out", required=True, metavar="FILE.keras", help="the file to write")
-    export.add_argument("--stage", choices=["dual", "classifier", "unet"], default="dual",
-                        help="both stages as one model (default), or one stage")
-    export.add_argument("--model", metavar="DIR", help="classifier folder (default: the shipped skinlib/shipped/classifier)")
+    export.add_argument(
+        "--stage",
+        choices=["dual", "classifier", "unet"],
+        default="dual",
+        help="both stages as one model (default), or one stage",
+    )
+    export.add_argument(
+        "--model", metavar="DIR", help="classifier folder (default: the shipped skinlib/shipped/classifier)"
+    )
     export.add_argument("--unet", metavar="DIR", help="U-Net folder (default: the shipped skinlib/shipped/unet)")
     export.add_argument("--force", action="store_true", help="overwrite FILE.keras if it exists")
     export.set_defaults(func=cmd_export)

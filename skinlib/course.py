@@ -56,9 +56,13 @@ def split_sample(frame: pd.DataFrame, split: str, n: int | None, seed: int = 0) 
 
 def headline(scores: dict) -> dict:
     """The five numbers a results table shows for one split's classification report."""
-    return {"balanced accuracy": scores["balanced_accuracy"], "accuracy": scores["accuracy"],
-            "macro ROC AUC": scores["macro_roc_auc"], "melanoma recall": scores["per_class"]["mel"]["recall"],
-            "ECE (calibrated)": scores["expected_calibration_error"]}
+    return {
+        "balanced accuracy": scores["balanced_accuracy"],
+        "accuracy": scores["accuracy"],
+        "macro ROC AUC": scores["macro_roc_auc"],
+        "melanoma recall": scores["per_class"]["mel"]["recall"],
+        "ECE (calibrated)": scores["expected_calibration_error"],
+    }
 
 
 #: The project's targets for the test split: (area, measure, comparison, target).
@@ -81,21 +85,31 @@ def measured_for_targets(classifier_metrics: dict, benchmarks: dict, ablation: d
     latency = benchmarks.get("predict_latency", {})
     tta_row = chosen_tta_row(ablation) if ablation is not None else None
     return {
-        "balanced accuracy": test["balanced_accuracy"], "macro ROC AUC": test["macro_roc_auc"],
+        "balanced accuracy": test["balanced_accuracy"],
+        "macro ROC AUC": test["macro_roc_auc"],
         "melanoma recall": test["per_class"]["mel"]["recall"],
         "ECE after temperature scaling": test["expected_calibration_error"],
         "predict, ms per image": latency.get("predict_ms"),
         "predict with TTA, ms per image": latency.get("predict_tta_ms"),
         "predict with augmented TTA (16 views), ms per image": latency.get("predict_tta_augmented_ms"),
-        "balanced accuracy gain of the TTA chosen on validation, lower end of the 95 % CI":
-            None if tta_row is None else tta_row["test_minus_baseline"]["balanced_accuracy"]["ci95"][0],
+        "balanced accuracy gain of the TTA chosen on validation, lower end of the 95 % CI": None
+        if tta_row is None
+        else tta_row["test_minus_baseline"]["balanced_accuracy"]["ci95"][0],
     }
 
 
 def targets_table(classifier_metrics: dict, benchmarks: dict, ablation: dict | None) -> pd.DataFrame:
     """The targets beside what was measured, and whether each is met (a measure with no result is left out)."""
     measured = measured_for_targets(classifier_metrics, benchmarks, ablation)
-    rows = [{"area": area, "measure": measure, "measured": round(float(measured[measure]), 3),
-             "target": f"{op} {target:g}", "met": bool(_COMPARE[op](measured[measure], target))}
-            for area, measure, op, target in TARGETS if measured[measure] is not None]
+    rows = [
+        {
+            "area": area,
+            "measure": measure,
+            "measured": round(float(measured[measure]), 3),
+            "target": f"{op} {target:g}",
+            "met": bool(_COMPARE[op](measured[measure], target)),
+        }
+        for area, measure, op, target in TARGETS
+        if measured[measure] is not None
+    ]
     return pd.DataFrame(rows)

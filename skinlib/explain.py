@@ -20,8 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .data.images import fit_size
 from .models.attention import attention_model
 from .models.classifier import GRADCAM_LAYER
+from .models.inference import predict_in_batches
 from .visualize import overlay_heatmap
 
 __all__ = ["gradcam", "gradcam_overlay", "attention_maps", "candidate_layers", "resize_maps"]
@@ -80,8 +82,9 @@ def _feature_layer(model: keras.Model, layer_name: str):
     layer = next((layer for layer in model.layers if layer.name == layer_name), None)
     if layer is None or not _is_feature_map(layer):
         problem = "has no layer" if layer is None else "has no 4-D feature map at layer"
-        raise ValueError(f"model {model.name!r} {problem} {layer_name!r}; "
-                         f"candidates: {', '.join(candidate_layers(model))}")
+        raise ValueError(
+            f"model {model.name!r} {problem} {layer_name!r}; candidates: {', '.join(candidate_layers(model))}"
+        )
     return layer
 
 
@@ -95,16 +98,19 @@ def _score_model(model: keras.Model, layer) -> tuple[keras.Model, object]:
     otherwise the model's output itself is the score.
     """
     head = model.layers[-1]
-    softmax_dense = (isinstance(head, keras.layers.Dense)
-                     and getattr(head.activation, "__name__", "") == "softmax")
+    softmax_dense = isinstance(head, keras.layers.Dense) and getattr(head.activation, "__name__", "") == "softmax"
     if softmax_dense:
+
         def scores(x):
             x = tf.cast(x, head.kernel.dtype)
             return tf.matmul(x, head.kernel) + (head.bias if head.use_bias else 0.0)
+
         head_input = head.input
     else:
+
         def scores(x):
             return x
+
         head_input = model.outputs[0]
     return keras.Model(model.inputs[0], [layer.output, head_input]), scores
 
@@ -140,9 +146,12 @@ def gradcam(model, images, class_index=None, layer_name: str | None = None, batc
     num_classes = model.outputs[0].shape[-1]
     if targets is not None and targets.size and not 0 <= targets.min() <= targets.max() < num_classes:
         raise ValueError(f"class_index must be in 0..{num_classes - 1}, got {class_index}")
-    maps = [_gradcam_batch(submodel, scores, images[i:i + batch_size],
-                           None if targets is None else targets[i:i + batch_size])
-            for i in range(0, len(images), batch_size)]
+    maps = [
+        _gradcam_batch(
+            submodel, scores, images[i : i + batch_size], None if targets is None else targets[i : i + batch_size]
+        )
+        for i in range(0, len(images), batch_size)
+    ]
     return _normalise(np.concatenate(maps)) if maps else np.zeros((0, 0, 0), np.float32)
 
 
@@ -153,8 +162,6 @@ def _ensemble_gradcam(models: list, images: np.ndarray, class_index, layer_name,
     if len(models) == 1:
         return gradcam(models[0], images, class_index, layer_name, batch_size)
     if class_index is None:
-        from .models.inference import predict_in_batches
-
         class_index = np.mean([predict_in_batches(m, images, batch_size) for m in models], axis=0).argmax(-1)
     maps = [gradcam(m, images, class_index, layer_name, batch_size) for m in models]
     return _normalise(np.mean(maps, axis=0))
@@ -180,8 +187,11 @@ def _gradcam_batch(submodel, scores, images, targets) -> np.ndarray:
 def resize_maps(maps, size: tuple[int, int]) -> np.ndarray:
     """Bilinear-resize (N, h, w) maps to size = (H, W), e.g. the image size."""
     height, width = size
-    return np.stack([cv2.resize(np.asarray(m, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-                     for m in maps]) if len(maps) else np.zeros((0, height, width), np.float32)
+    return (
+        np.stack([cv2.resize(np.asarray(m, np.float32), (width, height), interpolation=cv2.INTER_LINEAR) for m in maps])
+        if len(maps)
+        else np.zeros((0, height, width), np.float32)
+    )
 
 
 def gradcam_overlay(image_uint8, heatmap, alpha: float = 0.45) -> np.ndarray:
@@ -214,7 +224,6 @@ def attention_maps(model, images, name: str = "cbam") -> dict[str, np.ndarray]:
 def mask_in_crop(mask, box, size: int) -> np.ndarray:
     """Stage 1's mask (H, W) cut to a crop's box (top, left, bottom, right; it may reach past the photo) and
     resized as the crop was: a (size, size) bool mask aligned with the classifier's input."""
-    from .data.images import fit_size
 
     top, left, bottom, right = box
     mask = np.asarray(mask, np.uint8) * 255
@@ -254,7 +263,12 @@ def heat_inside_with_baselines(heat_maps, masks) -> dict:
     rows = []
     for i, mask in enumerate(masks):
         others = [share_inside(heat_maps[j], mask) for j in range(len(masks)) if j != i]
-        rows.append({"gradcam": share_inside(heat_maps[i], mask), "uniform": share_inside(np.ones_like(centre), mask),
-                     "centre": share_inside(centre, mask),
-                     "other_images": float(np.nanmean(others)) if others and np.isfinite(others).any() else float("nan")})
+        rows.append(
+            {
+                "gradcam": share_inside(heat_maps[i], mask),
+                "uniform": share_inside(np.ones_like(centre), mask),
+                "centre": share_inside(centre, mask),
+                "other_images": float(np.nanmean(others)) if others and np.isfinite(others).any() else float("nan"),
+            }
+        )
     return {name: [row[name] for row in rows] for name in ("gradcam", "uniform", "centre", "other_images")}

@@ -54,9 +54,25 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from .data.errors import DataError
+from .runtime import StageTwo
+from .segmentation.postprocess import MAX_LESION_FRACTION, MIN_LESION_CONTRAST, MIN_LESION_FRACTION
+from .segmentation.segmenter import UNetSegmenter
+from .shipped import CLASSIFIER, UNET
+
 __all__ = [
-    "FORMATS", "STAGES", "FitSize", "UnfitSize", "LesionMask", "LesionCrop", "TemperatureScaling",
-    "classifier_model", "unet_model", "dual_model", "build_export", "export_keras",
+    "FORMATS",
+    "STAGES",
+    "FitSize",
+    "UnfitSize",
+    "LesionMask",
+    "LesionCrop",
+    "TemperatureScaling",
+    "classifier_model",
+    "unet_model",
+    "dual_model",
+    "build_export",
+    "export_keras",
 ]
 
 FORMATS = ("keras",)
@@ -120,14 +136,14 @@ class _Axis:
             f = ops.where(ops.logical_or(x0 < 0, x0 >= last), 0.0, f)
             x1 = ops.minimum(ops.clip(x0, 0.0, last) + 1.0, last)
         x0 = ops.clip(x0, 0.0, last)
-        return (self._one_hot(x0) * self.valid[..., None], self._one_hot(x1) * self.valid[..., None]), \
-            (1.0 - f, f)
+        return (self._one_hot(x0) * self.valid[..., None], self._one_hot(x1) * self.valid[..., None]), (1.0 - f, f)
 
     def area(self):
         """INTER_AREA's weights (B, O, src_size): each output averages the source it covers, by overlap."""
         low = ops.floor(ops.min(self.start))
-        v = ops.cast(ops.arange(ops.cast(low, "int32"), ops.cast(ops.ceil(ops.max(self.start + self.span)), "int32")),
-                     "float64")
+        v = ops.cast(
+            ops.arange(ops.cast(low, "int32"), ops.cast(ops.ceil(ops.max(self.start + self.span)), "int32")), "float64"
+        )
         s = v[None, None, :] - self.start[..., None]  # (B, 1, V): virtual source positions in the window
         d, scale = self.d[..., None], self.scale[..., None]
         overlap = ops.maximum(ops.minimum((d + 1.0) * scale, s + 1.0) - ops.maximum(d * scale, s), 0.0)
@@ -307,8 +323,9 @@ class LesionMask(_NoWeights):
         areas = ops.segment_sum(ops.reshape(mask, (-1,)), ops.reshape(ids, (-1,)), num_segments=batch * (pixels + 1))
         area = ops.reshape(ops.take(areas, ops.reshape(ids, (-1,))), (batch, h, w, 1)) * mask
         largest = ops.max(area, axis=(1, 2, 3), keepdims=True)
-        first = ops.max(ops.where(ops.logical_and(area == largest, mask > 0), labels, 0.0), axis=(1, 2, 3),
-                        keepdims=True)
+        first = ops.max(
+            ops.where(ops.logical_and(area == largest, mask > 0), labels, 0.0), axis=(1, 2, 3), keepdims=True
+        )
         component = ops.cast(ops.logical_and(labels == first, mask > 0), "float32")
         outside = _flood(_border(batch, h, w), 1.0 - component, cross=True)  # background reached from the edge
         return 1.0 - outside
@@ -360,14 +377,25 @@ class LesionCrop(_NoWeights):
     `source="full"` (a classifier trained on full images) the full picture is always used.
     """
 
-    def __init__(self, size: int, margin: float = 0.25, min_fraction: float = 0.01, max_fraction: float = 0.95,
-                 min_contrast: float = 2.0, source: str = "crop", **kwargs):
+    def __init__(
+        self,
+        size: int,
+        margin: float = 0.25,
+        min_fraction: float = 0.01,
+        max_fraction: float = 0.95,
+        min_contrast: float = 2.0,
+        source: str = "crop",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if source not in ("crop", "full"):
             raise ValueError(f"LesionCrop: source must be 'crop' or 'full', not {source!r}")
         self.size, self.margin, self.source = int(size), float(margin), source
-        self.min_fraction, self.max_fraction, self.min_contrast = float(min_fraction), float(max_fraction), \
-            float(min_contrast)
+        self.min_fraction, self.max_fraction, self.min_contrast = (
+            float(min_fraction),
+            float(max_fraction),
+            float(min_contrast),
+        )
 
     def call(self, inputs):
         images, masks = inputs
@@ -386,8 +414,10 @@ class LesionCrop(_NoWeights):
         mean_out = (sum_all - sum_in) / ops.maximum(n_out, 1.0)[:, None]
         contrast = ops.sqrt(ops.sum(ops.square(mean_in - mean_out), axis=-1))
         contrast = ops.where(ops.logical_or(n_in == 0, n_out == 0), float("inf"), contrast)  # nan: never refused
-        trusted = ops.logical_and(ops.logical_and(fraction > 0, fraction >= self.min_fraction),
-                                  ops.logical_and(fraction <= self.max_fraction, contrast >= self.min_contrast))
+        trusted = ops.logical_and(
+            ops.logical_and(fraction > 0, fraction >= self.min_fraction),
+            ops.logical_and(fraction <= self.max_fraction, contrast >= self.min_contrast),
+        )
         # the mask's bounding box and lesion_crop's square around it (float64, Python's round: half to even)
         any_row = ops.max(inside, axis=(2, 3))
         any_col = ops.max(inside, axis=(1, 3))
@@ -409,10 +439,12 @@ class LesionCrop(_NoWeights):
 
         zero = ops.zeros_like(side)
         mode = pick(crop_mode, full_mode)
-        rows = _Axis(self.size, pick(zero, f_top), pick(zero + self.size, f_h), pick(crop_top, 0.0), pick(side, h64), h,
-                     mode)
-        cols = _Axis(self.size, pick(zero, f_left), pick(zero + self.size, f_w), pick(crop_left, 0.0), pick(side, w64),
-                     w, mode)
+        rows = _Axis(
+            self.size, pick(zero, f_top), pick(zero + self.size, f_h), pick(crop_top, 0.0), pick(side, h64), h, mode
+        )
+        cols = _Axis(
+            self.size, pick(zero, f_left), pick(zero + self.size, f_w), pick(crop_left, 0.0), pick(side, w64), w, mode
+        )
         crops = _resize_8bit(images, rows, cols)
         return crops, ops.cast(trusted, "float32")
 
@@ -421,8 +453,15 @@ class LesionCrop(_NoWeights):
         return (images[0], self.size, self.size, images[-1]), (images[0],)
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "margin": self.margin, "min_fraction": self.min_fraction,
-                "max_fraction": self.max_fraction, "min_contrast": self.min_contrast, "source": self.source}
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "margin": self.margin,
+            "min_fraction": self.min_fraction,
+            "max_fraction": self.max_fraction,
+            "min_contrast": self.min_contrast,
+            "source": self.source,
+        }
 
 
 @keras.saving.register_keras_serializable(package="skinlib")
@@ -451,28 +490,25 @@ class TemperatureScaling(_NoWeights):
 
 def _model_folder(folder, default: Path, kind: str, flag: str, how_to_make: str) -> Path:
     """A model folder (or the shipped one), refused with a message naming it when it holds no model.json."""
-    from .data.errors import DataError
 
     folder = Path(default if folder is None else folder)
     if not (folder / "model.json").is_file():
         what = "does not exist" if not folder.exists() else "has no model.json"
-        raise DataError(f"{folder} is not a {kind} model folder ({what}): pass {flag} a folder written by "
-                        f"`{how_to_make}`, or leave {flag} out to export the shipped {kind}")
+        raise DataError(
+            f"{folder} is not a {kind} model folder ({what}): pass {flag} a folder written by "
+            f"`{how_to_make}`, or leave {flag} out to export the shipped {kind}"
+        )
     return folder
 
 
 def _load_classifier(model_dir):
-    from .runtime import StageTwo
-    from .shipped import CLASSIFIER
 
-    return StageTwo.load(_model_folder(model_dir, CLASSIFIER, "classifier", "--model",
-                                       "skinlib train-classifier --out DIR"))
+    return StageTwo.load(
+        _model_folder(model_dir, CLASSIFIER, "classifier", "--model", "skinlib train-classifier --out DIR")
+    )
 
 
 def _load_unet(unet_dir):
-    from .data.errors import DataError
-    from .segmentation.segmenter import UNetSegmenter
-    from .shipped import UNET
 
     folder = _model_folder(unet_dir, UNET, "unet", "--unet", "skinlib train-unet --out DIR")
     segmenter = UNetSegmenter.load(folder)
@@ -516,23 +552,26 @@ def unet_model(unet_dir=None) -> keras.Model:
 
 def dual_model(unet_dir=None, model_dir=None) -> keras.Model:
     """Both stages: image (B, H, W, 3) -> {probabilities, lesion_found, mask, crop} (see the module docstring)."""
-    from .segmentation.postprocess import MAX_LESION_FRACTION, MIN_LESION_CONTRAST, MIN_LESION_FRACTION
-
-    from .shipped import CLASSIFIER
 
     _model_folder(model_dir, CLASSIFIER, "classifier", "--model", "skinlib train-classifier --out DIR")  # fail early
     segmenter, stage_two = _load_unet(unet_dir), _load_classifier(model_dir)
     inputs = keras.Input((None, None, 3), name="image")
     mask = LesionMask(segmenter.threshold, name="lesion_mask")(_unet_map(segmenter, inputs))
-    crop, found = LesionCrop(stage_two.image_size, stage_two.margin, MIN_LESION_FRACTION, MAX_LESION_FRACTION,
-                             MIN_LESION_CONTRAST, stage_two.source, name="lesion_crop")([inputs, mask])
+    crop, found = LesionCrop(
+        stage_two.image_size,
+        stage_two.margin,
+        MIN_LESION_FRACTION,
+        MAX_LESION_FRACTION,
+        MIN_LESION_CONTRAST,
+        stage_two.source,
+        name="lesion_crop",
+    )([inputs, mask])
     outputs = {"probabilities": _calibrated(stage_two, crop), "lesion_found": found, "mask": mask, "crop": crop}
     return keras.Model(inputs, outputs, name="skinlib_dual_stage")
 
 
 def build_export(stage: str = "dual", model_dir=None, unet_dir=None) -> keras.Model:
     """The Keras model `skinlib export --stage STAGE` writes, with the folders' weights loaded."""
-    from .data.errors import DataError
 
     if stage == "dual":
         return dual_model(unet_dir, model_dir)
@@ -542,27 +581,30 @@ def build_export(stage: str = "dual", model_dir=None, unet_dir=None) -> keras.Mo
         return classifier_model(model_dir)
     if stage == "unet":
         if model_dir is not None:
-            raise DataError("--model (a classifier folder) is for --stage dual or classifier; use --unet DIR for "
-                            "the U-Net stage")
+            raise DataError(
+                "--model (a classifier folder) is for --stage dual or classifier; use --unet DIR for the U-Net stage"
+            )
         return unet_model(unet_dir)
     raise DataError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}")
 
 
-def export_keras(out, stage: str = "dual", model_dir=None, unet_dir=None, force: bool = False,
-                 format: str = "keras") -> Path:
+def export_keras(
+    out, stage: str = "dual", model_dir=None, unet_dir=None, force: bool = False, format: str = "keras"
+) -> Path:
     """Write the stage's model to `out` (a `.keras` file) and return its path.
 
     An existing `out` is refused unless `force`; the file is written beside it first and moved in place, so a
     failed export never leaves half a file.
     """
-    from .data.errors import DataError
 
     if format not in FORMATS:
         raise DataError(f"unknown export format {format!r}: the formats are {', '.join(FORMATS)}")
     out = Path(out)
     if out.suffix != ".keras":
-        raise DataError(f"{out}: a Keras model file must end in .keras (Keras refuses other names); "
-                        f"try --out {out.with_suffix('.keras')}")
+        raise DataError(
+            f"{out}: a Keras model file must end in .keras (Keras refuses other names); "
+            f"try --out {out.with_suffix('.keras')}"
+        )
     if out.is_dir():
         raise DataError(f"{out} is a folder: give --out a file name ending in .keras")
     if out.exists() and not force:

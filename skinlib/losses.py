@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .data.classes import class_index
+
 
 def soft_dice(y_true, y_pred, smooth: float = 1.0):
     """Per-image soft Dice of probability maps (batch, H, W, 1): differentiable, so it can be a loss."""
@@ -71,14 +73,13 @@ def _class_vector(weights, num_classes: int) -> np.ndarray:
     or class codes ("mel"). Every class must be given: a silently missing class would get no loss.
     """
     if isinstance(weights, dict):
-        from .data.classes import class_index
-
         by_index = {(class_index(k) if isinstance(k, str) else int(k)): float(v) for k, v in weights.items()}
         missing = [c for c in range(num_classes) if c not in by_index]
         extra = sorted(set(by_index) - set(range(num_classes)))
         if missing or extra:
-            raise ValueError(f"class weights must cover classes 0..{num_classes - 1} exactly; "
-                             f"missing {missing}, unexpected {extra}")
+            raise ValueError(
+                f"class weights must cover classes 0..{num_classes - 1} exactly; missing {missing}, unexpected {extra}"
+            )
         vector = np.array([by_index[c] for c in range(num_classes)], dtype=np.float64)
     else:
         vector = np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -123,8 +124,14 @@ class CategoricalFocalLoss(keras.losses.Loss):
     with mean 1. label_smoothing: y_true becomes y (1 - s) + s / K before the loss.
     """
 
-    def __init__(self, gamma: float = 2.0, alpha=None, label_smoothing: float = 0.0,
-                 name: str = "categorical_focal_loss", **kwargs):
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha=None,
+        label_smoothing: float = 0.0,
+        name: str = "categorical_focal_loss",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
@@ -145,8 +152,12 @@ class CategoricalFocalLoss(keras.losses.Loss):
         return ops.sum(per_class, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha,
-                "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "gamma": self.gamma,
+            "alpha": self.alpha,
+            "label_smoothing": self.label_smoothing,
+        }
 
 
 @keras.saving.register_keras_serializable(package="skinlib")

@@ -33,6 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+from .data import resolve_data_dir
+from .widgets import STATIC_ENV
+
 #: The repository root (the notebooks are not part of the installed package: run from a checkout).
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -119,8 +122,16 @@ class NotebookFailed(RuntimeError):
     the parameters). `exec_count` is the cell's "In [n]" and `source` its code, to find it either way.
     """
 
-    def __init__(self, notebook: str, cell_index: int | None, ename: str, evalue: str, executed,
-                 exec_count: int | None = None, source: str = ""):
+    def __init__(
+        self,
+        notebook: str,
+        cell_index: int | None,
+        ename: str,
+        evalue: str,
+        executed,
+        exec_count: int | None = None,
+        source: str = "",
+    ):
         self.notebook, self.cell_index, self.ename, self.evalue = notebook, cell_index, ename, evalue
         self.executed, self.exec_count, self.source = Path(executed), exec_count, source or ""
         cell = f"cell {cell_index}" if cell_index is not None else "an unknown cell"
@@ -128,8 +139,10 @@ class NotebookFailed(RuntimeError):
             cell += f" (In [{exec_count}])"
         first = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
         where = f", which starts: {first[:80]}" if first else ""
-        super().__init__(f"notebook {notebook} failed in {cell}{where}\n{ename}: {evalue}\n"
-                         f"The partly executed notebook (traceback in that cell) is {self.executed}")
+        super().__init__(
+            f"notebook {notebook} failed in {cell}{where}\n{ename}: {evalue}\n"
+            f"The partly executed notebook (traceback in that cell) is {self.executed}"
+        )
 
 
 # ------------------------------------------------------------------------------------------ kernel
@@ -142,10 +155,8 @@ def _kernel_classes():
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    from .widgets import STATIC_ENV
-
     class CurrentPythonKernelSpecManager(KernelSpecManager):
-        """"python3" is ipykernel's spec for sys.executable, with SKINLIB_STATIC=1; other names as usual."""
+        """ "python3" is ipykernel's spec for sys.executable, with SKINLIB_STATIC=1; other names as usual."""
 
         def get_kernel_spec(self, kernel_name):
             if kernel_name != KERNEL_NAME:
@@ -195,11 +206,14 @@ def resolve_notebooks(names=None) -> list[Path]:
             paths.append(path.resolve())
             continue
         key = str(name).removesuffix(".ipynb")
-        matches = [n for n in NOTEBOOKS if n.removesuffix(".ipynb") == key] or \
-                  [n for n in NOTEBOOKS if n.split("_", 1)[0] == key]
+        matches = [n for n in NOTEBOOKS if n.removesuffix(".ipynb") == key] or [
+            n for n in NOTEBOOKS if n.split("_", 1)[0] == key
+        ]
         if len(matches) != 1:
-            raise ValueError(f"unknown notebook {name!r}: give a path to an .ipynb file or one of "
-                             f"{', '.join(NOTEBOOKS)} (name, stem or number)")
+            raise ValueError(
+                f"unknown notebook {name!r}: give a path to an .ipynb file or one of "
+                f"{', '.join(NOTEBOOKS)} (name, stem or number)"
+            )
         paths.append(NOTEBOOK_DIR / matches[0])
     return paths
 
@@ -215,8 +229,10 @@ def notebook_parameters(path: str | os.PathLike, mode: str, data_dir, out_dir) -
     declared = set(papermill.inspect_notebook(str(path)))
     missing = [p for p in REQUIRED_PARAMETERS if p not in declared]
     if missing:
-        raise ValueError(f"{Path(path).name}: its 'parameters' cell must define {', '.join(missing)} "
-                         "(tag a cell 'parameters' that sets mode, data_dir and out_dir)")
+        raise ValueError(
+            f"{Path(path).name}: its 'parameters' cell must define {', '.join(missing)} "
+            "(tag a cell 'parameters' that sets mode, data_dir and out_dir)"
+        )
     values = {"mode": mode, "data_dir": str(data_dir), "out_dir": str(out_dir), **MODES[mode]}
     return {name: value for name, value in values.items() if name in declared}
 
@@ -232,20 +248,33 @@ def run_notebook(path: str | os.PathLike, executed: str | os.PathLike, parameter
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(path), str(executed), parameters=parameters, kernel_name=KERNEL_NAME, language="python",
-            progress_bar=False, log_output=False, start_timeout=START_TIMEOUT, cwd=str(cwd or path.parent),
+            str(path),
+            str(executed),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            language="python",
+            progress_bar=False,
+            log_output=False,
+            start_timeout=START_TIMEOUT,
+            cwd=str(cwd or path.parent),
             kernel_manager_class=kernel_manager,
         )
     except PapermillExecutionError as error:
-        raise NotebookFailed(path.name, error.cell_index, error.ename, error.evalue, executed,
-                             exec_count=error.exec_count, source=error.source) from error
+        raise NotebookFailed(
+            path.name,
+            error.cell_index,
+            error.ename,
+            error.evalue,
+            executed,
+            exec_count=error.exec_count,
+            source=error.source,
+        ) from error
     return time.perf_counter() - started
 
 
 def _write_timings(out_dir: Path, mode: str, records: list[dict], total: float) -> Path:
     path = out_dir / "timings.json"
-    path.write_text(json.dumps({"mode": mode, "total_seconds": round(total, 2), "notebooks": records},
-                               indent=2) + "\n")
+    path.write_text(json.dumps({"mode": mode, "total_seconds": round(total, 2), "notebooks": records}, indent=2) + "\n")
     return path
 
 
@@ -269,8 +298,6 @@ def run_pipeline(mode: str = "quick", out_dir=None, notebooks=None, data_dir=Non
     """
     from tqdm.auto import tqdm
 
-    from .data import resolve_data_dir
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     data = resolve_data_dir(data_dir).resolve()
@@ -291,7 +318,9 @@ def run_pipeline(mode: str = "quick", out_dir=None, notebooks=None, data_dir=Non
                 run_notebook(path, executed, parameters)
                 record["status"] = "ok"
             except NotebookFailed as failure:
-                record.update(status="failed", cell_index=failure.cell_index, error=f"{failure.ename}: {failure.evalue}")
+                record.update(
+                    status="failed", cell_index=failure.cell_index, error=f"{failure.ename}: {failure.evalue}"
+                )
                 raise
             finally:
                 record.setdefault("status", "interrupted")
@@ -302,8 +331,12 @@ def run_pipeline(mode: str = "quick", out_dir=None, notebooks=None, data_dir=Non
         bar.close()
         if progress and records:
             print(timing_table(records))
-    return {"mode": mode, "out_dir": str(out), "total_seconds": round(time.perf_counter() - started, 2),
-            "notebooks": records}
+    return {
+        "mode": mode,
+        "out_dir": str(out),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "notebooks": records,
+    }
 
 
 # -------------------------------------------------------------------------------------------- book
@@ -374,16 +407,19 @@ def build_book(out_dir, warningiserror: bool = True) -> Path:
 def cmd_pipeline(args) -> int:
     """`skinlib pipeline`: 0 when every notebook ran, 1 when one failed (the message says where)."""
     try:
-        result = run_pipeline(args.mode, out_dir=args.out, notebooks=args.only, data_dir=args.data,
-                              progress=not args.quiet)
+        result = run_pipeline(
+            args.mode, out_dir=args.out, notebooks=args.only, data_dir=args.data, progress=not args.quiet
+        )
     except NotebookFailed as failure:
         print(f"skinlib pipeline: {failure}", file=sys.stderr)
         return 1
     except ValueError as error:
         print(f"skinlib pipeline: {error}", file=sys.stderr)
         return 2
-    print(f"executed notebooks in {Path(result['out_dir']) / 'notebooks'}, timings in "
-          f"{Path(result['out_dir']) / 'timings.json'}")
+    print(
+        f"executed notebooks in {Path(result['out_dir']) / 'notebooks'}, timings in "
+        f"{Path(result['out_dir']) / 'timings.json'}"
+    )
     if args.book:
         try:
             html = build_book(result["out_dir"])
@@ -397,22 +433,52 @@ def cmd_pipeline(args) -> int:
 def add_pipeline_parser(subparsers):
     """Add the `pipeline` sub-command to an argparse sub-parsers object; returns its parser."""
     parser = subparsers.add_parser(
-        "pipeline", help="run the course notebooks with papermill (executed notebooks, figures, timings)",
+        "pipeline",
+        help="run the course notebooks with papermill (executed notebooks, figures, timings)",
         description="Execute the course notebooks in order with papermill. Executed notebooks go to "
-                    "OUT/notebooks, figures and JSON to OUT, per-notebook times to OUT/timings.json.")
-    parser.add_argument("--mode", choices=tuple(MODES), default="quick",
-                        help="quick: small samples; full: whole splits, the book's numbers (default: quick)")
+        "OUT/notebooks, figures and JSON to OUT, per-notebook times to OUT/timings.json.",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=tuple(MODES),
+        default="quick",
+        help="quick: small samples; full: whole splits, the book's numbers (default: quick)",
+    )
     parser.add_argument("--out", metavar="DIR", help="output folder (default: outputs/MODE)")
     parser.add_argument("--data", metavar="DIR", help="HAM10000 folder (default: $SKINLIB_DATA)")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="run only these notebooks: number (01), name (01_data_exploration) or .ipynb path")
-    parser.add_argument("--book", action="store_true",
-                        help="then build the Jupyter Book from the executed notebooks into OUT/book/_build/html")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these notebooks: number (01), name (01_data_exploration) or .ipynb path",
+    )
+    parser.add_argument(
+        "--book",
+        action="store_true",
+        help="then build the Jupyter Book from the executed notebooks into OUT/book/_build/html",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or time summary")
     parser.set_defaults(func=cmd_pipeline)
     return parser
 
 
-__all__ = ["REPO", "NOTEBOOK_DIR", "NOTEBOOKS", "MODES", "REQUIRED_PARAMETERS", "KERNEL_NAME", "NotebookFailed",
-           "kernel_command", "resolve_notebooks", "notebook_parameters", "run_notebook", "timing_table",
-           "run_pipeline", "BOOK_SOURCES", "stage_book", "build_book", "cmd_pipeline", "add_pipeline_parser"]
+__all__ = [
+    "REPO",
+    "NOTEBOOK_DIR",
+    "NOTEBOOKS",
+    "MODES",
+    "REQUIRED_PARAMETERS",
+    "KERNEL_NAME",
+    "NotebookFailed",
+    "kernel_command",
+    "resolve_notebooks",
+    "notebook_parameters",
+    "run_notebook",
+    "timing_table",
+    "run_pipeline",
+    "BOOK_SOURCES",
+    "stage_book",
+    "build_book",
+    "cmd_pipeline",
+    "add_pipeline_parser",
+]

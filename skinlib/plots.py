@@ -5,13 +5,14 @@ state), so notebooks show it with `skinlib.widgets.show_figure` and tests can in
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from .data.classes import CLASSES
+from .evaluation.robustness import COLOUR_CASTS, colour_cast
 
 PHASE_COLOURS = ("#e8eef7", "#f7efe3", "#e9f5e9", "#f5e6f0")
 
@@ -28,8 +29,15 @@ def training_curves_figure(history: Sequence[Mapping], title: str = "training") 
         for phase in np.unique(phases):
             span = epochs[phases == phase]
             ax.axvspan(span.min() - 0.5, span.max() + 0.5, color=PHASE_COLOURS[phase % len(PHASE_COLOURS)], zorder=0)
-            ax.text(span.mean(), 1.0, f"phase {phase}", transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=8)
+            ax.text(
+                span.mean(),
+                1.0,
+                f"phase {phase}",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xlabel("epoch")
     loss_ax.plot(epochs, [h["loss"] for h in history], marker="o", color="tab:blue")
     loss_ax.set_ylabel("training loss")
@@ -38,8 +46,15 @@ def training_curves_figure(history: Sequence[Mapping], title: str = "training") 
     if "val_accuracy" in history[0]:
         score_ax.plot(epochs, [h["val_accuracy"] for h in history], marker=".", color="tab:gray", label="accuracy")
     best = int(np.argmax(scores))
-    score_ax.scatter([epochs[best]], [scores[best]], s=120, facecolors="none", edgecolors="red", zorder=3,
-                     label=f"best: epoch {epochs[best]}")
+    score_ax.scatter(
+        [epochs[best]],
+        [scores[best]],
+        s=120,
+        facecolors="none",
+        edgecolors="red",
+        zorder=3,
+        label=f"best: epoch {epochs[best]}",
+    )
     score_ax.set_ylabel("validation")
     score_ax.legend(fontsize=8, loc="lower right")
     figure.suptitle(title, y=1.06)
@@ -52,6 +67,7 @@ def focal_loss_values(p_true: np.ndarray, gamma: float) -> np.ndarray:
     computed by `skinlib.losses.CategoricalFocalLoss` itself (gamma 0 is plain cross-entropy)."""
     import keras
 
+    # deferred: loads Keras
     from .losses import CategoricalFocalLoss
 
     p_true = np.asarray(p_true, np.float32)
@@ -97,8 +113,7 @@ def recall_comparison_figure(recalls: Mapping[str, Mapping[str, float]], title: 
     ax = figure.subplots()
     for i, name in enumerate(names):
         values = [recalls[name].get(code, np.nan) for code in CLASSES]
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width,
-               label=f"{name} (mean {np.nanmean(values):.3f})")
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, label=f"{name} (mean {np.nanmean(values):.3f})")
     ax.set_xticks(x, CLASSES)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("recall")
@@ -125,15 +140,29 @@ def ablation_figure(results: Mapping) -> Figure:
         point = np.array([d["difference"] for d in diffs])
         low = np.array([d["ci95"][0] for d in diffs])
         high = np.array([d["ci95"][1] for d in diffs])
-        ax.errorbar(point, y + offset, xerr=[point - low, high - point], fmt=marker, color=colour, capsize=3,
-                    label=f"{'validation' if split == 'val' else 'test'} (paired 95 % CI)")
+        ax.errorbar(
+            point,
+            y + offset,
+            xerr=[point - low, high - point],
+            fmt=marker,
+            color=colour,
+            capsize=3,
+            label=f"{'validation' if split == 'val' else 'test'} (paired 95 % CI)",
+        )
     ax.axvline(0, color="black", linewidth=1)
-    over_images = [r["val_minus_baseline"]["balanced_accuracy"].get("bootstrap_unit", "images") == "images"
-                   for r in rows]
+    over_images = [
+        r["val_minus_baseline"]["balanced_accuracy"].get("bootstrap_unit", "images") == "images" for r in rows
+    ]
     ax.set_yticks(y, [r["name"] + (" *" if images else "") for r, images in zip(rows, over_images)])
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel("balanced accuracy minus the baseline's" + ("\n* intervals over images (collected before the "
-                  "bootstrap resampled lesions): too narrow" if any(over_images) else ""))
+    ax.set_xlabel(
+        "balanced accuracy minus the baseline's"
+        + (
+            "\n* intervals over images (collected before the bootstrap resampled lesions): too narrow"
+            if any(over_images)
+            else ""
+        )
+    )
     ax.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
@@ -149,9 +178,14 @@ def learning_curve_figure(curve: Mapping) -> Figure:
     ax.plot(images, curve["test_balanced_accuracy"], "o-", color="tab:blue", label="test")
     far = images[-1] * 2 ** min(max(curve.get("doublings_to_target", 1.0), 1.0), 8.0)
     span = np.geomspace(images[0], far, 50)
-    ax.plot(span, curve["val_fit_intercept"] + curve["val_gain_per_doubling"] * np.log2(span), "--",
-            color="tab:orange", alpha=0.6,
-            label=f"fit to validation: {curve['val_gain_per_doubling']:+.3f} per doubling")
+    ax.plot(
+        span,
+        curve["val_fit_intercept"] + curve["val_gain_per_doubling"] * np.log2(span),
+        "--",
+        color="tab:orange",
+        alpha=0.6,
+        label=f"fit to validation: {curve['val_gain_per_doubling']:+.3f} per doubling",
+    )
     if "target" in curve:
         ax.axhline(curve["target"], color="black", linestyle=":", linewidth=1, label=f"target {curve['target']:g}")
     ax.axvline(images[-1], color="grey", linewidth=0.8)
@@ -172,6 +206,7 @@ def metadata_prior_figure(prior, min_lesions: int = 20) -> Figure:
     Sites with fewer than `min_lesions` training lesions are left out of the picture (they still count in
     the fusion, heavily smoothed); the caption says how many.
     """
+
     def order(field):
         values = list(prior.tables.get(field, {}))
         if field == "age":
@@ -194,8 +229,15 @@ def metadata_prior_figure(prior, min_lesions: int = 20) -> Figure:
         ax.set_title(field, fontsize=9)
         for (row, col), value in np.ndenumerate(matrix):
             if abs(value) >= 0.5:
-                ax.text(col, row, f"{value:+.1f}", ha="center", va="center", fontsize=6,
-                        color="white" if abs(value) > 1.5 else "black")
+                ax.text(
+                    col,
+                    row,
+                    f"{value:+.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if abs(value) > 1.5 else "black",
+                )
     hidden = sum(1 for v in prior.tables.get("site", {}) if sum(prior.counts["site"][v]) < min_lesions)
     figure.colorbar(image, ax=list(axes), shrink=0.8, label="log p(value | class) / p(value)")
     if hidden:
@@ -206,7 +248,7 @@ def metadata_prior_figure(prior, min_lesions: int = 20) -> Figure:
 def colour_cast_examples_figure(crop: np.ndarray, casts: Mapping | None = None) -> Figure:
     """One lesion crop (H, W, 3 uint8) under every colour cast (top row) and after Shades-of-Gray colour
     constancy (bottom row): what a different light does, and what the correction undoes."""
-    from .evaluation.robustness import COLOUR_CASTS, colour_cast
+    # deferred: loads Keras
     from .models.colour_constancy import ShadesOfGray
 
     casts = dict(casts or COLOUR_CASTS)
@@ -240,9 +282,14 @@ def colour_cast_figure(study: Mapping, split: str = "test") -> Figure:
         scores = record[split]
         values = np.array([scores[c]["balanced_accuracy"] for c in casts])
         changes = [scores[c].get("change", {}).get("balanced_accuracy") for c in casts]  # None for "none"
-        errors = np.array([[0.0, 0.0] if change is None else
-                           [change["difference"] - change["ci95"][0], change["ci95"][1] - change["difference"]]
-                           for change in changes]).T
+        errors = np.array(
+            [
+                [0.0, 0.0]
+                if change is None
+                else [change["difference"] - change["ci95"][0], change["ci95"][1] - change["difference"]]
+                for change in changes
+            ]
+        ).T
         positions = np.arange(len(casts)) + (index - (len(models) - 1) / 2) * width
         label = f"{name} (colour constancy {'on' if record['colour_constancy'] else 'off'})"
         ax.bar(positions, values, width, yerr=np.clip(errors, 0, None), capsize=3, label=label)
@@ -255,10 +302,12 @@ def colour_cast_figure(study: Mapping, split: str = "test") -> Figure:
     return figure
 
 
-HEAT_BASELINES = (("gradcam", "the model's Grad-CAM", "tab:red"),
-                  ("other_images", "other images' Grad-CAM on this mask", "tab:orange"),
-                  ("centre", "a centred Gaussian (ignores the image)", "tab:gray"),
-                  ("uniform", "a uniform map (the mask's area)", "lightgray"))
+HEAT_BASELINES = (
+    ("gradcam", "the model's Grad-CAM", "tab:red"),
+    ("other_images", "other images' Grad-CAM on this mask", "tab:orange"),
+    ("centre", "a centred Gaussian (ignores the image)", "tab:gray"),
+    ("uniform", "a uniform map (the mask's area)", "lightgray"),
+)
 
 
 def heat_inside_figure(shares: Mapping[str, Sequence[float]], names: Sequence[str]) -> Figure:
@@ -270,11 +319,19 @@ def heat_inside_figure(shares: Mapping[str, Sequence[float]], names: Sequence[st
     width = 0.8 / len(HEAT_BASELINES)
     for k, (key, label, colour) in enumerate(HEAT_BASELINES):
         values = np.asarray(shares[key], np.float64)
-        ax.bar(x + (k - (len(HEAT_BASELINES) - 1) / 2) * width, values, width, color=colour,
-               label=f"{label}: mean {np.nanmean(values):.2f}")
+        ax.bar(
+            x + (k - (len(HEAT_BASELINES) - 1) / 2) * width,
+            values,
+            width,
+            color=colour,
+            label=f"{label}: mean {np.nanmean(values):.2f}",
+        )
     ax.set_xticks(x, names, fontsize=8)
-    ax.set(ylim=(0, 1.05), ylabel="share of heat inside the lesion mask",
-           title="Is the heat on the lesion? The model's map against maps that ignore the image")
+    ax.set(
+        ylim=(0, 1.05),
+        ylabel="share of heat inside the lesion mask",
+        title="Is the heat on the lesion? The model's map against maps that ignore the image",
+    )
     ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     figure.tight_layout()
     return figure
@@ -289,9 +346,11 @@ def class_prior_figure(labels, as_trained, with_prior, classes: Sequence[str] = 
     figure = Figure(figsize=(7.5, 3.2))
     ax = figure.subplots()
     x = np.arange(len(classes))
-    series = (("share of the images", rates, "black"),
-              ("mean P(class), as trained", np.mean(as_trained, axis=0), "tab:orange"),
-              ("mean P(class), training prior", np.mean(with_prior, axis=0), "tab:blue"))
+    series = (
+        ("share of the images", rates, "black"),
+        ("mean P(class), as trained", np.mean(as_trained, axis=0), "tab:orange"),
+        ("mean P(class), training prior", np.mean(with_prior, axis=0), "tab:blue"),
+    )
     for k, (label, values, colour) in enumerate(series):
         ax.bar(x + (k - 1) * 0.27, values, 0.27, label=label, color=colour, alpha=0.85 if k else 0.6)
     ax.set_xticks(x, list(classes))

@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .data.errors import DataError
+from .data.images import read_image
 from .data.metadata import metadata_rows
 from .runtime.classifier import prior_record
 from .runtime.dual_stage import DualStage
 from .runtime.views import tta_record
+from .visualize import overlay_mask, write_rgb
 
 
-def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explain: bool = False,
-                  progress: bool = True, scales=None, metadata=None, augmented: bool = False, prior=None) -> dict:
+def predict_files(
+    paths,
+    out_dir,
+    pipeline: DualStage,
+    tta: bool = False,
+    explain: bool = False,
+    progress: bool = True,
+    scales=None,
+    metadata=None,
+    augmented: bool = False,
+    prior=None,
+) -> dict:
     """Write `<stem>.json` (probabilities, prediction, flags) and `<stem>_overlay.png` per image;
     with `explain`, also `<stem>_gradcam.png` and `<stem>_attention.png` (on the lesion crop).
     `metadata`: a table of age, sex and site with an `image_id` column (file stems) to fuse with the images.
@@ -21,10 +34,6 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
     Returns {"written": {path: json_path}, "failed": {path: message}}: one bad file never stops the batch.
     """
     from tqdm.auto import tqdm
-
-    from .data.errors import DataError
-    from .data.images import read_image
-    from .visualize import overlay_mask, write_rgb
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,13 +48,20 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
         row = None if metadata is None else metadata_rows(metadata, [path.stem])
         if row is not None and not row.notna().to_numpy().any():
             row = None  # the table says nothing about this image: it is classified (and flagged) on its own
-        result = pipeline.classify(masks, crops, inputs, tta=tta, scales=scales, metadata=row, augmented=augmented,
-                                   prior=prior)[0]
+        result = pipeline.classify(
+            masks, crops, inputs, tta=tta, scales=scales, metadata=row, augmented=augmented, prior=prior
+        )[0]
         mask = result.pop("mask")
-        record = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "tta": tta,
-                  **tta_record(tta, scales, augmented),
-                  "calibrated": True, "class_prior": prior_record(prior),
-                  "uncertain_below": pipeline.classifier.uncertain_below, **result}
+        record = {
+            "image": str(path),
+            "size": [int(image.shape[1]), int(image.shape[0])],
+            "tta": tta,
+            **tta_record(tta, scales, augmented),
+            "calibrated": True,
+            "class_prior": prior_record(prior),
+            "uncertain_below": pipeline.classifier.uncertain_below,
+            **result,
+        }
         json_path = out_dir / f"{path.stem}.json"
         json_path.write_text(json.dumps(record, indent=2) + "\n")
         write_rgb(out_dir / f"{path.stem}_overlay.png", overlay_mask(image, mask))
@@ -54,4 +70,3 @@ def predict_files(paths, out_dir, pipeline: DualStage, tta: bool = False, explai
                 write_rgb(out_dir / f"{path.stem}_{kind}.png", picture)
         written[str(path)] = json_path
     return {"written": written, "failed": failed}
-

@@ -44,9 +44,12 @@ class _RegisteringLoader:
         try:
             register_layers()
         except Exception as error:  # never break `import keras` itself
-            warnings.warn(f"skinlib could not register its Keras layers ({error}); call "
-                          "skinlib.registration.register_layers() before keras.saving.load_model", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"skinlib could not register its Keras layers ({error}); call "
+                "skinlib.registration.register_layers() before keras.saving.load_model",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...: Keras' loader answers
         return getattr(self._loader, name)

@@ -6,16 +6,33 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.errors import DataError
+from .data.images import read_image
+from .data.labels import read_labels
+from .data.layout import IMAGE_SUFFIXES
 from .data.metadata import metadata_rows
-from .evaluation.calibration import apply_temperature
+from .evaluation.calibration import apply_temperature, prior_scores
+from .evaluation.classification import classification_report_dict
+from .evaluation.referral import referral_scores
+from .evaluation.report import write_report
 from .runtime.classifier import StageTwo, prior_record
 from .runtime.dual_stage import DualStage
 from .runtime.views import tta_record, tta_title
 
 
-def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool = False, batch_size: int = 32,
-                          progress: bool = True, report_dir=None, scales=None, metadata=None,
-                          augmented: bool = False, prior=None) -> dict:
+def score_labelled_folder(
+    images_dir,
+    labels_csv,
+    pipeline: DualStage,
+    tta: bool = False,
+    batch_size: int = 32,
+    progress: bool = True,
+    report_dir=None,
+    scales=None,
+    metadata=None,
+    augmented: bool = False,
+    prior=None,
+) -> dict:
     """Classification metrics of the pipeline on any folder of images with a label CSV.
 
     Images are matched to labels by file stem; labelled images that are missing are counted and listed,
@@ -26,18 +43,15 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     """
     from tqdm.auto import tqdm
 
-    from .data.errors import DataError
-    from .data.images import read_image
-    from .data.labels import read_labels
-    from .data.layout import IMAGE_SUFFIXES
-    from .evaluation.classification import classification_report_dict
-
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise DataError(f"images folder {images_dir} does not exist.")
     labels = read_labels(labels_csv)
-    files = {p.stem: p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-             and not p.stem.endswith("_segmentation")}
+    files = {
+        p.stem: p
+        for p in images_dir.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_segmentation")
+    }
     present = labels[labels["image_id"].isin(files)].reset_index(drop=True)
     missing = labels.loc[~labels["image_id"].isin(files), "image_id"].tolist()
     if present.empty:
@@ -47,8 +61,9 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
         ids = present["image_id"].iloc[start : start + batch_size]
         images = [read_image(files[i]) for i in ids]
         _, crops, inputs = pipeline.prepare(images)
-        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(inputs, tta=tta, scales=scales,
-                                                                                     augmented=augmented)
+        batch_raw, batch_novelty = pipeline.classifier.raw_probabilities_and_novelty(
+            inputs, tta=tta, scales=scales, augmented=augmented
+        )
         raw.append(batch_raw)
         novelty.append(batch_novelty)
         lesion_found += [c.used_mask for c in crops]
@@ -56,45 +71,56 @@ def score_labelled_folder(images_dir, labels_csv, pipeline: DualStage, tta: bool
     probs = apply_temperature(raw, pipeline.classifier.temperature_for(tta, augmented))
     fusion = None
     if metadata is not None:
-        probs, used = pipeline.classifier.with_metadata(probs, metadata_rows(metadata, present["image_id"]), tta,
-                                                        where=str(labels_csv))
-        fusion = {"weight": pipeline.classifier.metadata_weight(tta),
-                  "images_with_metadata": sum(u is not None for u in used),
-                  **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")}}
+        probs, used = pipeline.classifier.with_metadata(
+            probs, metadata_rows(metadata, present["image_id"]), tta, where=str(labels_csv)
+        )
+        fusion = {
+            "weight": pipeline.classifier.metadata_weight(tta),
+            "images_with_metadata": sum(u is not None for u in used),
+            **{f"images_with_{name}": sum(bool(u and name in u) for u in used) for name in ("age", "sex", "site")},
+        }
     labels_array = present["label"].to_numpy()
     flagged_on, prior_effect = probs, None
     if prior is not None:
-        from .evaluation.calibration import prior_scores
-
         probs = pipeline.classifier.with_prior(probs, prior)
         prior_effect = prior_scores(labels_array, flagged_on, probs, shifted_name="with_prior")
     report = classification_report_dict(labels_array, probs)
     threshold = pipeline.classifier.referral_threshold(tta, metadata=metadata is not None)
     if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here
-        from .evaluation.referral import referral_scores
-
         report["melanoma_referral"] = referral_scores(labels_array, flagged_on, threshold)
     if report_dir is not None:
-        from .evaluation.report import write_report
-
         groups = present["lesion_id"].to_numpy() if "lesion_id" in present else None
-        full = write_report(labels_array, probs, report_dir, probs_uncalibrated=None if prior is not None else raw,
-                            referral_threshold=None if prior is not None else threshold,
-                            groups=groups,
-                            title=f"dual-stage pipeline on {Path(images_dir).name}{tta_title(tta, scales, augmented)}"
-                                  f"{' + metadata' if metadata is not None else ''}")
+        full = write_report(
+            labels_array,
+            probs,
+            report_dir,
+            probs_uncalibrated=None if prior is not None else raw,
+            referral_threshold=None if prior is not None else threshold,
+            groups=groups,
+            title=f"dual-stage pipeline on {Path(images_dir).name}{tta_title(tta, scales, augmented)}"
+            f"{' + metadata' if metadata is not None else ''}",
+        )
         report["report_dir"] = str(report_dir)
         report["confidence_intervals"] = full.get("confidence_intervals")
         report["bootstrap"] = full["bootstrap"]
         if "confidence_intervals_image_level" in full:
             report["confidence_intervals_image_level"] = full["confidence_intervals_image_level"]
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
-    report.update({"images": str(images_dir), "labels": str(labels_csv), "tta": tta,
-                   "class_prior": prior_record(prior), "prior_correction": prior_effect,
-                   **tta_record(tta, scales, augmented),
-                   "metadata_fusion": fusion, "labelled_but_missing": len(missing), "missing_examples": missing[:20],
-                   "fraction_with_lesion_crop": float(np.mean(lesion_found)),
-                   "unlike_training_images": _novelty_summary(pipeline.classifier, novelty, present["image_id"])})
+    report.update(
+        {
+            "images": str(images_dir),
+            "labels": str(labels_csv),
+            "tta": tta,
+            "class_prior": prior_record(prior),
+            "prior_correction": prior_effect,
+            **tta_record(tta, scales, augmented),
+            "metadata_fusion": fusion,
+            "labelled_but_missing": len(missing),
+            "missing_examples": missing[:20],
+            "fraction_with_lesion_crop": float(np.mean(lesion_found)),
+            "unlike_training_images": _novelty_summary(pipeline.classifier, novelty, present["image_id"]),
+        }
+    )
     return report
 
 
@@ -105,6 +131,10 @@ def _novelty_summary(classifier: StageTwo, scores: list, image_ids) -> dict | No
         return None
     scores = np.concatenate(scores)
     flagged = scores > classifier.novelty.threshold
-    return {"threshold": classifier.novelty.threshold, "flagged": int(flagged.sum()),
-            "fraction": float(flagged.mean()), "median_score": float(np.median(scores)),
-            "examples": [str(i) for i in np.asarray(image_ids)[flagged][:20]]}
+    return {
+        "threshold": classifier.novelty.threshold,
+        "flagged": int(flagged.sum()),
+        "fraction": float(flagged.mean()),
+        "median_score": float(np.median(scores)),
+        "examples": [str(i) for i in np.asarray(image_ids)[flagged][:20]],
+    }

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 
 
-def overlay_mask(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: float = 0.25,
-                 thickness: int | None = None) -> np.ndarray:
+def overlay_mask(
+    image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: float = 0.25, thickness: int | None = None
+) -> np.ndarray:
     """The image with the mask tinted and its outline drawn: where the lesion is, and where it ends."""
     image = np.asarray(image, np.uint8)
     mask = np.asarray(mask, bool)

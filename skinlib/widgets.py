@@ -47,8 +47,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .data.classes import CLASSES, DISPLAY_NAMES
-from .data.images import read_image, read_mask
+from .data.images import fit_size, read_image, read_mask
+from .evaluation.calibration import apply_temperature
+from .evaluation.classification import check_binary_scores
 from .evaluation.segmentation import dice
+from .runtime.views import dihedral
 from .segmentation.classical import CHANNELS, ClassicalParams, as_rgb, classical_steps
 from .visualize import overlay_mask
 
@@ -110,8 +113,11 @@ def show_figure(figure: Figure, save: str | os.PathLike | None = None, dpi: int 
 
 def _png_output(png: bytes, text: str = "figure") -> dict:
     """An nbformat display_data output, the form `ipywidgets.Output.outputs` holds."""
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text}}
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text},
+    }
 
 
 def _axis_image(ax, image, title: str | None = None, cmap: str | None = None) -> None:
@@ -142,8 +148,13 @@ def compare_masks(image: np.ndarray, true_mask=None, pred_mask=None) -> np.ndarr
     return out
 
 
-def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 4,
-               size: float = 2.2, suptitle: str | None = None) -> Figure:
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 2.2,
+    suptitle: str | None = None,
+) -> Figure:
     """A grid of images (RGB, gray or boolean), `ncols` wide, each with its title above it."""
     images = list(images)
     if not images:
@@ -231,21 +242,45 @@ def lesion_panel(row) -> Figure:
 EXPLORER_STEPS = ("image", "hair", "smoothed", "threshold", "cleaned", "mask")
 
 #: Steps drawn by `steps_figure` (one row per image).
-FIGURE_STEPS = ("image", "hair", "hair_removed", "smoothed", "field_of_view", "threshold", "cleaned",
-                "lesion_component", "mask")
+FIGURE_STEPS = (
+    "image",
+    "hair",
+    "hair_removed",
+    "smoothed",
+    "field_of_view",
+    "threshold",
+    "cleaned",
+    "lesion_component",
+    "mask",
+)
 
 #: The `ClassicalParams` fields the explorer has a control for.
-EXPLORER_FIELDS = ("hair_removal", "hair_kernel", "channel", "method", "adaptive_block", "adaptive_c",
-                   "otsu_offset", "open_kernel", "close_kernel")
+EXPLORER_FIELDS = (
+    "hair_removal",
+    "hair_kernel",
+    "channel",
+    "method",
+    "adaptive_block",
+    "adaptive_c",
+    "otsu_offset",
+    "open_kernel",
+    "close_kernel",
+)
 
 
 def step_title(name: str, params: ClassicalParams) -> str:
     """A short, human title for one of `STEP_NAMES`."""
     titles = {
-        "image": "input", "hair": "hair (black-hat)", "hair_removed": "hair removed",
-        "channel": f"{params.channel} channel", "smoothed": f"{params.channel}, smoothed",
-        "field_of_view": "field of view", "threshold": f"threshold ({params.method})",
-        "cleaned": "open + close", "lesion_component": "lesion component", "filled": "holes filled",
+        "image": "input",
+        "hair": "hair (black-hat)",
+        "hair_removed": "hair removed",
+        "channel": f"{params.channel} channel",
+        "smoothed": f"{params.channel}, smoothed",
+        "field_of_view": "field of view",
+        "threshold": f"threshold ({params.method})",
+        "cleaned": "open + close",
+        "lesion_component": "lesion component",
+        "filled": "holes filled",
         "mask": "mask",
     }
     return titles.get(name, name)
@@ -272,8 +307,13 @@ def _draw_steps(axes, image, steps: dict, names: Sequence[str], params: Classica
     return score
 
 
-def mask_panel(image: np.ndarray, params: ClassicalParams = ClassicalParams(), true_mask=None,
-               steps: Sequence[str] = EXPLORER_STEPS, title: str | None = None) -> tuple[Figure, float | None]:
+def mask_panel(
+    image: np.ndarray,
+    params: ClassicalParams = ClassicalParams(),
+    true_mask=None,
+    steps: Sequence[str] = EXPLORER_STEPS,
+    title: str | None = None,
+) -> tuple[Figure, float | None]:
     """One row of classical-segmentation steps, and the Dice of the final mask (None without `true_mask`).
 
     The last panel ("mask") shows the expert mask in green and the classical one in red when `true_mask`
@@ -291,8 +331,13 @@ def mask_panel(image: np.ndarray, params: ClassicalParams = ClassicalParams(), t
     return figure, score
 
 
-def steps_figure(images: Sequence[np.ndarray], params: ClassicalParams = ClassicalParams(), true_masks=None,
-                 steps: Sequence[str] = FIGURE_STEPS, row_titles: Sequence[str] | None = None) -> Figure:
+def steps_figure(
+    images: Sequence[np.ndarray],
+    params: ClassicalParams = ClassicalParams(),
+    true_masks=None,
+    steps: Sequence[str] = FIGURE_STEPS,
+    row_titles: Sequence[str] | None = None,
+) -> Figure:
     """A grid: one row per image, one column per step of `classical_steps` (see `FIGURE_STEPS`)."""
     images = list(images)
     if not images:
@@ -318,7 +363,6 @@ def threshold_counts(y_true, mel_scores, threshold: float) -> dict:
     `y_true` is 1/True for melanoma, 0/False otherwise (e.g. `labels == CLASS_INDEX["mel"]`). Ratios with
     a zero denominator (no melanoma at all, nothing flagged...) are NaN, as elsewhere in skinlib.
     """
-    from .evaluation.classification import check_binary_scores
 
     positive, scores = check_binary_scores(y_true, mel_scores)
     flagged = scores >= threshold
@@ -328,9 +372,18 @@ def threshold_counts(y_true, mel_scores, threshold: float) -> dict:
     def ratio(a: int, b: int) -> float:
         return a / b if b else math.nan
 
-    return {"threshold": float(threshold), "tp": tp, "fn": fn, "fp": fp, "tn": tn,
-            "sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp), "ppv": ratio(tp, tp + fp),
-            "flagged": tp + fp, "n": len(scores)}
+    return {
+        "threshold": float(threshold),
+        "tp": tp,
+        "fn": fn,
+        "fp": fp,
+        "tn": tn,
+        "sensitivity": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "ppv": ratio(tp, tp + fp),
+        "flagged": tp + fp,
+        "n": len(scores),
+    }
 
 
 def _fmt(value: float) -> str:
@@ -339,9 +392,11 @@ def _fmt(value: float) -> str:
 
 def threshold_summary(counts: dict) -> str:
     """One line for a `threshold_counts` result."""
-    return (f"threshold {counts['threshold']:.2f}: sensitivity {_fmt(counts['sensitivity'])}, "
-            f"specificity {_fmt(counts['specificity'])}, {counts['flagged']} of {counts['n']} flagged "
-            f"(missed melanomas: {counts['fn']})")
+    return (
+        f"threshold {counts['threshold']:.2f}: sensitivity {_fmt(counts['sensitivity'])}, "
+        f"specificity {_fmt(counts['specificity'])}, {counts['flagged']} of {counts['n']} flagged "
+        f"(missed melanomas: {counts['fn']})"
+    )
 
 
 def threshold_panel(y_true, mel_scores, threshold: float) -> tuple[Figure, dict]:
@@ -363,8 +418,15 @@ def threshold_panel(y_true, mel_scores, threshold: float) -> tuple[Figure, dict]
     table = np.array([[counts["tp"], counts["fn"]], [counts["fp"], counts["tn"]]])
     matrix.imshow(table, cmap="Blues")
     for (i, j), value in np.ndenumerate(table):
-        matrix.text(j, i, str(value), ha="center", va="center", fontsize=11,
-                    color="white" if value > table.max() / 2 else "black")
+        matrix.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=11,
+            color="white" if value > table.max() / 2 else "black",
+        )
     matrix.set_xticks([0, 1], ["flagged", "not flagged"], fontsize=8)
     matrix.set_yticks([0, 1], ["melanoma", "other"], fontsize=8)
     matrix.set_title(f"sens {_fmt(counts['sensitivity'])}, spec {_fmt(counts['specificity'])}", fontsize=9)
@@ -386,7 +448,6 @@ def stage2_crops(pipeline, images) -> np.ndarray:
     With a `DualStage`, images of any size are segmented and cropped (`DualStage.prepare`); with a bare
     `StageTwo`, they are taken as crops already and only fitted (padded) to its input size.
     """
-    from .data.images import fit_size
 
     images = list(images)
     if not images:
@@ -397,8 +458,15 @@ def stage2_crops(pipeline, images) -> np.ndarray:
     return np.stack([fit_size(np.asarray(i, np.uint8), (size, size), "pad") for i in images])
 
 
-def _probability_bars(ax, probs, highlight: int | None = None, label: str | None = None, offset: float = 0.0,
-                      width: float = 0.8, colour="tab:blue") -> None:
+def _probability_bars(
+    ax,
+    probs,
+    highlight: int | None = None,
+    label: str | None = None,
+    offset: float = 0.0,
+    width: float = 0.8,
+    colour="tab:blue",
+) -> None:
     positions = np.arange(len(CLASSES)) + offset
     colours = [("tab:red" if i == highlight else colour) for i in range(len(CLASSES))]
     ax.bar(positions, probs, width=width, color=colours, label=label)
@@ -408,14 +476,16 @@ def _probability_bars(ax, probs, highlight: int | None = None, label: str | None
     ax.tick_params(axis="y", labelsize=7)
 
 
-def gradcam_panel(pipeline, crop: np.ndarray, class_index: int | str | None = None, layer: str | None = None,
-                  title: str | None = None) -> tuple[Figure, dict]:
+def gradcam_panel(
+    pipeline, crop: np.ndarray, class_index: int | str | None = None, layer: str | None = None, title: str | None = None
+) -> tuple[Figure, dict]:
     """The crop, its Grad-CAM overlay for one class at one layer, and the calibrated probabilities.
 
     `class_index`: None (or "predicted") for the predicted class, a class index or a class name;
     `layer`: any of `skinlib.explain.candidate_layers(model)`, None for the default (`top_activation`).
     Info: class, predicted, layer, probabilities (dict), map_shape (the map's resolution at that layer).
     """
+    # deferred: loads Keras
     from .explain import _default_layer, gradcam, gradcam_overlay
 
     stage = _stage_two(pipeline)
@@ -435,15 +505,21 @@ def gradcam_panel(pipeline, crop: np.ndarray, class_index: int | str | None = No
     figure = Figure(figsize=(8.6, 2.9))
     left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.5]})
     _axis_image(left, crop, "classifier input (crop)")
-    _axis_image(middle, gradcam_overlay(crop, cam),
-                f"Grad-CAM for {CLASSES[target]}\n{layer} ({cam.shape[0]}x{cam.shape[1]})")
+    _axis_image(
+        middle, gradcam_overlay(crop, cam), f"Grad-CAM for {CLASSES[target]}\n{layer} ({cam.shape[0]}x{cam.shape[1]})"
+    )
     _probability_bars(right, probs, highlight=target)
     right.set_title(f"predicted {CLASSES[predicted]} ({probs[predicted]:.2f}); red: explained class", fontsize=8)
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    info = {"class": CLASSES[target], "predicted": CLASSES[predicted], "layer": layer,
-            "probabilities": {c: float(v) for c, v in zip(CLASSES, probs)}, "map_shape": tuple(cam.shape)}
+    info = {
+        "class": CLASSES[target],
+        "predicted": CLASSES[predicted],
+        "layer": layer,
+        "probabilities": {c: float(v) for c, v in zip(CLASSES, probs)},
+        "map_shape": tuple(cam.shape),
+    }
     return figure, info
 
 
@@ -454,8 +530,6 @@ def tta_view_probabilities(pipeline, crop: np.ndarray) -> dict:
     i.e. no TTA: what `probabilities(tta=False)` gives) and average (the 8 raw views averaged, TTA
     temperature: what `probabilities(tta=True)` gives).
     """
-    from .evaluation.calibration import apply_temperature
-    from .runtime.views import dihedral
 
     stage = _stage_two(pipeline)
     crop = np.asarray(crop, np.uint8)
@@ -466,8 +540,9 @@ def tta_view_probabilities(pipeline, crop: np.ndarray) -> dict:
     return {"views": views, "view_probs": view_probs, "single": view_probs[0], "average": average}
 
 
-def tta_panel(pipeline, crop: np.ndarray, tta: bool = True, title: str | None = None,
-              views: dict | None = None) -> tuple[Figure, dict]:
+def tta_panel(
+    pipeline, crop: np.ndarray, tta: bool = True, title: str | None = None, views: dict | None = None
+) -> tuple[Figure, dict]:
     """Probabilities of the single view vs the 8-view average (TTA on), and each view's top-class probability.
 
     `views`: a `tta_view_probabilities` result for this crop (computed if None). With `tta` off only the
@@ -487,8 +562,7 @@ def tta_panel(pipeline, crop: np.ndarray, tta: bool = True, title: str | None = 
         bars.legend(fontsize=7)
     else:
         _probability_bars(bars, single, label="single view", colour="tab:blue")
-    bars.set_title(f"TTA {'on' if tta else 'off'}: predicted {CLASSES[predicted]} ({shown[predicted]:.2f})",
-                   fontsize=9)
+    bars.set_title(f"TTA {'on' if tta else 'off'}: predicted {CLASSES[predicted]} ({shown[predicted]:.2f})", fontsize=9)
     top = view_probs.argmax(axis=1)
     confidence = view_probs[np.arange(8), top]
     colours = [("tab:blue" if (tta or v == 0) else "0.85") for v in range(8)]
@@ -505,11 +579,16 @@ def tta_panel(pipeline, crop: np.ndarray, tta: bool = True, title: str | None = 
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     spread = float(view_probs[:, predicted].max() - view_probs[:, predicted].min())
-    info = {"tta": bool(tta), "prediction": CLASSES[predicted], "confidence": float(shown[predicted]),
-            "single": {c: float(v) for c, v in zip(CLASSES, single)},
-            "average": {c: float(v) for c, v in zip(CLASSES, average)},
-            "view_top": [CLASSES[t] for t in top], "view_confidence": [float(c) for c in confidence],
-            "spread": spread}
+    info = {
+        "tta": bool(tta),
+        "prediction": CLASSES[predicted],
+        "confidence": float(shown[predicted]),
+        "single": {c: float(v) for c, v in zip(CLASSES, single)},
+        "average": {c: float(v) for c, v in zip(CLASSES, average)},
+        "view_top": [CLASSES[t] for t in top],
+        "view_confidence": [float(c) for c in confidence],
+        "spread": spread,
+    }
     return figure, info
 
 
@@ -642,20 +721,29 @@ class LesionBrowser(InstructorWidget):
 
     def render(self, state):
         row = self.current_row(state)
-        return lesion_panel(row), {"image_id": row["image_id"], "lesion_id": row["lesion_id"], "dx": row["dx"],
-                                   "text": lesion_text(row), "count": len(self.rows(state["dx"]))}
+        return lesion_panel(row), {
+            "image_id": row["image_id"],
+            "lesion_id": row["lesion_id"],
+            "dx": row["dx"],
+            "text": lesion_text(row),
+            "count": len(self.rows(state["dx"])),
+        }
 
     def describe(self, info):
         return info["text"]
 
     def build_controls(self, widgets):
-        options = [(f"{c}: {DISPLAY_NAMES[c]} ({int((self.frame['dx'] == c).sum())})", c) for c in CLASSES
-                   if (self.frame["dx"] == c).any()]
+        options = [
+            (f"{c}: {DISPLAY_NAMES[c]} ({int((self.frame['dx'] == c).sum())})", c)
+            for c in CLASSES
+            if (self.frame["dx"] == c).any()
+        ]
         count = len(self.rows(self.state["dx"]))
         controls = {
             "dx": widgets.Dropdown(options=options, value=self.state["dx"], description="class"),
-            "index": widgets.IntSlider(value=self.state["index"], min=0, max=max(0, count - 1), description="image",
-                                       continuous_update=False),
+            "index": widgets.IntSlider(
+                value=self.state["index"], min=0, max=max(0, count - 1), description="image", continuous_update=False
+            ),
             "previous": widgets.Button(description="previous", icon="arrow-left"),
             "next": widgets.Button(description="next", icon="arrow-right"),
         }
@@ -710,40 +798,76 @@ class MaskExplorer(InstructorWidget):
         image, mask = self.pair(index)
         params = params_from_controls(state, self.base)
         if index not in self._default_dice:
-            self._default_dice[index] = (_dice_of(image, mask, self.base) if mask is not None else None)
+            self._default_dice[index] = _dice_of(image, mask, self.base) if mask is not None else None
         image_id = self.frame.iloc[index].get("image_id", f"image {index}")
         figure, score = mask_panel(image, params, mask, title=f"{image_id}")
-        return figure, {"image_id": image_id, "dice": score, "default_dice": self._default_dice[index],
-                        "params": params}
+        return figure, {
+            "image_id": image_id,
+            "dice": score,
+            "default_dice": self._default_dice[index],
+            "params": params,
+        }
 
     def describe(self, info):
         if info["dice"] is None:
             return f"{info['image_id']}: no expert mask to compare with"
-        return (f"Dice vs expert: {info['dice']:.3f} (default parameters: {info['default_dice']:.3f})"
-                f" on {info['image_id']}")
+        return (
+            f"Dice vs expert: {info['dice']:.3f} (default parameters: {info['default_dice']:.3f}) on {info['image_id']}"
+        )
 
     def build_controls(self, widgets):
         s = self.state
         style = {"description_width": "110px"}
         controls = {
-            "image": widgets.IntSlider(value=s["image"], min=0, max=len(self.frame) - 1, description="image",
-                                       style=style, continuous_update=False),
+            "image": widgets.IntSlider(
+                value=s["image"],
+                min=0,
+                max=len(self.frame) - 1,
+                description="image",
+                style=style,
+                continuous_update=False,
+            ),
             "hair_removal": widgets.Checkbox(value=s["hair_removal"], description="remove hair"),
-            "hair_kernel": widgets.IntSlider(value=s["hair_kernel"], min=1, max=15, step=2, description="hair kernel",
-                                             style=style, continuous_update=False),
+            "hair_kernel": widgets.IntSlider(
+                value=s["hair_kernel"],
+                min=1,
+                max=15,
+                step=2,
+                description="hair kernel",
+                style=style,
+                continuous_update=False,
+            ),
             "channel": widgets.Dropdown(options=list(CHANNELS), value=s["channel"], description="channel", style=style),
-            "method": widgets.ToggleButtons(options=["adaptive", "otsu"], value=s["method"], description="threshold",
-                                            style=style),
-            "adaptive_block": widgets.IntSlider(value=s["adaptive_block"], min=15, max=301, step=2,
-                                                description="block size", style=style, continuous_update=False),
-            "adaptive_c": widgets.FloatSlider(value=s["adaptive_c"], min=-10, max=20, step=0.5, description="C",
-                                              style=style, continuous_update=False),
-            "otsu_offset": widgets.FloatSlider(value=s["otsu_offset"], min=-40, max=40, step=1,
-                                               description="Otsu offset", style=style, continuous_update=False),
-            "open_kernel": widgets.IntSlider(value=s["open_kernel"], min=1, max=15, description="opening",
-                                             style=style, continuous_update=False),
-            "close_kernel": widgets.IntSlider(value=s["close_kernel"], min=1, max=25, description="closing",
-                                              style=style, continuous_update=False),
+            "method": widgets.ToggleButtons(
+                options=["adaptive", "otsu"], value=s["method"], description="threshold", style=style
+            ),
+            "adaptive_block": widgets.IntSlider(
+                value=s["adaptive_block"],
+                min=15,
+                max=301,
+                step=2,
+                description="block size",
+                style=style,
+                continuous_update=False,
+            ),
+            "adaptive_c": widgets.FloatSlider(
+                value=s["adaptive_c"], min=-10, max=20, step=0.5, description="C", style=style, continuous_update=False
+            ),
+            "otsu_offset": widgets.FloatSlider(
+                value=s["otsu_offset"],
+                min=-40,
+                max=40,
+                step=1,
+                description="Otsu offset",
+                style=style,
+                continuous_update=False,
+            ),
+            "open_kernel": widgets.IntSlider(
+                value=s["open_kernel"], min=1, max=15, description="opening", style=style, continuous_update=False
+            ),
+            "close_kernel": widgets.IntSlider(
+                value=s["close_kernel"], min=1, max=25, description="closing", style=style, continuous_update=False
+            ),
             "reset": widgets.Button(description="defaults", icon="undo"),
         }
         controls["reset"].on_click(lambda _: self.reset())
@@ -752,9 +876,14 @@ class MaskExplorer(InstructorWidget):
 
     def layout(self, widgets):
         c = self.controls
-        return [widgets.HBox([c["image"], c["reset"]]), widgets.HBox([c["hair_removal"], c["hair_kernel"]]),
-                widgets.HBox([c["channel"], c["method"]]), widgets.HBox([c["adaptive_block"], c["adaptive_c"]]),
-                c["otsu_offset"], widgets.HBox([c["open_kernel"], c["close_kernel"]])]
+        return [
+            widgets.HBox([c["image"], c["reset"]]),
+            widgets.HBox([c["hair_removal"], c["hair_kernel"]]),
+            widgets.HBox([c["channel"], c["method"]]),
+            widgets.HBox([c["adaptive_block"], c["adaptive_c"]]),
+            c["otsu_offset"],
+            widgets.HBox([c["open_kernel"], c["close_kernel"]]),
+        ]
 
     @staticmethod
     def _enable(controls) -> None:
@@ -804,9 +933,17 @@ class ThresholdSlider(InstructorWidget):
     def build_controls(self, widgets):
         low = min(0.0, float(self.scores.min(initial=0.0)))
         high = max(1.0, float(self.scores.max(initial=1.0)))
-        return {"threshold": widgets.FloatSlider(value=self.state["threshold"], min=low, max=high,
-                                                 step=(high - low) / 100, readout_format=".2f",
-                                                 description="threshold", continuous_update=False)}
+        return {
+            "threshold": widgets.FloatSlider(
+                value=self.state["threshold"],
+                min=low,
+                max=high,
+                step=(high - low) / 100,
+                readout_format=".2f",
+                description="threshold",
+                continuous_update=False,
+            )
+        }
 
 
 class _CropTool(InstructorWidget):
@@ -823,8 +960,9 @@ class _CropTool(InstructorWidget):
         return int(np.clip(state["image"], 0, len(self.crops) - 1))
 
     def _image_control(self, widgets):
-        return widgets.Dropdown(options=[(name, i) for i, name in enumerate(self.names)], value=self._index(self.state),
-                                description="image")
+        return widgets.Dropdown(
+            options=[(name, i) for i, name in enumerate(self.names)], value=self._index(self.state), description="image"
+        )
 
 
 class GradcamExplorer(_CropTool):
@@ -832,8 +970,17 @@ class GradcamExplorer(_CropTool):
 
     title = "Grad-CAM explorer"
 
-    def __init__(self, pipeline, images, names=None, index: int = 0, class_name: str = "predicted",
-                 layer: str | None = None, save=None):
+    def __init__(
+        self,
+        pipeline,
+        images,
+        names=None,
+        index: int = 0,
+        class_name: str = "predicted",
+        layer: str | None = None,
+        save=None,
+    ):
+        # deferred: loads Keras
         from .explain import _default_layer, candidate_layers
 
         self._setup(pipeline, images, names)
@@ -848,20 +995,24 @@ class GradcamExplorer(_CropTool):
 
     def render(self, state):
         index = self._index(state)
-        figure, info = gradcam_panel(self.pipeline, self.crops[index], state["class_name"], state["layer"],
-                                     title=self.names[index])
+        figure, info = gradcam_panel(
+            self.pipeline, self.crops[index], state["class_name"], state["layer"], title=self.names[index]
+        )
         return figure, {**info, "image": self.names[index]}
 
     def describe(self, info):
-        return (f"{info['image']}: Grad-CAM of class {info['class']} at layer {info['layer']} "
-                f"(a {info['map_shape'][0]}x{info['map_shape'][1]} map); predicted {info['predicted']} "
-                f"with probability {info['probabilities'][info['predicted']]:.2f}")
+        return (
+            f"{info['image']}: Grad-CAM of class {info['class']} at layer {info['layer']} "
+            f"(a {info['map_shape'][0]}x{info['map_shape'][1]} map); predicted {info['predicted']} "
+            f"with probability {info['probabilities'][info['predicted']]:.2f}"
+        )
 
     def build_controls(self, widgets):
         return {
             "image": self._image_control(widgets),
-            "class_name": widgets.Dropdown(options=["predicted", *CLASSES], value=self.state["class_name"],
-                                           description="class"),
+            "class_name": widgets.Dropdown(
+                options=["predicted", *CLASSES], value=self.state["class_name"], description="class"
+            ),
             "layer": widgets.Dropdown(options=self.layers, value=self.state["layer"], description="layer"),
         }
 
@@ -888,26 +1039,39 @@ class TtaToggle(_CropTool):
 
     def render(self, state):
         index = self._index(state)
-        figure, info = tta_panel(self.pipeline, self.crops[index], bool(state["tta"]), title=self.names[index],
-                                 views=self.views(index))
+        figure, info = tta_panel(
+            self.pipeline, self.crops[index], bool(state["tta"]), title=self.names[index], views=self.views(index)
+        )
         return figure, {**info, "image": self.names[index]}
 
     def describe(self, info):
         single = max(info["single"], key=info["single"].get)
         average = max(info["average"], key=info["average"].get)
         agree = sum(top == info["prediction"] for top in info["view_top"])
-        return (f"{info['image']}: single view says {single} ({info['single'][single]:.2f}), the 8-view average "
-                f"says {average} ({info['average'][average]:.2f}); {agree} of 8 views alone agree with "
-                f"{info['prediction']} (TTA {'on' if info['tta'] else 'off'})")
+        return (
+            f"{info['image']}: single view says {single} ({info['single'][single]:.2f}), the 8-view average "
+            f"says {average} ({info['average'][average]:.2f}); {agree} of 8 views alone agree with "
+            f"{info['prediction']} (TTA {'on' if info['tta'] else 'off'})"
+        )
 
     def build_controls(self, widgets):
-        return {"image": self._image_control(widgets),
-                "tta": widgets.ToggleButtons(options=[("TTA off", False), ("TTA on (8 views)", True)],
-                                             value=bool(self.state["tta"]), description="")}
+        return {
+            "image": self._image_control(widgets),
+            "tta": widgets.ToggleButtons(
+                options=[("TTA off", False), ("TTA on (8 views)", True)], value=bool(self.state["tta"]), description=""
+            ),
+        }
 
 
-def metadata_panel(pipeline, crop: np.ndarray, age=None, sex=None, site=None, title: str | None = None,
-                   image_only: np.ndarray | None = None) -> tuple[Figure, dict]:
+def metadata_panel(
+    pipeline,
+    crop: np.ndarray,
+    age=None,
+    sex=None,
+    site=None,
+    title: str | None = None,
+    image_only: np.ndarray | None = None,
+) -> tuple[Figure, dict]:
     """The calibrated probabilities of one crop from the image alone vs fused with age, sex and site.
 
     `image_only`: those probabilities if already computed. None (or "unknown") for a field leaves it out.
@@ -931,9 +1095,12 @@ def metadata_panel(pipeline, crop: np.ndarray, age=None, sex=None, site=None, ti
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    info = {"image_only": {c: float(v) for c, v in zip(CLASSES, image_only)},
-            "fused": {c: float(v) for c, v in zip(CLASSES, fused)}, "prediction": CLASSES[predicted],
-            "used": used[0]}
+    info = {
+        "image_only": {c: float(v) for c, v in zip(CLASSES, image_only)},
+        "fused": {c: float(v) for c, v in zip(CLASSES, fused)},
+        "prediction": CLASSES[predicted],
+        "used": used[0],
+    }
     return figure, info
 
 
@@ -952,9 +1119,15 @@ class MetadataExplorer(_CropTool):
         self._image_only: dict[int, np.ndarray] = {}
         sex = str(sex).strip().lower() if sex is not None else self.UNKNOWN
         site = str(site).strip().lower() if site is not None else self.UNKNOWN
-        super().__init__({"image": int(index), "age": age,  # values the controls do not offer start as unknown
-                          "sex": sex if sex in ("female", "male") else self.UNKNOWN,
-                          "site": site if site in self.sites else self.UNKNOWN}, save)
+        super().__init__(
+            {
+                "image": int(index),
+                "age": age,  # values the controls do not offer start as unknown
+                "sex": sex if sex in ("female", "male") else self.UNKNOWN,
+                "site": site if site in self.sites else self.UNKNOWN,
+            },
+            save,
+        )
 
     def image_only(self, index: int) -> np.ndarray:
         if index not in self._image_only:
@@ -964,33 +1137,39 @@ class MetadataExplorer(_CropTool):
     def render(self, state):
         index = self._index(state)
         known = {k: (None if state[k] in (self.UNKNOWN, None) else state[k]) for k in ("age", "sex", "site")}
-        figure, info = metadata_panel(self.pipeline, self.crops[index], title=self.names[index],
-                                      image_only=self.image_only(index), **known)
+        figure, info = metadata_panel(
+            self.pipeline, self.crops[index], title=self.names[index], image_only=self.image_only(index), **known
+        )
         return figure, {**info, "image": self.names[index]}
 
     def describe(self, info):
         alone = max(info["image_only"], key=info["image_only"].get)
-        return (f"{info['image']}: the image alone says {alone} ({info['image_only'][alone]:.2f}); with "
-                f"{', '.join(f'{k} {v}' for k, v in (info['used'] or {}).items()) or 'no metadata'} the fused answer is "
-                f"{info['prediction']} ({info['fused'][info['prediction']]:.2f})")
+        return (
+            f"{info['image']}: the image alone says {alone} ({info['image_only'][alone]:.2f}); with "
+            f"{', '.join(f'{k} {v}' for k, v in (info['used'] or {}).items()) or 'no metadata'} the fused answer is "
+            f"{info['prediction']} ({info['fused'][info['prediction']]:.2f})"
+        )
 
     def build_controls(self, widgets):
         ages = [(self.UNKNOWN, self.UNKNOWN)] + [(str(a), a) for a in range(0, 90, 5)]
         age = self.state["age"] if self.state["age"] in dict(ages).values() else self.UNKNOWN
-        return {"image": self._image_control(widgets),
-                "age": widgets.Dropdown(options=ages, value=age, description="age"),
-                "sex": widgets.Dropdown(options=[self.UNKNOWN, "female", "male"], value=self.state["sex"],
-                                        description="sex"),
-                "site": widgets.Dropdown(options=[self.UNKNOWN, *self.sites], value=self.state["site"],
-                                         description="site")}
+        return {
+            "image": self._image_control(widgets),
+            "age": widgets.Dropdown(options=ages, value=age, description="age"),
+            "sex": widgets.Dropdown(
+                options=[self.UNKNOWN, "female", "male"], value=self.state["sex"], description="sex"
+            ),
+            "site": widgets.Dropdown(options=[self.UNKNOWN, *self.sites], value=self.state["site"], description="site"),
+        }
 
     def layout(self, widgets):
         c = self.controls
         return [c["image"], widgets.HBox([c["age"], c["sex"], c["site"]])]
 
 
-def metadata_explorer(pipeline, images, names=None, index: int = 0, age=None, sex=None, site=None, save=None,
-                      show: bool = True) -> MetadataExplorer:
+def metadata_explorer(
+    pipeline, images, names=None, index: int = 0, age=None, sex=None, site=None, save=None, show: bool = True
+) -> MetadataExplorer:
     """Pick an image and set the patient's age, sex and lesion site: the bars compare the image's own
     calibrated probabilities with the metadata-fused ones (`skinlib fit-metadata`). Arguments as for
     `gradcam_explorer`; `age`/`sex`/`site` set the starting state. Returns the `MetadataExplorer`."""
@@ -1012,8 +1191,9 @@ def lesion_browser(frame: pd.DataFrame, dx: str = "mel", index: int = 0, save=No
     return tool
 
 
-def classical_mask_explorer(frame: pd.DataFrame, index: int = 0, params: ClassicalParams = ClassicalParams(),
-                            save=None, show: bool = True) -> MaskExplorer:
+def classical_mask_explorer(
+    frame: pd.DataFrame, index: int = 0, params: ClassicalParams = ClassicalParams(), save=None, show: bool = True
+) -> MaskExplorer:
     """Sliders for the main `ClassicalParams` fields, every step drawn and the Dice against the expert mask.
 
     `frame` lists the images to choose from (pass a small sample: each is read when first shown);
@@ -1025,7 +1205,9 @@ def classical_mask_explorer(frame: pd.DataFrame, index: int = 0, params: Classic
     return tool
 
 
-def melanoma_threshold_slider(y_true, mel_scores, threshold: float = 0.5, save=None, show: bool = True) -> ThresholdSlider:
+def melanoma_threshold_slider(
+    y_true, mel_scores, threshold: float = 0.5, save=None, show: bool = True
+) -> ThresholdSlider:
     """Sensitivity, specificity and confusion counts of "melanoma if score >= threshold".
 
     `y_true`: 1/True for melanoma; `mel_scores`: the caller's melanoma scores (e.g. `probs[:, mel]`).
@@ -1037,8 +1219,16 @@ def melanoma_threshold_slider(y_true, mel_scores, threshold: float = 0.5, save=N
     return tool
 
 
-def gradcam_explorer(pipeline, images, names=None, index: int = 0, class_name: str = "predicted",
-                     layer: str | None = None, save=None, show: bool = True) -> GradcamExplorer:
+def gradcam_explorer(
+    pipeline,
+    images,
+    names=None,
+    index: int = 0,
+    class_name: str = "predicted",
+    layer: str | None = None,
+    save=None,
+    show: bool = True,
+) -> GradcamExplorer:
     """Pick an image, a class (default: the predicted one) and a layer; see the crop, its Grad-CAM overlay
     and the calibrated probabilities.
 
@@ -1052,8 +1242,9 @@ def gradcam_explorer(pipeline, images, names=None, index: int = 0, class_name: s
     return tool
 
 
-def tta_toggle(pipeline, images, names=None, index: int = 0, tta: bool = True, save=None,
-               show: bool = True) -> TtaToggle:
+def tta_toggle(
+    pipeline, images, names=None, index: int = 0, tta: bool = True, save=None, show: bool = True
+) -> TtaToggle:
     """Test-time augmentation on/off: the 7 probabilities of the single view vs the average of the 8
     dihedral views, and what each view alone predicts. Arguments as for `gradcam_explorer`.
     Returns the `TtaToggle`.
@@ -1065,11 +1256,42 @@ def tta_toggle(pipeline, images, names=None, index: int = 0, tta: bool = True, s
 
 
 __all__ = [
-    "STATIC_ENV", "FIGURE_DPI", "static_mode", "figure_png", "show_figure", "compare_masks", "image_grid",
-    "browser_rows", "lesion_text", "lesion_panel", "EXPLORER_STEPS", "FIGURE_STEPS", "EXPLORER_FIELDS", "step_title",
-    "params_from_controls", "mask_panel", "steps_figure", "threshold_counts", "threshold_summary", "threshold_panel",
-    "InstructorWidget", "LesionBrowser", "MaskExplorer", "ThresholdSlider", "lesion_browser",
-    "classical_mask_explorer", "melanoma_threshold_slider", "stage2_crops", "gradcam_panel",
-    "tta_view_probabilities", "tta_panel", "GradcamExplorer", "TtaToggle", "gradcam_explorer", "tta_toggle",
-    "metadata_panel", "MetadataExplorer", "metadata_explorer",
+    "STATIC_ENV",
+    "FIGURE_DPI",
+    "static_mode",
+    "figure_png",
+    "show_figure",
+    "compare_masks",
+    "image_grid",
+    "browser_rows",
+    "lesion_text",
+    "lesion_panel",
+    "EXPLORER_STEPS",
+    "FIGURE_STEPS",
+    "EXPLORER_FIELDS",
+    "step_title",
+    "params_from_controls",
+    "mask_panel",
+    "steps_figure",
+    "threshold_counts",
+    "threshold_summary",
+    "threshold_panel",
+    "InstructorWidget",
+    "LesionBrowser",
+    "MaskExplorer",
+    "ThresholdSlider",
+    "lesion_browser",
+    "classical_mask_explorer",
+    "melanoma_threshold_slider",
+    "stage2_crops",
+    "gradcam_panel",
+    "tta_view_probabilities",
+    "tta_panel",
+    "GradcamExplorer",
+    "TtaToggle",
+    "gradcam_explorer",
+    "tta_toggle",
+    "metadata_panel",
+    "MetadataExplorer",
+    "metadata_explorer",
 ]

@@ -52,8 +52,13 @@ CHROMIUM_ARGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "-
 ARTICLE = ".bd-article, article, main"
 
 #: CSS selectors of a rendered execution error (see the module docstring).
-ERROR_SELECTORS = (".cell_output .traceback", ".output.traceback", ".output.error", "div.output_error",
-                   "#papermill-error-cell")
+ERROR_SELECTORS = (
+    ".cell_output .traceback",
+    ".output.traceback",
+    ".output.error",
+    "div.output_error",
+    "#papermill-error-cell",
+)
 
 #: Seconds to wait for a page to load, and for its images to finish loading.
 PAGE_TIMEOUT = 60
@@ -143,18 +148,21 @@ def chromium_driver(page_timeout: float = PAGE_TIMEOUT):
 
 #: Console errors of the book's third-party theme code that are known and harmless: (text, why).
 KNOWN_CONSOLE_ERRORS = (
-    ("Identifier 'THEBE_JS_URL' has already been declared",
-     "sphinx-thebe 0.3.1 adds its inline config script twice to every page; thebe itself is never started"),
-    ("Got invalid theme mode",
-     "pydata-sphinx-theme on a first visit (empty localStorage); it resets the light/dark mode to auto"),
+    (
+        "Identifier 'THEBE_JS_URL' has already been declared",
+        "sphinx-thebe 0.3.1 adds its inline config script twice to every page; thebe itself is never started",
+    ),
+    (
+        "Got invalid theme mode",
+        "pydata-sphinx-theme on a first visit (empty localStorage); it resets the light/dark mode to auto",
+    ),
 )
 
 
 def unexpected_console_error(message: str) -> bool:
     """A console error the check should fail on: not a known one, not a failed load (images and links are
     checked on their own, with a clearer message)."""
-    return "Failed to load resource" not in message and not any(
-        known in message for known, _ in KNOWN_CONSOLE_ERRORS)
+    return "Failed to load resource" not in message and not any(known in message for known, _ in KNOWN_CONSOLE_ERRORS)
 
 
 @dataclass
@@ -201,10 +209,12 @@ class PageReport:
             found.append(f"{self.path}: {self.unrendered_math} formula(s) shown as raw TeX (MathJax did not run)")
         found += [f"{self.path}: image never loaded {i['src']}" for i in self.unloaded_images]
         found += [f"{self.path}: link {b['href']} -> {b['status']}" for b in self.broken_links]
-        found += [f"{self.path}: browser console error: {m}" for m in self.console_errors
-                  if unexpected_console_error(m)]
-        found += [f"{self.path}: link {m['href']}: no id {m['fragment']!r} on {m['target']}"
-                  for m in self.missing_anchors]
+        found += [
+            f"{self.path}: browser console error: {m}" for m in self.console_errors if unexpected_console_error(m)
+        ]
+        found += [
+            f"{self.path}: link {m['href']}: no id {m['fragment']!r} on {m['target']}" for m in self.missing_anchors
+        ]
         return found
 
 
@@ -295,8 +305,10 @@ MATH_TIMEOUT = 10.0  # seconds MathJax gets to typeset a page
 
 def _unrendered_math(driver, timeout: float = MATH_TIMEOUT) -> int:
     """Math elements left untypeset after `timeout` s (0 when the page has no math or MathJax rendered it)."""
-    script = ("return Array.from(document.querySelectorAll('.math'))"
-              ".filter(e => !e.querySelector('mjx-container') && !e.closest('mjx-container')).length")
+    script = (
+        "return Array.from(document.querySelectorAll('.math'))"
+        ".filter(e => !e.querySelector('mjx-container') && !e.closest('mjx-container')).length"
+    )
     deadline = time.monotonic() + timeout
     while True:
         left = driver.execute_script(script)
@@ -305,8 +317,15 @@ def _unrendered_math(driver, timeout: float = MATH_TIMEOUT) -> int:
         time.sleep(0.25)
 
 
-def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pages=(),
-                image_timeout: float = IMAGE_TIMEOUT, math_timeout: float = MATH_TIMEOUT) -> dict[str, PageReport]:
+def check_pages(
+    driver,
+    base_url: str,
+    pages,
+    screenshot_dir=None,
+    screenshot_pages=(),
+    image_timeout: float = IMAGE_TIMEOUT,
+    math_timeout: float = MATH_TIMEOUT,
+) -> dict[str, PageReport]:
     """Open each page (a path relative to the HTML root) in `driver`; return {path: PageReport}.
 
     Per page: wait for `document.readyState == "complete"`, load every image (lazy ones forced eager and
@@ -343,7 +362,8 @@ def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pa
         report = PageReport(path=page, url=url, status=fetch(url)[0])
         driver.get(url)
         WebDriverWait(driver, PAGE_TIMEOUT).until(
-            lambda d: d.execute_script("return document.readyState") == "complete")
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
         driver.set_script_timeout(image_timeout + 10)
         driver.execute_async_script(_LOAD_IMAGES, int(image_timeout * 1000))
         state = driver.execute_script(_COLLECT, ARTICLE, list(ERROR_SELECTORS))
@@ -365,9 +385,12 @@ def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pa
                 continue
             if target == page_url:
                 if own_ids is None:
-                    own_ids = set(driver.execute_script(
-                        "return Array.from(document.querySelectorAll('[id], a[name]'))"
-                        ".map(e => e.id || e.getAttribute('name'))"))
+                    own_ids = set(
+                        driver.execute_script(
+                            "return Array.from(document.querySelectorAll('[id], a[name]'))"
+                            ".map(e => e.id || e.getAttribute('name'))"
+                        )
+                    )
                 ids = own_ids
             else:
                 status, ids = fetch(target, want_ids=True)
@@ -381,8 +404,9 @@ def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pa
             if status != 200:
                 report.broken_links.append({"href": href, "target": target, "status": status})
         with contextlib.suppress(Exception):  # not every driver keeps a console log
-            report.console_errors = [entry["message"] for entry in driver.get_log("browser")
-                                     if entry.get("level") == "SEVERE"]
+            report.console_errors = [
+                entry["message"] for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"
+            ]
         if screenshot_dir is not None and page in shots:
             path = screenshot_dir / _screenshot_name(page)
             if not driver.save_screenshot(str(path)):
@@ -392,7 +416,9 @@ def check_pages(driver, base_url: str, pages, screenshot_dir=None, screenshot_pa
                 scrolled = driver.execute_script(
                     "const a = document.querySelector(arguments[0]);"
                     "const img = a && [...a.querySelectorAll('img')].find(i => i.complete && i.naturalWidth > 0);"
-                    "if (!img) return false; img.scrollIntoView({block: 'center'}); return true;", ARTICLE)
+                    "if (!img) return false; img.scrollIntoView({block: 'center'}); return true;",
+                    ARTICLE,
+                )
                 figure = path.with_name(path.stem + "__figure.png")
                 if scrolled and driver.save_screenshot(str(figure)):
                     report.figure_screenshot = figure
@@ -437,8 +463,9 @@ def check_book(html_dir, toc_file="_toc.yml", screenshot_dir=None) -> dict[str, 
     driver = chromium_driver()
     try:
         with serve(html_dir) as base_url:
-            return check_pages(driver, base_url, pages, screenshot_dir=screenshot_dir,
-                               screenshot_pages=pages if screenshot_dir else ())
+            return check_pages(
+                driver, base_url, pages, screenshot_dir=screenshot_dir, screenshot_pages=pages if screenshot_dir else ()
+            )
     finally:
         driver.quit()
 
@@ -458,16 +485,32 @@ def main(argv=None) -> int:
         parser.error(reason)
     reports = check_book(args.html_dir, args.toc, args.screenshots)
     for report in reports.values():
-        print(f"{report.path}: {report.article_figures} figures, {len(report.links)} internal links, "
-              f"{len(report.errors)} errors shown")
+        print(
+            f"{report.path}: {report.article_figures} figures, {len(report.links)} internal links, "
+            f"{len(report.errors)} errors shown"
+        )
     found = problems(reports)
     print("\n".join(found) if found else f"no problems on {len(reports)} pages")
     return 1 if found else 0
 
 
-__all__ = ["CHROMIUM", "CHROMEDRIVER", "CHROMIUM_ARGS", "ARTICLE", "ERROR_SELECTORS", "serve",
-           "browser_missing_reason", "chromium_driver", "PageReport", "problems", "check_pages", "toc_pages",
-           "png_size", "check_book", "main"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMEDRIVER",
+    "CHROMIUM_ARGS",
+    "ARTICLE",
+    "ERROR_SELECTORS",
+    "serve",
+    "browser_missing_reason",
+    "chromium_driver",
+    "PageReport",
+    "problems",
+    "check_pages",
+    "toc_pages",
+    "png_size",
+    "check_book",
+    "main",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,8 +22,7 @@ def _data_folder() -> Path:
 def data_dir() -> Path:
     folder = _data_folder()
     if not (folder / "HAM10000_metadata.csv").is_file():
-        message = (f"HAM10000 not found at {folder}: set SKINLIB_DATA to the data folder "
-                   "(see README, 'The data').")
+        message = f"HAM10000 not found at {folder}: set SKINLIB_DATA to the data folder (see README, 'The data')."
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -87,8 +86,10 @@ def quick_fit(data_dir, tmp_path, capsys):
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(DEFAULT_CLASSIFIER, folder)
         before = {p.name: p.read_bytes() for p in folder.iterdir()}
-        assert main([command, "--data", str(data_dir), "--model", str(folder), "--limit", str(limit), "--quiet",
-                     *flags]) == 0
+        assert (
+            main([command, "--data", str(data_dir), "--model", str(folder), "--limit", str(limit), "--quiet", *flags])
+            == 0
+        )
         assert before == {p.name: p.read_bytes() for p in folder.iterdir()}, f"{command} --limit wrote files"
         out = capsys.readouterr().out
         assert "is unchanged" in out

@@ -9,8 +9,8 @@ import pytest
 
 from skinlib.data import CLASSES
 from skinlib.runtime import DEFAULT_CLASSIFIER
-from skinlib.workflows import ablation
 from skinlib.training.classifier import PREDICTIONS_FILE
+from skinlib.workflows import ablation
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "skinlib" / "shipped" / "ablation.json"
@@ -23,13 +23,21 @@ def fake_row(out, name, labels, probs, ids, config=None):
     arrays = {}
     lesions = np.array([f"HAM_{i // 2:07d}" for i in range(len(ids))])
     for split in ("val", "test"):
-        arrays.update({f"{split}_plain": probs, f"{split}_tta": probs, f"{split}_labels": labels,
-                       f"{split}_image_ids": ids, f"{split}_lesion_ids": lesions})
+        arrays.update(
+            {
+                f"{split}_plain": probs,
+                f"{split}_tta": probs,
+                f"{split}_labels": labels,
+                f"{split}_image_ids": ids,
+                f"{split}_lesion_ids": lesions,
+            }
+        )
     np.savez(run / PREDICTIONS_FILE, **arrays)
     model = ablation.model_dir(out, name)
     model.mkdir(parents=True, exist_ok=True)
-    (model / "metrics.json").write_text(json.dumps({"command": f"train {name}", "train_seconds": 1.0,
-                                                    "config": config or {}}))
+    (model / "metrics.json").write_text(
+        json.dumps({"command": f"train {name}", "train_seconds": 1.0, "config": config or {}})
+    )
 
 
 def one_hot_probs(predicted, confidence=0.9):
@@ -91,7 +99,12 @@ def test_collect_reports_paired_differences_with_intervals(tmp_path, labels):
     rows = {row["name"]: row for row in results["rows"]}
     assert set(rows) == {"baseline", "tta", "plain_ce"}  # tta reuses the baseline's predictions
     assert rows["baseline"]["test_minus_baseline"]["balanced_accuracy"] == {
-        "difference": 0.0, "ci95": [0.0, 0.0], "standard_error": 0.0, "bootstrap_unit": "lesions", "units": 35}
+        "difference": 0.0,
+        "ci95": [0.0, 0.0],
+        "standard_error": 0.0,
+        "bootstrap_unit": "lesions",
+        "units": 35,
+    }
     diff = rows["plain_ce"]["test_minus_baseline"]["balanced_accuracy"]
     assert diff["difference"] == pytest.approx(-1 / len(CLASSES))  # melanoma recall 1 -> 0
     assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1] < 0
@@ -142,7 +155,9 @@ def test_the_shipped_classifier_is_the_recipe_of_a_row_of_the_study():
     assert shipped_row() is not None
     recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())["config"]
     assert ablation.recipe_differences({**recorded, "dropout": 0.5}) == {
-        **ablation.row_recipe_differences(shipped_row()), "dropout": 0.5}
+        **ablation.row_recipe_differences(shipped_row()),
+        "dropout": 0.5,
+    }
 
 
 def test_row_recipes_differ_from_the_baseline_in_their_flags_only():
@@ -200,7 +215,9 @@ def test_committed_results_are_complete_and_agree_with_the_shipped_model():
             low, high = row[f"{split}_minus_baseline"]["balanced_accuracy"]["ci95"]
             assert low <= row[f"{split}_minus_baseline"]["balanced_accuracy"]["difference"] <= high
         assert row["test"]["balanced_accuracy"] == pytest.approx(
-            rows["baseline"]["test"]["balanced_accuracy"] + row["test_minus_baseline"]["balanced_accuracy"]["difference"])
+            rows["baseline"]["test"]["balanced_accuracy"]
+            + row["test_minus_baseline"]["balanced_accuracy"]["difference"]
+        )
 
 
 def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels, monkeypatch):
@@ -216,8 +233,9 @@ def test_update_replaces_one_row_and_keeps_the_others(tmp_path, labels, monkeypa
     results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all", samples=50)))
     from skinlib.cli import main
 
-    assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
-                 "--results", str(results)]) == 0
+    assert (
+        main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update", "--results", str(results)]) == 0
+    )
     rows = {row["name"]: row for row in json.loads(results.read_text())["rows"]}
     assert list(rows) == ["baseline", "plain_ce", "no_attention", "tta"]  # the study's order, plain_ce kept
     assert rows["plain_ce"]["test"]["recall"]["mel"] == 0.0
@@ -234,17 +252,39 @@ def test_update_refuses_a_different_baseline(tmp_path, labels, capsys, monkeypat
     results.write_text(json.dumps(ablation.collect_ablation(tmp_path / "all", samples=50)))
     from skinlib.cli import main
 
-    assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
-                 "--results", str(results)]) == 2
+    assert (
+        main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update", "--results", str(results)]) == 2
+    )
     assert "baseline's val scores" in capsys.readouterr().err
-    assert main(["ablate", "--out", str(tmp_path / "rerun"), "--collect-only", "--update",
-                 "--results", str(tmp_path / "missing.json")]) == 2
+    assert (
+        main(
+            [
+                "ablate",
+                "--out",
+                str(tmp_path / "rerun"),
+                "--collect-only",
+                "--update",
+                "--results",
+                str(tmp_path / "missing.json"),
+            ]
+        )
+        == 2
+    )
 
 
 def curve_results(points):
     """Results holding only what `learning_curve` reads: name, train_images, val and test balanced accuracy."""
-    return {"rows": [{"name": name, "train_images": images, "val": {"balanced_accuracy": val},
-                      "test": {"balanced_accuracy": val - 0.01}} for name, images, val in points]}
+    return {
+        "rows": [
+            {
+                "name": name,
+                "train_images": images,
+                "val": {"balanced_accuracy": val},
+                "test": {"balanced_accuracy": val - 0.01},
+            }
+            for name, images, val in points
+        ]
+    }
 
 
 def test_learning_curve_gain_per_doubling_and_what_the_target_would_need():
@@ -255,8 +295,9 @@ def test_learning_curve_gain_per_doubling_and_what_the_target_would_need():
     assert curve["doublings_to_target"] == pytest.approx(3.0)  # (0.80 - 0.68) / 0.04
     assert curve["images_for_target"] == pytest.approx(8000 * 8)
     assert curve["val_gain_last_doubling"] == pytest.approx(0.04)
-    flattening = ablation.learning_curve(curve_results([("quarter_data", 2000, 0.60), ("half_data", 4000, 0.66),
-                                                        ("baseline", 8000, 0.68)]))
+    flattening = ablation.learning_curve(
+        curve_results([("quarter_data", 2000, 0.60), ("half_data", 4000, 0.66), ("baseline", 8000, 0.68)])
+    )
     assert flattening["val_gain_last_doubling"] == pytest.approx(0.02)
     assert flattening["val_gain_last_doubling"] < flattening["val_gain_per_doubling"]
 
@@ -291,8 +332,9 @@ def test_training_images_follow_the_recorded_train_limit():
             assert f"{ablation.training_images({'train_limit': limit})} of the 7005" in row.scale_note
 
 
-def test_metadata_row_fuses_the_baseline_predictions_with_the_training_prior(tmp_path, data_dir, split_frame,
-                                                                           monkeypatch):
+def test_metadata_row_fuses_the_baseline_predictions_with_the_training_prior(
+    tmp_path, data_dir, split_frame, monkeypatch
+):
     """The metadata row trains nothing: the baseline's saved probabilities, fused with each image's age, sex and
     site by a prior counted on the training split, its weight fitted on the row's validation predictions."""
     from skinlib.models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
@@ -319,14 +361,24 @@ def test_metadata_row_fuses_the_baseline_predictions_with_the_training_prior(tmp
 
 
 def verdict_row(name, low, ece, tta=False):
-    return {"name": name, "tta": tta, "val": {"expected_calibration_error": ece},
-            "val_minus_baseline": {"balanced_accuracy": {"difference": low + 0.01, "ci95": [low, low + 0.02]}}}
+    return {
+        "name": name,
+        "tta": tta,
+        "val": {"expected_calibration_error": ece},
+        "val_minus_baseline": {"balanced_accuracy": {"difference": low + 0.01, "ci95": [low, low + 0.02]}},
+    }
 
 
 def test_a_row_replaces_the_baseline_only_when_better_on_validation_and_still_calibrated():
-    results = {"rows": [verdict_row("baseline", 0.0, 0.04), verdict_row("noise", -0.01, 0.03),
-                        verdict_row("better", 0.002, 0.049), verdict_row("overconfident", 0.01, 0.068),
-                        verdict_row("tta", 0.05, 0.02, tta=True)]}
+    results = {
+        "rows": [
+            verdict_row("baseline", 0.0, 0.04),
+            verdict_row("noise", -0.01, 0.03),
+            verdict_row("better", 0.002, 0.049),
+            verdict_row("overconfident", 0.01, 0.068),
+            verdict_row("tta", 0.05, 0.02, tta=True),
+        ]
+    }
     verdict = ablation.replacement_verdict(results)
     assert verdict["beat_on_val"] == ["better", "overconfident"]  # the baseline, noise and TTA rows never
     assert verdict["qualify"] == ["better"]
@@ -345,9 +397,14 @@ def test_a_copied_model_keeps_every_file_its_spec_names():
     """A reused model's copy must load (`StageTwo.load`): weights, metadata prior and novelty model included."""
     from skinlib.models.folder import ClassifierSpec, MetadataFusionSpec, ModelFolder, NoveltySpec
 
-    spec = ClassifierSpec(backbone="lite0", attention=True, image_size=64, weights="weights.npz",
-                          metadata_fusion=MetadataFusionSpec(prior="prior.json", weight=1.0, weight_tta=1.0),
-                          novelty=NoveltySpec(file="n.npz", threshold=1.0, components=2))
+    spec = ClassifierSpec(
+        backbone="lite0",
+        attention=True,
+        image_size=64,
+        weights="weights.npz",
+        metadata_fusion=MetadataFusionSpec(prior="prior.json", weight=1.0, weight_tta=1.0),
+        novelty=NoveltySpec(file="n.npz", threshold=1.0, components=2),
+    )
     assert ablation.model_files(spec) == ["metrics.json", "model.json", "weights.npz", "prior.json", "n.npz"]
     ensemble = ClassifierSpec(backbone="lite0", attention=True, image_size=64, members=("a.npz", "b.npz"))
     assert ablation.model_files(ensemble) == ["metrics.json", "model.json", "a.npz", "b.npz"]
@@ -363,13 +420,23 @@ def test_the_augmented_tta_row_scores_the_baseline_model_with_its_own_views():
 
 def test_the_tta_views_are_chosen_on_validation_only():
     """The row with the best validation gain wins, whatever test says; rows on other models do not compete."""
+
     def scored(name, val_gain, test_gain):
-        gain = {split: {"balanced_accuracy": {"difference": value, "ci95": [value - 0.02, value + 0.02]}}
-                for split, value in (("val_minus_baseline", val_gain), ("test_minus_baseline", test_gain))}
+        gain = {
+            split: {"balanced_accuracy": {"difference": value, "ci95": [value - 0.02, value + 0.02]}}
+            for split, value in (("val_minus_baseline", val_gain), ("test_minus_baseline", test_gain))
+        }
         return {"name": name, "tta": name != "baseline", **gain}
 
-    results = {"rows": [scored("baseline", 0, 0), scored("tta", 0.01, 0.05), scored("tta_scales", 0.02, -0.01),
-                        scored("tta_augmented", 0.015, 0.03), scored("ensemble_tta", 0.04, 0.04)]}
+    results = {
+        "rows": [
+            scored("baseline", 0, 0),
+            scored("tta", 0.01, 0.05),
+            scored("tta_scales", 0.02, -0.01),
+            scored("tta_augmented", 0.015, 0.03),
+            scored("ensemble_tta", 0.04, 0.04),
+        ]
+    }
     assert [r["name"] for r in ablation.tta_rows(results)] == ["tta", "tta_scales", "tta_augmented"]
     assert ablation.chosen_tta_row(results)["name"] == "tta_scales"
     with pytest.raises(ValueError, match="no TTA row"):
@@ -377,9 +444,17 @@ def test_the_tta_views_are_chosen_on_validation_only():
 
 
 def test_gain_power_says_what_the_split_can_detect():
-    gain = {"difference": 0.007, "ci95": [-0.018, 0.032], "standard_error": 0.0125, "bootstrap_unit": "lesions",
-            "units": 1100}
-    results = {"test_images": 1500, "rows": [{"name": "tta_augmented", "test_minus_baseline": {"balanced_accuracy": gain}}]}
+    gain = {
+        "difference": 0.007,
+        "ci95": [-0.018, 0.032],
+        "standard_error": 0.0125,
+        "bootstrap_unit": "lesions",
+        "units": 1100,
+    }
+    results = {
+        "test_images": 1500,
+        "rows": [{"name": "tta_augmented", "test_minus_baseline": {"balanced_accuracy": gain}}],
+    }
     power = ablation.gain_power(results, "tta_augmented")
     assert power["detectable"] == pytest.approx(2.8016 * 0.0125, abs=1e-4) and power["images"] == 1500
     assert power["unit"] == "lesions" and power["units"] == 1100  # the power analysis counts lesions
@@ -448,10 +523,14 @@ def test_the_ablation_figure_marks_rows_whose_intervals_resample_images():
 
     def row(name, unit=None):
         gain = {"difference": 0.01, "ci95": [-0.01, 0.03], **({"bootstrap_unit": unit} if unit else {})}
-        return {"name": name, "val_minus_baseline": {"balanced_accuracy": gain},
-                "test_minus_baseline": {"balanced_accuracy": gain}}
+        return {
+            "name": name,
+            "val_minus_baseline": {"balanced_accuracy": gain},
+            "test_minus_baseline": {"balanced_accuracy": gain},
+        }
 
-    figure = ablation_figure({"baseline": "baseline", "rows": [row("baseline", "lesions"), row("tta", "lesions"),
-                                                               row("plain_ce")]})
+    figure = ablation_figure(
+        {"baseline": "baseline", "rows": [row("baseline", "lesions"), row("tta", "lesions"), row("plain_ce")]}
+    )
     labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
     assert labels == ["tta", "plain_ce *"] and "too narrow" in figure.axes[0].get_xlabel()

@@ -2,6 +2,7 @@
 line, and a usage error is told apart from a data error."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,10 @@ def test_an_import_inside_a_function_says_why_it_is_deferred():
     for path in PACKAGE.rglob("*.py"):
         lines = path.read_text().splitlines()
         for module, inside, line in _imports(path):
-            context = lines[line - 1] + (lines[line - 2] if line >= 2 else "")
+            first = line  # the comment may sit above a block of consecutive imports
+            while first > 1 and re.match(r"\s*(from \S+ import|import )", lines[first - 2]):
+                first -= 1
+            context = lines[line - 1] + (lines[first - 2] if first >= 2 else "")
             if inside and "deferred" not in context:
                 unexplained.append(f"{path.relative_to(PACKAGE.parent)}:{line} {module}")
     assert not unexplained, "imports inside functions without a `# deferred: ...` reason:\n" + "\n".join(unexplained)

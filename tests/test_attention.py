@@ -26,8 +26,7 @@ def numpy_(x):
 def tiny_model(name="cbam"):
     inputs = keras.Input((5, 6, 16), name="features")
     x = cbam_block(inputs, reduction=4, kernel_size=3, name=name)
-    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(
-        keras.layers.GlobalAveragePooling2D()(x))
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(keras.layers.GlobalAveragePooling2D()(x))
     return keras.Model(inputs, outputs)
 
 
@@ -156,5 +155,8 @@ def test_model_with_cbam_saves_and_loads(tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(numpy_(restored(FEATURES)), numpy_(model(FEATURES)), rtol=1e-6)
-    np.testing.assert_allclose(numpy_(attention_model(restored)(FEATURES)["spatial"]),
-                               numpy_(attention_model(model)(FEATURES)["spatial"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        numpy_(attention_model(restored)(FEATURES)["spatial"]),
+        numpy_(attention_model(model)(FEATURES)["spatial"]),
+        rtol=1e-6,
+    )

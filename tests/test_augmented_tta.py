@@ -12,8 +12,9 @@ from skinlib.evaluation.classification import balanced_accuracy
 from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 from skinlib.workflows.augmented_tta import KEY, augmented_tta_scores
 
-shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
-                             reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
+shipped = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "model.json").is_file(), reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}"
+)
 
 
 def test_scores_report_both_predictions_and_their_paired_gain():
@@ -37,7 +38,9 @@ def test_temperature_for_reads_the_fit_and_refuses_without_it(tmp_path):
     (folder / "model.json").write_text(json.dumps(spec))
     stage = StageTwo.load(folder)
     assert stage.temperature_for(True, augmented=True) == 0.7
-    assert stage.temperature_for(True) == spec["temperature_tta"] and stage.temperature_for(False) == spec["temperature"]
+    assert (
+        stage.temperature_for(True) == spec["temperature_tta"] and stage.temperature_for(False) == spec["temperature"]
+    )
     del spec[KEY]
     (folder / "model.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match="skinlib fit-tta"):

@@ -18,7 +18,9 @@ def test_book_builds_without_warnings(tmp_path):
     assert jupyter_book, "jupyter-book is not installed: pip install -e '.[course]'"
     result = subprocess.run(
         [str(jupyter_book), "build", str(REPO), "--path-output", str(tmp_path), "--warningiserror", "--keep-going"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     html = tmp_path / "_build" / "html"

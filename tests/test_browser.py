@@ -16,9 +16,16 @@ import zlib
 from pathlib import Path
 
 import pytest
-
-from book_browser import (browser_missing_reason, check_pages, chromium_driver, main, png_size, problems, serve,
-                          toc_pages)
+from book_browser import (
+    browser_missing_reason,
+    check_pages,
+    chromium_driver,
+    main,
+    png_size,
+    problems,
+    serve,
+    toc_pages,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,24 +55,34 @@ def driver():
 
 def tiny_png(width=4, height=3) -> bytes:
     """A valid RGB PNG, all red."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def page(title, body):
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head><body>'
-            f'<nav><a href="/index.html">home</a></nav><main><article class="bd-article">{body}</article></main>'
-            '</body></html>')
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head><body>'
+        f'<nav><a href="/index.html">home</a></nav><main><article class="bd-article">{body}</article></main>'
+        "</body></html>"
+    )
 
 
 # MyST-NB 1.x markup of a code cell whose output is an nbformat "error" (see book_browser's docstring)
-MYST_NB_ERROR = ('<div class="cell docutils container"><div class="cell_output docutils container">'
-                 '<div class="output traceback highlight-ipythontb notranslate"><div class="highlight"><pre>'
-                 '<span class="ne">ValueError</span>   Traceback (most recent call last)\n'
-                 '<span class="ne">ValueError</span>: {message}</pre></div></div></div></div>')
+MYST_NB_ERROR = (
+    '<div class="cell docutils container"><div class="cell_output docutils container">'
+    '<div class="output traceback highlight-ipythontb notranslate"><div class="highlight"><pre>'
+    '<span class="ne">ValueError</span>   Traceback (most recent call last)\n'
+    '<span class="ne">ValueError</span>: {message}</pre></div></div></div></div>'
+)
 
 
 @pytest.fixture
@@ -74,32 +91,51 @@ def tiny_site(tmp_path):
     site = tmp_path / "html"
     (site / "sub").mkdir(parents=True)
     (site / "good.png").write_bytes(tiny_png())
-    (site / "index.html").write_text(page("Home", (
-        '<h1 id="top">Home</h1><p><img src="good.png" alt="good"></p>'
-        '<a href="#top">self</a> <a href="sub/problems.html">problems</a> <a href="legacy.html#ok">legacy</a> '
-        '<a href="https://example.org/x.html">elsewhere</a> <a href="mailto:someone@example.org">mail</a>'
-        '<div style="height: 6000px"></div><img loading="lazy" src="good.png" alt="far below, lazy">')))
-    (site / "sub" / "problems.html").write_text(page("Problems", (
-        '<h1>Problems</h1><img src="../missing.png" alt="broken"> <img src="../good.png" alt="fine">'
-        '<a href="../nowhere.html">dead link</a> <a href="../index.html#no-such-id">dead anchor</a> '
-        '<a href="../index.html#top">fine anchor</a>'
-        '<p>A formula MathJax never typeset: <span class="math notranslate nohighlight">\\(p_t\\)</span></p>'
-        + MYST_NB_ERROR.format(message="shown by MyST-NB")
-        # a traceback printed to a stream output is an error shown too
-        + '<div class="cell_output docutils container"><div class="output stderr"><pre>'
-          'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: printed</pre></div></div>'
-        # a cell tagged raises-exception is meant to show its traceback
-        + '<div class="cell tag_raises-exception docutils container">'
-        + MYST_NB_ERROR.format(message="expected") + '</div>'
-        # a script that fails (the console error) and the known, harmless sphinx-thebe one
-        + '<script>document.body.dataset.x = undefined.boom;</script>'
-        + '<script>const THEBE_JS_URL = 1;</script><script>const THEBE_JS_URL = 2;</script>')))
-    (site / "legacy.html").write_text(page("Legacy", (
-        '<h1 id="ok">Legacy</h1>'
-        '<div class="output_area"><div class="output_subarea output_error"><pre>NameError: nbconvert</pre></div></div>'
-        "<p><span>An Exception was encountered at '<a href=\"#papermill-error-cell\">In [3]</a>'.</span></p>"
-        '<p><span id="papermill-error-cell">Execution using papermill encountered an exception here and stopped:'
-        '</span></p>')))
+    (site / "index.html").write_text(
+        page(
+            "Home",
+            (
+                '<h1 id="top">Home</h1><p><img src="good.png" alt="good"></p>'
+                '<a href="#top">self</a> <a href="sub/problems.html">problems</a> <a href="legacy.html#ok">legacy</a> '
+                '<a href="https://example.org/x.html">elsewhere</a> <a href="mailto:someone@example.org">mail</a>'
+                '<div style="height: 6000px"></div><img loading="lazy" src="good.png" alt="far below, lazy">'
+            ),
+        )
+    )
+    (site / "sub" / "problems.html").write_text(
+        page(
+            "Problems",
+            (
+                '<h1>Problems</h1><img src="../missing.png" alt="broken"> <img src="../good.png" alt="fine">'
+                '<a href="../nowhere.html">dead link</a> <a href="../index.html#no-such-id">dead anchor</a> '
+                '<a href="../index.html#top">fine anchor</a>'
+                '<p>A formula MathJax never typeset: <span class="math notranslate nohighlight">\\(p_t\\)</span></p>'
+                + MYST_NB_ERROR.format(message="shown by MyST-NB")
+                # a traceback printed to a stream output is an error shown too
+                + '<div class="cell_output docutils container"><div class="output stderr"><pre>'
+                'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: printed</pre></div></div>'
+                # a cell tagged raises-exception is meant to show its traceback
+                + '<div class="cell tag_raises-exception docutils container">'
+                + MYST_NB_ERROR.format(message="expected")
+                + "</div>"
+                # a script that fails (the console error) and the known, harmless sphinx-thebe one
+                + "<script>document.body.dataset.x = undefined.boom;</script>"
+                + "<script>const THEBE_JS_URL = 1;</script><script>const THEBE_JS_URL = 2;</script>"
+            ),
+        )
+    )
+    (site / "legacy.html").write_text(
+        page(
+            "Legacy",
+            (
+                '<h1 id="ok">Legacy</h1>'
+                '<div class="output_area"><div class="output_subarea output_error"><pre>NameError: nbconvert</pre></div></div>'
+                "<p><span>An Exception was encountered at '<a href=\"#papermill-error-cell\">In [3]</a>'.</span></p>"
+                '<p><span id="papermill-error-cell">Execution using papermill encountered an exception here and stopped:'
+                "</span></p>"
+            ),
+        )
+    )
     return site
 
 
@@ -107,8 +143,14 @@ def test_the_checker_reports_broken_images_links_anchors_and_error_outputs(drive
     shots = tmp_path / "shots"
     with serve(tiny_site) as base:
         assert base.startswith("http://127.0.0.1:")
-        reports = check_pages(driver, base, ["index.html", "sub/problems.html", "legacy.html", "absent.html"],
-                              screenshot_dir=shots, screenshot_pages=["index.html"], math_timeout=1.0)
+        reports = check_pages(
+            driver,
+            base,
+            ["index.html", "sub/problems.html", "legacy.html", "absent.html"],
+            screenshot_dir=shots,
+            screenshot_pages=["index.html"],
+            math_timeout=1.0,
+        )
     home, bad, legacy, absent = reports.values()
 
     assert home.problems() == [], home.problems()
@@ -184,8 +226,10 @@ def test_every_chapter_renders_in_a_browser(built_book, driver):
     print(f"browser check of {len(pages)} pages: {time.perf_counter() - started:.1f} s")
     for report in reports.values():
         console = f"; console: {report.console_errors}" if report.console_errors else ""
-        print(f"  {report.path}: {report.title!r}, {report.article_figures} figures, "
-              f"{len(report.links)} internal links, {len(report.errors)} errors{console}")
+        print(
+            f"  {report.path}: {report.title!r}, {report.article_figures} figures, "
+            f"{len(report.links)} internal links, {len(report.errors)} errors{console}"
+        )
 
     assert not problems(reports), "\n".join(problems(reports))
     assert all(r.links for r in reports.values())  # the navigation links were found and checked

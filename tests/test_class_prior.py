@@ -95,8 +95,7 @@ def test_the_shipped_recipe_implies_a_uniform_prior_and_alpha_averages_a_fifth_p
     spec = class_prior_spec(ClassifierConfig(data_dir=str(data_dir)))
     assert np.allclose(spec["model"], 1 / len(CLASSES))
     assert np.allclose(spec["training"], counts / counts.sum())
-    assert np.allclose(class_prior_spec(ClassifierConfig(data_dir=str(data_dir), loss="ce"))["model"],
-                       spec["training"])
+    assert np.allclose(class_prior_spec(ClassifierConfig(data_dir=str(data_dir), loss="ce"))["model"], spec["training"])
 
 
 def test_prior_scores_compare_the_two_sets_of_probabilities_on_the_same_labels():

@@ -22,14 +22,16 @@ from skinlib.evaluation import (
 # Hand example, classes a, b, c. Predicted (argmax): 0 0 1 1 2 2.
 ABC = ("a", "b", "c")
 Y = np.array([0, 0, 0, 1, 1, 2])
-P = np.array([
-    [0.8, 0.1, 0.1],
-    [0.6, 0.3, 0.1],
-    [0.3, 0.6, 0.1],
-    [0.2, 0.7, 0.1],
-    [0.1, 0.3, 0.6],
-    [0.1, 0.2, 0.7],
-])
+P = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.6, 0.3, 0.1],
+        [0.3, 0.6, 0.1],
+        [0.2, 0.7, 0.1],
+        [0.1, 0.3, 0.6],
+        [0.1, 0.2, 0.7],
+    ]
+)
 CM = [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
 
 
@@ -182,16 +184,19 @@ def test_rows_that_do_not_sum_to_one_are_refused():
         expected_calibration_error(Y, np.log(P))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: classification_report_dict(Y, P), "3 columns, expected 7"),
-    (lambda: classification_report_dict(Y[:-1], P, classes=ABC), "5 labels for 6"),
-    (lambda: classification_report_dict(Y, P[0], classes=ABC), "shape"),
-    (lambda: classification_report_dict(Y[:, None], P, classes=ABC), "1-D"),
-    (lambda: classification_report_dict(Y + 1, P, classes=ABC), r"0\.\.2"),
-    (lambda: balanced_accuracy([0.5, 1.0], [0, 1]), "integer"),
-    (lambda: confusion_matrix(Y, P, normalise="all"), "normalise"),
-    (lambda: expected_calibration_error(Y, P, bins=0), "bins"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: classification_report_dict(Y, P), "3 columns, expected 7"),
+        (lambda: classification_report_dict(Y[:-1], P, classes=ABC), "5 labels for 6"),
+        (lambda: classification_report_dict(Y, P[0], classes=ABC), "shape"),
+        (lambda: classification_report_dict(Y[:, None], P, classes=ABC), "1-D"),
+        (lambda: classification_report_dict(Y + 1, P, classes=ABC), r"0\.\.2"),
+        (lambda: balanced_accuracy([0.5, 1.0], [0, 1]), "integer"),
+        (lambda: confusion_matrix(Y, P, normalise="all"), "normalise"),
+        (lambda: expected_calibration_error(Y, P, bins=0), "bins"),
+    ],
+)
 def test_bad_inputs_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -247,18 +252,23 @@ def test_operating_points_match_brute_force(seed, target):
     y = rng.integers(0, 2, size=60)
     scores = np.round(rng.uniform(size=60) + 0.3 * y, 1)  # rounding makes ties
     assert tuple(sensitivity_at_specificity(y, scores, target)) == pytest.approx(
-        brute_force(y, scores, target, "sensitivity"))
+        brute_force(y, scores, target, "sensitivity")
+    )
     assert tuple(specificity_at_sensitivity(y, scores, target)) == pytest.approx(
-        brute_force(y, scores, target, "specificity"))
+        brute_force(y, scores, target, "specificity")
+    )
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: sensitivity_at_specificity(np.zeros(5), np.arange(5.0), 0.9), "both positive and negative"),
-    (lambda: sensitivity_at_specificity(MEL, SCORES[:-1], 0.9), "one length"),
-    (lambda: sensitivity_at_specificity(MEL * 2, SCORES, 0.9), "0/1"),
-    (lambda: specificity_at_sensitivity(MEL, SCORES, 1.5), r"\[0, 1\]"),
-    (lambda: specificity_at_sensitivity(MEL, np.r_[SCORES[:-1], np.nan], 0.5), "finite"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: sensitivity_at_specificity(np.zeros(5), np.arange(5.0), 0.9), "both positive and negative"),
+        (lambda: sensitivity_at_specificity(MEL, SCORES[:-1], 0.9), "one length"),
+        (lambda: sensitivity_at_specificity(MEL * 2, SCORES, 0.9), "0/1"),
+        (lambda: specificity_at_sensitivity(MEL, SCORES, 1.5), r"\[0, 1\]"),
+        (lambda: specificity_at_sensitivity(MEL, np.r_[SCORES[:-1], np.nan], 0.5), "finite"),
+    ],
+)
 def test_operating_point_inputs_are_checked(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -52,8 +52,16 @@ def test_any_input_size_works(model):
 
 
 def test_layout_of_the_head(model):
-    assert head_layers(model) == ["cbam_channel", "cbam_channel_reshape", "cbam_channel_apply", "cbam_spatial",
-                                  "cbam_spatial_apply", "head_pool", "head_dropout", "predictions"]
+    assert head_layers(model) == [
+        "cbam_channel",
+        "cbam_channel_reshape",
+        "cbam_channel_apply",
+        "cbam_spatial",
+        "cbam_spatial_apply",
+        "head_pool",
+        "head_dropout",
+        "predictions",
+    ]
     assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
     assert model.get_layer(clf.GRADCAM_LAYER).output.shape[-1] == 1280
 
@@ -190,8 +198,9 @@ def b0_weights_file(tmp_path_factory):
 
 
 def check_loaded(model, reference):
-    np.testing.assert_array_equal(numpy_(model.get_layer("block3a_dwconv").weights[0]),
-                                  numpy_(reference.get_layer("block3a_dwconv").weights[0]))
+    np.testing.assert_array_equal(
+        numpy_(model.get_layer("block3a_dwconv").weights[0]), numpy_(reference.get_layer("block3a_dwconv").weights[0])
+    )
     norm = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
     # keras.applications' extra 1/sqrt(std) after the Normalization, folded into its variance
     np.testing.assert_allclose(numpy_(norm.adapt_variance), np.array([0.229, 0.224, 0.225]) ** 2, rtol=1e-6)
@@ -247,7 +256,10 @@ def test_missing_weights_file_is_an_error(tmp_path):
 def test_a_random_backbone_trains_the_batchnorm_of_its_unfrozen_stages(fresh_lite0):
     """Random BatchNorm statistics mean nothing: with train_batchnorm, the unfrozen stages' BN layers learn."""
     clf.set_trainable_blocks(fresh_lite0, 2, train_batchnorm=True)
-    trainable_bn = {layer.name for layer in fresh_lite0.layers
-                    if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable}
+    trainable_bn = {
+        layer.name
+        for layer in fresh_lite0.layers
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    }
     assert trainable_bn and all(name.startswith(("block6", "block7", "top_")) for name in trainable_bn)
     assert not fresh_lite0.get_layer("stem_bn").trainable

@@ -29,16 +29,18 @@ SCRIPT = textwrap.dedent("""
 def test_tiny_training_runs_and_resumes(strategy, data_dir, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "SKINLIB_DATA": str(data_dir), "SKINLIB_CACHE": str(tmp_path / "cache")}
-    first = subprocess.run([sys.executable, "-c", SCRIPT, str(run), strategy], capture_output=True, text=True,
-                           env=env, timeout=600)
+    first = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(run), strategy], capture_output=True, text=True, env=env, timeout=600
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["replicas"] == (2 if strategy else 1)
     assert result["epochs"] == 2 and 0 <= result["best"] <= 1
     assert (run / "phase0.weights.h5").is_file() and (run / "phase1.weights.h5").is_file()
     # a rerun finds both phases done and trains nothing more
-    second = subprocess.run([sys.executable, "-c", SCRIPT, str(run), strategy], capture_output=True, text=True,
-                            env=env, timeout=600)
+    second = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(run), strategy], capture_output=True, text=True, env=env, timeout=600
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads(second.stdout.strip().splitlines()[-1])
     assert again["epochs"] == 2  # history kept, nothing added
@@ -80,7 +82,7 @@ def probabilities_with_recall(labels, recall):
     predicted = labels.copy()
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        wrong = members[int(round(recall * len(members))):]
+        wrong = members[int(round(recall * len(members))) :]
         predicted[wrong] = (label + 1) % 7
     return np.eye(7, dtype="float32")[predicted]
 
@@ -131,8 +133,8 @@ def test_patience_flag_reaches_the_config_and_rejects_zero(capsys):
 
 def test_backbone_flag_offers_every_backbone_the_model_builds(capsys):
     from skinlib.cli import build_parser, train_classifier_config
-    from skinlib.training.recipe import BACKBONES as BACKBONE_CHOICES
     from skinlib.models.classifier import BACKBONE_TITLES, BACKBONES
+    from skinlib.training.recipe import BACKBONES as BACKBONE_CHOICES
 
     assert BACKBONE_CHOICES == BACKBONES  # spelled out in the CLI so --help does not import Keras
     assert set(BACKBONE_TITLES) == set(BACKBONES)  # the model card names whichever backbone was trained
@@ -153,8 +155,17 @@ def test_end_to_end_training_moves_every_stage_of_a_random_backbone(data_dir, tm
     from skinlib.training.classifier import ClassifierConfig, build_for, phase_plan, train_classifier
 
     monkeypatch.setenv("SKINLIB_CACHE", str(tmp_path / "cache"))
-    config = ClassifierConfig(data_dir=str(data_dir), source="full", image_size=64, train_limit=28, val_limit=14,
-                              backbone_weights=None, cache_at="none", phases=((7, 2, 1e-3),), batch_size=8)
+    config = ClassifierConfig(
+        data_dir=str(data_dir),
+        source="full",
+        image_size=64,
+        train_limit=28,
+        val_limit=14,
+        backbone_weights=None,
+        cache_at="none",
+        phases=((7, 2, 1e-3),),
+        batch_size=8,
+    )
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -163,9 +174,14 @@ def test_end_to_end_training_moves_every_stage_of_a_random_backbone(data_dir, tm
     assert len(record["history"]) == 2 and 0 <= record["best_val_balanced_accuracy"] <= 1
     first_stage = [name for name in backbone_layer_names(model) if name.startswith(("stem", "block1"))]
     assert first_stage, "the backbone has no stem or stage-1 layers to check"
-    moved = {name: any(not np.allclose(a, b) for a, b in zip(model.get_layer(name).get_weights(),
-                                                              initial.get_layer(name).get_weights()))
-             for name in first_stage if model.get_layer(name).weights}
+    moved = {
+        name: any(
+            not np.allclose(a, b)
+            for a, b in zip(model.get_layer(name).get_weights(), initial.get_layer(name).get_weights())
+        )
+        for name in first_stage
+        if model.get_layer(name).weights
+    }
     assert all(moved.values()), f"stage-1 layers that did not learn: {[n for n, m in moved.items() if not m]}"
     plan = phase_plan(config)
     assert plan[0]["share_of_model"] > 0.95  # every weight but BatchNorm's moving statistics trains

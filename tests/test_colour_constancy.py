@@ -79,14 +79,18 @@ def test_a_saved_model_reloads_with_its_colour_constancy(tmp_path):
     loaded = StageTwo.load(tmp_path)
     assert "colour_constancy" in [layer.name for layer in loaded.model.layers]
     inputs = SKIN.astype(np.uint8)
-    np.testing.assert_allclose(loaded.raw_probabilities(inputs), model.predict(inputs.astype("float32"), verbose=0),
-                               atol=2e-2)  # float16 weights
+    np.testing.assert_allclose(
+        loaded.raw_probabilities(inputs), model.predict(inputs.astype("float32"), verbose=0), atol=2e-2
+    )  # float16 weights
 
 
 def test_the_flag_reaches_the_config_and_the_feature_cache_key():
     args = build_parser().parse_args(["train-classifier", "--colour-constancy"])
     assert classifier_config_from_args(args).colour_constancy is True
     assert classifier_config_from_args(build_parser().parse_args(["train-classifier"])).colour_constancy is False
-    plain, corrected_key = feature_cache_key(ClassifierConfig()), feature_cache_key(ClassifierConfig(colour_constancy=True))
+    plain, corrected_key = (
+        feature_cache_key(ClassifierConfig()),
+        feature_cache_key(ClassifierConfig(colour_constancy=True)),
+    )
     assert plain != corrected_key  # features of corrected images are never read from the plain cache
     assert plain == ("lite0", "imagenet", "stage5_out", 224)  # caches made before the option still match

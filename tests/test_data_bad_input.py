@@ -5,11 +5,19 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
 from fake_data import make_ham_folder
+
 from skinlib.cli import main
-from skinlib.data import (DataError, DataWarning, class_weights, fit_size, load_metadata, read_image, read_mask,
-                          resolve_data_dir)
+from skinlib.data import (
+    DataError,
+    DataWarning,
+    class_weights,
+    fit_size,
+    load_metadata,
+    read_image,
+    read_mask,
+    resolve_data_dir,
+)
 from skinlib.data.check import check_data
 
 

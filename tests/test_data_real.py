@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from skinlib.cli import main
-from skinlib.data import (CLASSES, DEFAULT_SPLIT_PATH, SPLITS, check, class_weights, make_split, read_split,
-                          split_summary)
+from skinlib.data import (
+    CLASSES,
+    DEFAULT_SPLIT_PATH,
+    SPLITS,
+    check,
+    class_weights,
+    make_split,
+    read_split,
+    split_summary,
+)
 
 README_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115}
 

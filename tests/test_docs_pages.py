@@ -13,10 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 
-import cli_reference
-import shipped_numbers
+import cli_reference  # noqa: E402  (book/_ext is on the path only now)
+import shipped_numbers  # noqa: E402
 
-from skinlib.cli import build_parser
+from skinlib.cli import build_parser  # noqa: E402
 
 
 def toy_parser() -> argparse.ArgumentParser:
@@ -116,8 +116,9 @@ def recorded_commands(data) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("seconds, text", [(None, "not recorded"), (42.4, "42 s"), (714.9, "11.9 min"),
-                                           (9000, "2.5 h")])
+@pytest.mark.parametrize(
+    "seconds, text", [(None, "not recorded"), (42.4, "42 s"), (714.9, "11.9 min"), (9000, "2.5 h")]
+)
 def test_format_duration(seconds, text):
     assert shipped_numbers.format_duration(seconds) == text
 

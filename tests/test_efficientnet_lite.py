@@ -118,12 +118,16 @@ def _write_zip_checkpoint(path, tensors: dict, monkeypatch):
 def test_reads_zip_format_with_offsets_and_strides(tmp_path, monkeypatch):
     path = tmp_path / "tiny.pth"
     flat = np.arange(12, dtype=np.float32)
-    _write_zip_checkpoint(path, {
-        "a": (flat, 0, (3, 4), (4, 1)),  # contiguous
-        "b": (flat, 0, (4, 3), (1, 4)),  # a transposed view (non-contiguous)
-        "c": (flat, 5, (2,), (1,)),      # storage offset
-        "d": (flat, 7, (), ()),          # scalar
-    }, monkeypatch)
+    _write_zip_checkpoint(
+        path,
+        {
+            "a": (flat, 0, (3, 4), (4, 1)),  # contiguous
+            "b": (flat, 0, (4, 3), (1, 4)),  # a transposed view (non-contiguous)
+            "c": (flat, 5, (2,), (1,)),  # storage offset
+            "d": (flat, 7, (), ()),  # scalar
+        },
+        monkeypatch,
+    )
     sd = lite.read_torch_state_dict(path)
     np.testing.assert_array_equal(sd["a"], flat.reshape(3, 4))
     np.testing.assert_array_equal(sd["b"], flat.reshape(3, 4).T)

@@ -47,8 +47,12 @@ def test_ensemble_probabilities_are_the_members_mean(members, images):
     assert not np.allclose(each[0], each[1], atol=1e-3), "the two members should disagree"
     np.testing.assert_allclose(ensemble.raw_probabilities(images), np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
     tta = ensemble.raw_probabilities(images, tta=True)
-    np.testing.assert_allclose(tta, np.mean([ensemble.member_probabilities(i, images, tta=True) for i in range(2)],
-                                            axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        tta,
+        np.mean([ensemble.member_probabilities(i, images, tta=True) for i in range(2)], axis=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_a_single_model_is_an_ensemble_of_one(members, images):
@@ -82,8 +86,9 @@ def test_ensemble_gradcam_is_the_renormalised_mean_for_the_ensemble_class(member
     each = [gradcam(m, x, class_index=0) for m in members]
     assert all(m.max() > 0 for m in each) and not np.allclose(each[0], each[1], atol=1e-3)
     mean = np.mean(each, axis=0)
-    np.testing.assert_allclose(gradcam(members, x, class_index=0), mean / mean.max(axis=(1, 2), keepdims=True),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        gradcam(members, x, class_index=0), mean / mean.max(axis=(1, 2), keepdims=True), atol=1e-5
+    )
     predicted = np.mean([m.predict(x, verbose=0) for m in members], axis=0).argmax(1)
     np.testing.assert_allclose(gradcam(members, x), gradcam(members, x, class_index=predicted), atol=1e-6)
     with pytest.raises(ValueError, match="at least one"):
@@ -103,10 +108,35 @@ def test_train_classifier_members_ships_an_ensemble(data_dir, tmp_path):
     """`skinlib train-classifier --members 2` at toy scale: two seeds, one folder, the members' own scores."""
     out, run = tmp_path / "model", tmp_path / "run"
     env = {**os.environ, "SKINLIB_CACHE": str(tmp_path / "cache")}
-    argv = [sys.executable, "-m", "skinlib.cli", "train-classifier", "--data", str(data_dir), "--size", "32",
-            "--source", "full", "--train-limit", "28", "--val-limit", "14", "--views", "1",
-            "--phases", "0:1:1e-3", "--members", "2", "--seed", "5", "--out", str(out), "--run-dir", str(run),
-            "--quiet"]
+    argv = [
+        sys.executable,
+        "-m",
+        "skinlib.cli",
+        "train-classifier",
+        "--data",
+        str(data_dir),
+        "--size",
+        "32",
+        "--source",
+        "full",
+        "--train-limit",
+        "28",
+        "--val-limit",
+        "14",
+        "--views",
+        "1",
+        "--phases",
+        "0:1:1e-3",
+        "--members",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--run-dir",
+        str(run),
+        "--quiet",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     spec = json.loads((out / "model.json").read_text())

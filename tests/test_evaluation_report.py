@@ -42,8 +42,9 @@ def synthetic(n=300, seed=0, absent=None):
 def report(tmp_path_factory):
     labels, probs = synthetic()
     out = tmp_path_factory.mktemp("report")
-    numbers = write_report(labels, probs, out, title="synthetic", bootstrap=200,
-                           probs_uncalibrated=apply_temperature(probs, 0.5))
+    numbers = write_report(
+        labels, probs, out, title="synthetic", bootstrap=200, probs_uncalibrated=apply_temperature(probs, 0.5)
+    )
     return labels, probs, out, numbers
 
 
@@ -63,13 +64,20 @@ def test_json_has_the_numbers(report):
     expected = classification_report_dict(labels, probs)
     for key in expected:
         assert key in saved, key
-    for key in ("confusion_matrix_normalised", "melanoma_operating_points", "confidence_intervals",
-                "bootstrap", "figures", "expected_calibration_error_uncalibrated"):
+    for key in (
+        "confusion_matrix_normalised",
+        "melanoma_operating_points",
+        "confidence_intervals",
+        "bootstrap",
+        "figures",
+        "expected_calibration_error_uncalibrated",
+    ):
         assert key in saved, key
     assert saved["balanced_accuracy"] == pytest.approx(expected["balanced_accuracy"])
     assert set(saved["per_class"]["mel"]) >= {"precision", "recall", "f1", "specificity", "support"}
     assert saved["expected_calibration_error_uncalibrated"] == pytest.approx(
-        expected_calibration_error(labels, apply_temperature(probs, 0.5)))
+        expected_calibration_error(labels, apply_temperature(probs, 0.5))
+    )
 
 
 def test_intervals_contain_the_estimate(report):
@@ -87,7 +95,9 @@ def test_operating_points_match_classification_functions(report):
     for specificity in (0.8, 0.9):
         expected = sensitivity_at_specificity(positive, scores, specificity)
         assert points[f"sensitivity_at_specificity_{specificity:.2f}"] == {
-            "value": expected.value, "threshold": expected.threshold}
+            "value": expected.value,
+            "threshold": expected.threshold,
+        }
     expected = specificity_at_sensitivity(positive, scores, 0.95)
     assert points["specificity_at_sensitivity_0.95"] == {"value": expected.value, "threshold": expected.threshold}
 
@@ -152,8 +162,10 @@ def test_paired_gains_report_the_interval_and_standard_error_of_the_same_draws()
     labels, probs = synthetic(400, seed=3)
     better = 0.7 * probs + 0.3 * np.eye(len(CLASSES))[labels]
     gains = paired_gains(labels, probs, better, n=400, seed=0)
-    for name, metric in (("balanced_accuracy", lambda y, p: balanced_accuracy(y, p.argmax(1))),
-                         ("macro_roc_auc", macro_roc_auc)):
+    for name, metric in (
+        ("balanced_accuracy", lambda y, p: balanced_accuracy(y, p.argmax(1))),
+        ("macro_roc_auc", macro_roc_auc),
+    ):
         expected = paired_bootstrap_difference(metric, labels, probs, better, n=400, seed=0)
         assert gains[name]["difference"] == pytest.approx(expected.difference)
         assert gains[name]["ci95"] == pytest.approx([expected.low, expected.high])
@@ -188,11 +200,16 @@ def test_a_gain_of_the_detectable_size_is_found_about_as_often_as_promised():
         one_hot = np.eye(2)
         return labels, one_hot[np.where(right_a, labels, 1 - labels)], one_hot[np.where(right_b, labels, 1 - labels)]
 
-    se = np.mean([paired_gains(*predictions(seed, 0.1), n=300)["balanced_accuracy"]["standard_error"]
-                  for seed in (100, 101, 102)])
+    se = np.mean(
+        [
+            paired_gains(*predictions(seed, 0.1), n=300)["balanced_accuracy"]["standard_error"]
+            for seed in (100, 101, 102)
+        ]
+    )
     d = detectable_gain(se) / 0.3
-    found = [paired_gains(*predictions(seed, d), n=300, seed=seed)["balanced_accuracy"]["ci95"][0] > 0
-             for seed in range(40)]
+    found = [
+        paired_gains(*predictions(seed, d), n=300, seed=seed)["balanced_accuracy"]["ci95"][0] > 0 for seed in range(40)
+    ]
     assert 0.6 <= np.mean(found) <= 0.95
 
 

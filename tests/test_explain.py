@@ -20,7 +20,7 @@ def blob_images(n, rng, with_blob=True):
     rows, cols = np.mgrid[:SIZE, :SIZE]
     if with_blob:
         for image, (row, col) in zip(images, centres):
-            image[(rows - row) ** 2 + (cols - col) ** 2 <= BLOB_RADIUS ** 2] = 230
+            image[(rows - row) ** 2 + (cols - col) ** 2 <= BLOB_RADIUS**2] = 230
     return images, centres
 
 
@@ -137,7 +137,11 @@ def test_heat_inside_the_mask_is_compared_with_maps_that_ignore_the_image():
     assert shares["gradcam"] == [1.0, 0.0]
     assert shares["other_images"] == [1.0, 0.0]  # the other image's map is the same blob
     peak = centre_prior(size)
-    assert peak.argmax() in (size // 2 * size + size // 2, (size // 2 - 1) * size + size // 2 - 1,
-                             (size // 2 - 1) * size + size // 2, size // 2 * size + size // 2 - 1)
+    assert peak.argmax() in (
+        size // 2 * size + size // 2,
+        (size // 2 - 1) * size + size // 2 - 1,
+        (size // 2 - 1) * size + size // 2,
+        size // 2 * size + size // 2 - 1,
+    )
     with pytest.raises(ValueError, match="must both be"):
         heat_inside_with_baselines(np.zeros((1, 4, 4)), np.zeros((1, 5, 5), bool))

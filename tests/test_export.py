@@ -110,18 +110,25 @@ def loaded(exported, images, runtime, tmp_path_factory):
     work = tmp_path_factory.mktemp("loaded")
     _, _, crops = runtime.prepare(images[:IMAGES])
     unet_size = runtime.segmenter.image_size
-    inputs = {"classifier:crops": crops.astype(np.float32),
-              "classifier:full": np.stack(images[:2]).astype(np.float32),  # another size: fitted in the model
-              "ensemble:crops": crops.astype(np.float32),
-              "unet:fitted": np.stack([fit_size(i, unet_size, "pad") for i in images[:4]]).astype(np.float32),
-              "unet:image": np.stack(images[:4]).astype(np.float32),
-              "unet:narrow": images[-1][None].astype(np.float32)}
+    inputs = {
+        "classifier:crops": crops.astype(np.float32),
+        "classifier:full": np.stack(images[:2]).astype(np.float32),  # another size: fitted in the model
+        "ensemble:crops": crops.astype(np.float32),
+        "unet:fitted": np.stack([fit_size(i, unet_size, "pad") for i in images[:4]]).astype(np.float32),
+        "unet:image": np.stack(images[:4]).astype(np.float32),
+        "unet:narrow": images[-1][None].astype(np.float32),
+    }
     inputs.update({f"dual:{i}": image[None].astype(np.float32) for i, image in enumerate(images)})
     np.savez(work / "inputs.npz", **inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")  # this checkout's skinlib, nothing else
-    result = subprocess.run([sys.executable, "-c", LOADER, str(folder), str(work / "inputs.npz"),
-                             str(work / "out.npz")], capture_output=True, text=True, cwd=work, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, str(folder), str(work / "inputs.npz"), str(work / "out.npz")],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     with np.load(work / "out.npz") as out:
         return dict(out), inputs
@@ -138,8 +145,9 @@ def test_classifier_stage_equals_calibrated_probabilities(loaded, runtime, expor
     # a crop of another size is fitted as predict fits it (INTER_AREA here: HAM's 4:3 images, padded)
     size = (runtime.classifier.image_size,) * 2
     full = [fit_size(image.astype(np.uint8), size, "pad") for image in inputs["classifier:full"]]
-    np.testing.assert_allclose(out["classifier:full"], runtime.classifier.probabilities(np.stack(full)),
-                               atol=SINGLE_STAGE_TOLERANCE)
+    np.testing.assert_allclose(
+        out["classifier:full"], runtime.classifier.probabilities(np.stack(full)), atol=SINGLE_STAGE_TOLERANCE
+    )
     # an ensemble averages its members, then calibrates: StageTwo on the same folder
     ensemble = StageTwo.load(exported[1])
     each = [ensemble.member_probabilities(i, crops) for i in range(2)]
@@ -153,17 +161,21 @@ def test_unet_stage_equals_the_probability_map(loaded, runtime, images):
     out, inputs = loaded
     segmenter = runtime.segmenter
     fitted = inputs["unet:fitted"]
-    np.testing.assert_allclose(out["unet:fitted"], segmenter.model.predict_on_batch(fitted),
-                               atol=SINGLE_STAGE_TOLERANCE)
-    np.testing.assert_allclose(out["unet:image"][..., 0], np.stack(segmenter.probabilities(images[:4])),
-                               atol=SINGLE_STAGE_TOLERANCE)
+    np.testing.assert_allclose(
+        out["unet:fitted"], segmenter.model.predict_on_batch(fitted), atol=SINGLE_STAGE_TOLERANCE
+    )
+    np.testing.assert_allclose(
+        out["unet:image"][..., 0], np.stack(segmenter.probabilities(images[:4])), atol=SINGLE_STAGE_TOLERANCE
+    )
     assert out["unet:image"].shape == (4, *images[0].shape[:2], 1)
     narrow = segmenter.probabilities([images[-1]])[0]
     assert out["unet:narrow"].shape == (1, *images[-1].shape[:2], 1)
     # padded to the U-Net's 4:3: INTER_AREA sums may round one level apart on a few pixels of its input
     gap = float(np.abs(out["unet:narrow"][0, ..., 0] - narrow).max())
-    print(f"U-Net export vs UNetSegmenter.probabilities, a {images[-1].shape[1]}x{images[-1].shape[0]} image: "
-          f"largest gap {gap:.2e}")
+    print(
+        f"U-Net export vs UNetSegmenter.probabilities, a {images[-1].shape[1]}x{images[-1].shape[0]} image: "
+        f"largest gap {gap:.2e}"
+    )
     assert gap < 0.02
 
 
@@ -190,10 +202,12 @@ def test_dual_stage_agrees_with_predict(loaded, runtime, images):
 
 @pytest.mark.slow
 def test_import_order_does_not_matter_for_registration():
-    code = ("import keras, skinlib; "
-            "print(all(keras.saving.get_registered_object(f'skinlib>{n}') is not None for n in "
-            "('ChannelAttention', 'SpatialAttention', 'ShadesOfGray', 'FitSize', 'UnfitSize', 'LesionMask', "
-            "'LesionCrop', 'TemperatureScaling')))")
+    code = (
+        "import keras, skinlib; "
+        "print(all(keras.saving.get_registered_object(f'skinlib>{n}') is not None for n in "
+        "('ChannelAttention', 'SpatialAttention', 'ShadesOfGray', 'FitSize', 'UnfitSize', 'LesionMask', "
+        "'LesionCrop', 'TemperatureScaling')))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr[-2000:]
@@ -211,8 +225,10 @@ def test_the_command_offers_every_stage_and_format_without_importing_keras():
         assert parser.parse_args(["export", "--stage", stage, "--out", "x.keras"]).stage == stage
     for name in FORMATS:
         assert parser.parse_args(["export", "--format", name, "--out", "x.keras"]).format == name
-    code = ("import sys\nfrom skinlib.cli import main\ntry:\n    main(['export', '--help'])\n"
-            "except SystemExit:\n    pass\nprint('keras' in sys.modules)")
+    code = (
+        "import sys\nfrom skinlib.cli import main\ntry:\n    main(['export', '--help'])\n"
+        "except SystemExit:\n    pass\nprint('keras' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     help_text = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
     assert "keras.saving.load_model" in help_text and "classifier:" in help_text and "unet:" in help_text
@@ -235,8 +251,9 @@ def test_a_file_name_without_keras_suffix_is_refused(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("stage, flag", [("classifier", "--model"), ("dual", "--model"), ("unet", "--unet"),
-                                         ("dual", "--unet")])
+@pytest.mark.parametrize(
+    "stage, flag", [("classifier", "--model"), ("dual", "--model"), ("unet", "--unet"), ("dual", "--unet")]
+)
 def test_a_folder_that_is_not_a_model_folder_is_named(tmp_path, capsys, stage, flag):
     empty = tmp_path / "not_a_model"
     empty.mkdir()

@@ -146,11 +146,14 @@ def test_alpha_from_class_weights_checks_the_class_count():
 # --------------------------------------------------------------------------- serialisation
 
 
-@pytest.mark.parametrize("loss", [
-    CategoricalFocalLoss(gamma=1.5, alpha=[0.5, 2.0, 1.0], label_smoothing=0.1),
-    CategoricalFocalLoss(),
-    WeightedCategoricalCrossentropy([1.0, 3.0, 0.5]),
-])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        CategoricalFocalLoss(gamma=1.5, alpha=[0.5, 2.0, 1.0], label_smoothing=0.1),
+        CategoricalFocalLoss(),
+        WeightedCategoricalCrossentropy([1.0, 3.0, 0.5]),
+    ],
+)
 def test_round_trip_through_config(loss):
     clone = type(loss).from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()

@@ -14,8 +14,10 @@ from skinlib.data import CLASSES
 from skinlib.models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
 from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 
-shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "metadata_prior.json").is_file(),
-                             reason=f"no metadata prior shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-metadata)")
+shipped = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "metadata_prior.json").is_file(),
+    reason=f"no metadata prior shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-metadata)",
+)
 
 
 def _frame(rows):
@@ -24,8 +26,15 @@ def _frame(rows):
 
 def test_prior_is_the_smoothed_count_ratio_by_hand():
     # class 0: two lesions on the back, one on the face (lesion L1 photographed twice); class 1: one on the face
-    frame = _frame([("L1", 0, 40, "male", "back"), ("L1", 0, 40, "male", "back"), ("L2", 0, 45, "male", "back"),
-                    ("L3", 0, 70, "female", "face"), ("L4", 1, 72, "female", "face")])
+    frame = _frame(
+        [
+            ("L1", 0, 40, "male", "back"),
+            ("L1", 0, 40, "male", "back"),
+            ("L2", 0, 45, "male", "back"),
+            ("L3", 0, 70, "female", "face"),
+            ("L4", 1, 72, "female", "face"),
+        ]
+    )
     prior = MetadataPrior.fit(frame, classes=("a", "b"))
     assert prior.counts["site"] == {"back": [2, 0], "face": [1, 1]}  # L1 counted once
     # Laplace +1: p(back|a) = 3/5, p(back|b) = 1/3; p(back) = their mean
@@ -35,11 +44,19 @@ def test_prior_is_the_smoothed_count_ratio_by_hand():
 
 
 def test_values_read_ham_and_isic_columns_and_treat_unknown_as_missing():
-    ham = pd.DataFrame({"age": [47, np.nan, 95, -3], "sex": ["male", "unknown", "FEMALE ", None],
-                        "localization": ["back", "unknown", "Lower Extremity", ""]})
+    ham = pd.DataFrame(
+        {
+            "age": [47, np.nan, 95, -3],
+            "sex": ["male", "unknown", "FEMALE ", None],
+            "localization": ["back", "unknown", "Lower Extremity", ""],
+        }
+    )
     values = metadata_values(ham)
-    assert values.to_dict("list") == {"age": ["40s", None, "80s", None], "sex": ["male", None, "female", None],
-                                      "site": ["back", None, "lower extremity", None]}
+    assert values.to_dict("list") == {
+        "age": ["40s", None, "80s", None],
+        "sex": ["male", None, "female", None],
+        "site": ["back", None, "lower extremity", None],
+    }
     isic = pd.DataFrame({"age_approx": [55], "sex": ["female"], "anatom_site_general": ["posterior torso"]})
     assert metadata_values(isic).iloc[0].tolist() == ["50s", "female", "posterior torso"]
     assert metadata_values(pd.DataFrame({"other": [1]})).iloc[0].tolist() == [None, None, None]
@@ -75,8 +92,9 @@ def test_weight_fit_recovers_the_bayes_weight_on_data_drawn_from_the_model():
 
 
 def test_prior_round_trips_and_refuses_a_wrong_file(tmp_path):
-    prior = MetadataPrior.fit(_frame([("L1", 0, 40, "male", "back"), ("L2", 1, 70, "female", "face")]),
-                              classes=("a", "b"))
+    prior = MetadataPrior.fit(
+        _frame([("L1", 0, 40, "male", "back"), ("L2", 1, 70, "female", "face")]), classes=("a", "b")
+    )
     loaded = MetadataPrior.from_json(prior.to_json(tmp_path / "prior.json"))
     assert loaded.tables == prior.tables and loaded.classes == ("a", "b")
     (tmp_path / "bad.json").write_text(json.dumps({"kind": "classifier"}))
@@ -107,7 +125,9 @@ def test_shipped_prior_says_what_dermatology_says():
     prior = StageTwo.load().metadata_prior
 
     def ratios(**fields):
-        return dict(zip(CLASSES, prior.log_ratios(metadata_values(pd.DataFrame({k: [v] for k, v in fields.items()})))[0][0]))
+        return dict(
+            zip(CLASSES, prior.log_ratios(metadata_values(pd.DataFrame({k: [v] for k, v in fields.items()})))[0][0])
+        )
 
     old, young = ratios(age=75), ratios(age=25)
     face, leg = ratios(localization="face"), ratios(localization="lower extremity")
@@ -125,8 +145,24 @@ def sample(split_frame):
 def test_predict_with_metadata_shifts_probabilities_and_says_so(sample, tmp_path):
     path = str(sample["image_path"].iloc[0])
     assert main(["predict", path, "--out", str(tmp_path / "plain"), "--quiet"]) == 0
-    assert main(["predict", path, "--out", str(tmp_path / "meta"), "--quiet", "--age", "75", "--sex", "male",
-                 "--site", "face"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                path,
+                "--out",
+                str(tmp_path / "meta"),
+                "--quiet",
+                "--age",
+                "75",
+                "--sex",
+                "male",
+                "--site",
+                "face",
+            ]
+        )
+        == 0
+    )
     stem = sample["image_id"].iloc[0]
     plain = json.loads((tmp_path / "plain" / f"{stem}.json").read_text())
     fused = json.loads((tmp_path / "meta" / f"{stem}.json").read_text())
@@ -152,8 +188,10 @@ def test_evaluate_with_metadata_reads_the_labels_csv(sample, tmp_path, capsys):
     labels = tmp_path / "ham.csv"
     sample[["lesion_id", "image_id", "dx", "age", "sex", "localization"]].to_csv(labels, index=False)
     out = tmp_path / "m.json"
-    assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--metadata", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["evaluate", "--images", str(images), "--labels", str(labels), "--metadata", "--out", str(out), "--quiet"])
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["metadata_fusion"]["images_with_metadata"] == len(sample)
     assert "+ metadata" in capsys.readouterr().out

@@ -9,8 +9,17 @@ import pytest
 
 from skinlib.data import CLASSES
 from skinlib.data.errors import DataError
-from skinlib.models.folder import (SCHEMA_VERSION, AugmentedTTASpec, ClassifierSpec, ClassPriorSpec,
-                                   MetadataFusionSpec, ModelFolder, NoveltySpec, ReferralSpec, UNetSpec)
+from skinlib.models.folder import (
+    SCHEMA_VERSION,
+    AugmentedTTASpec,
+    ClassifierSpec,
+    ClassPriorSpec,
+    MetadataFusionSpec,
+    ModelFolder,
+    NoveltySpec,
+    ReferralSpec,
+    UNetSpec,
+)
 from skinlib.shipped import CLASSIFIER, UNET
 
 shipped = pytest.mark.skipif(not (CLASSIFIER / "model.json").is_file(), reason=f"no shipped classifier in {CLASSIFIER}")
@@ -18,12 +27,21 @@ shipped = pytest.mark.skipif(not (CLASSIFIER / "model.json").is_file(), reason=f
 REFERRAL = ReferralSpec(target_sensitivity_on_val=0.85, threshold=0.2, threshold_tta=0.25)
 SECTIONS = {
     "melanoma_referral": REFERRAL,
-    "metadata_fusion": MetadataFusionSpec(weight=0.5, weight_tta=0.75, melanoma_referral=ReferralSpec(
-        target_sensitivity_on_val=0.85, threshold=0.1, threshold_tta=0.15), tta_recommended=True, fitted_on="val"),
+    "metadata_fusion": MetadataFusionSpec(
+        weight=0.5,
+        weight_tta=0.75,
+        melanoma_referral=ReferralSpec(target_sensitivity_on_val=0.85, threshold=0.1, threshold_tta=0.15),
+        tta_recommended=True,
+        fitted_on="val",
+    ),
     "novelty": NoveltySpec(threshold=2.0, components=8, fitted_on="training features"),
     "tta_augmented": AugmentedTTASpec(views=16, seed=0, temperature=0.7, recommended=False),
-    "class_prior": ClassPriorSpec(training=tuple(np.full(7, 1 / 7)), model=(0.1, 0.1, 0.1, 0.1, 0.2, 0.3, 0.1),
-                                  training_images=70, model_from="counts"),
+    "class_prior": ClassPriorSpec(
+        training=tuple(np.full(7, 1 / 7)),
+        model=(0.1, 0.1, 0.1, 0.1, 0.2, 0.3, 0.1),
+        training_images=70,
+        model_from="counts",
+    ),
 }
 
 
@@ -40,8 +58,15 @@ def write_raw(folder, data) -> None:
 
 
 def test_a_spec_with_every_section_round_trips(tmp_path):
-    spec = small_spec(temperature=0.9, temperature_tta=0.8, tta_recommended=False, members=("a.npz", "b.npz"),
-                      member_seeds=(0, 1), training_seed=0, **SECTIONS)
+    spec = small_spec(
+        temperature=0.9,
+        temperature_tta=0.8,
+        tta_recommended=False,
+        members=("a.npz", "b.npz"),
+        member_seeds=(0, 1),
+        training_seed=0,
+        **SECTIONS,
+    )
     folder = ModelFolder(tmp_path)
     folder.write_spec(spec)
     assert folder.read_spec() == spec
@@ -54,8 +79,13 @@ def test_a_spec_with_every_section_round_trips(tmp_path):
 
 def test_defaults_live_in_the_spec():
     spec = small_spec()
-    assert (spec.source, spec.margin, spec.temperature, spec.uncertain_below, spec.dropout) == ("crop", 0.25, 1.0,
-                                                                                                  0.5, 0.3)
+    assert (spec.source, spec.margin, spec.temperature, spec.uncertain_below, spec.dropout) == (
+        "crop",
+        0.25,
+        1.0,
+        0.5,
+        0.3,
+    )
     assert spec.classes == CLASSES and spec.weights_files == ("weights.npz",) and spec.colour_constancy is False
     assert spec.files() == ["weights.npz"]
     assert small_spec(**SECTIONS).files() == ["weights.npz", "metadata_prior.json", "novelty.npz"]
@@ -85,8 +115,10 @@ def test_the_shipped_spec_has_its_sections_typed():
     spec = ModelFolder(CLASSIFIER).read_spec()
     recorded = json.loads((CLASSIFIER / "model.json").read_text())
     assert spec.melanoma_referral.threshold == recorded["melanoma_referral"]["threshold"]
-    assert spec.metadata_fusion.melanoma_referral.threshold_tta == \
-        recorded["metadata_fusion"]["melanoma_referral"]["threshold_tta"]
+    assert (
+        spec.metadata_fusion.melanoma_referral.threshold_tta
+        == recorded["metadata_fusion"]["melanoma_referral"]["threshold_tta"]
+    )
     assert spec.novelty.file == recorded["novelty"]["file"] and spec.tta_augmented.views == 16
     assert list(spec.class_prior.training) == recorded["class_prior"]["training"]
     assert spec.temperature_for("plain") == recorded["temperature"]
@@ -158,9 +190,15 @@ def test_calibration_lookups_by_key():
     assert spec.temperature_for("plain") == 1.5 and spec.temperature_for("tta") == 1.5  # no TTA temperature yet
     assert dataclasses.replace(spec, temperature_tta=1.2).temperature_for("tta") == 1.2
     assert spec.temperature_for("tta_augmented") == 0.7
-    assert (spec.referral_threshold("plain"), spec.referral_threshold("tta"), spec.referral_threshold("tta_augmented")
-            ) == (0.2, 0.25, 0.25)
-    assert (spec.referral_threshold("plain", metadata=True), spec.referral_threshold("tta", metadata=True)) == (0.1, 0.15)
+    assert (
+        spec.referral_threshold("plain"),
+        spec.referral_threshold("tta"),
+        spec.referral_threshold("tta_augmented"),
+    ) == (0.2, 0.25, 0.25)
+    assert (spec.referral_threshold("plain", metadata=True), spec.referral_threshold("tta", metadata=True)) == (
+        0.1,
+        0.15,
+    )
     assert (spec.metadata_weight("plain"), spec.metadata_weight("tta_augmented")) == (0.5, 0.75)
     bare = small_spec()
     assert bare.referral_threshold("plain") is None and bare.referral_threshold("tta", metadata=True) is None
@@ -176,7 +214,9 @@ def test_calibration_lookups_by_key():
 
 
 def test_a_missing_model_json_names_the_file_and_the_command_that_makes_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"model\.json not found: make one with `skinlib train-classifier --out"):
+    with pytest.raises(
+        FileNotFoundError, match=r"model\.json not found: make one with `skinlib train-classifier --out"
+    ):
         ModelFolder(tmp_path).read_spec()
     with pytest.raises(FileNotFoundError, match="skinlib train-unet --out"):
         ModelFolder(tmp_path, "unet").read_spec()
@@ -184,29 +224,81 @@ def test_a_missing_model_json_names_the_file_and_the_command_that_makes_it(tmp_p
         ModelFolder(tmp_path).read_metrics()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "is not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
-    (json.dumps({"kind": "unet"}), "describes a 'unet' model, not a 'classifier'"),
-    (json.dumps({"kind": "classifier", "schema_version": SCHEMA_VERSION + 1, "backbone": "lite0"}), "update skinlib"),
-    (json.dumps({"kind": "classifier", "schema_version": "one"}), "schema_version"),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True}), r"missing \['image_size'\]"),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32, "temprature": 1}),
-     r"unknown key\(s\) \['temprature'\]"),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": "yes", "image_size": 32}),
-     '"attention": expected true or false'),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32.5}),
-     '"image_size": expected a whole number'),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32, "source": "mask"}),
-     '"source" must be "crop" or "full"'),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32,
-                 "novelty": {"threshold": 1.0}}), r'"novelty": missing \[\'components\'\]'),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32,
-                 "melanoma_referral": {"threshold": 0.1, "threshold_tta": 0.1, "target_sensitivity_on_val": 0.8,
-                                       "extra": 1}}), r'"melanoma_referral": unknown key'),
-    (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32,
-                 "class_prior": {"training": [0.5, 0.5], "model": [0.5, 0.5]}}), "7 classes but 2"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (json.dumps({"kind": "unet"}), "describes a 'unet' model, not a 'classifier'"),
+        (
+            json.dumps({"kind": "classifier", "schema_version": SCHEMA_VERSION + 1, "backbone": "lite0"}),
+            "update skinlib",
+        ),
+        (json.dumps({"kind": "classifier", "schema_version": "one"}), "schema_version"),
+        (json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True}), r"missing \['image_size'\]"),
+        (
+            json.dumps(
+                {"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32, "temprature": 1}
+            ),
+            r"unknown key\(s\) \['temprature'\]",
+        ),
+        (
+            json.dumps({"kind": "classifier", "backbone": "lite0", "attention": "yes", "image_size": 32}),
+            '"attention": expected true or false',
+        ),
+        (
+            json.dumps({"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32.5}),
+            '"image_size": expected a whole number',
+        ),
+        (
+            json.dumps(
+                {"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32, "source": "mask"}
+            ),
+            '"source" must be "crop" or "full"',
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": "classifier",
+                    "backbone": "lite0",
+                    "attention": True,
+                    "image_size": 32,
+                    "novelty": {"threshold": 1.0},
+                }
+            ),
+            r'"novelty": missing \[\'components\'\]',
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": "classifier",
+                    "backbone": "lite0",
+                    "attention": True,
+                    "image_size": 32,
+                    "melanoma_referral": {
+                        "threshold": 0.1,
+                        "threshold_tta": 0.1,
+                        "target_sensitivity_on_val": 0.8,
+                        "extra": 1,
+                    },
+                }
+            ),
+            r'"melanoma_referral": unknown key',
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": "classifier",
+                    "backbone": "lite0",
+                    "attention": True,
+                    "image_size": 32,
+                    "class_prior": {"training": [0.5, 0.5], "model": [0.5, 0.5]},
+                }
+            ),
+            "7 classes but 2",
+        ),
+    ],
+)
 def test_a_bad_model_json_is_a_data_error_naming_the_file(tmp_path, content, message):
     (tmp_path / "model.json").write_text(content)
     with pytest.raises(DataError, match=message) as error:
@@ -217,8 +309,10 @@ def test_a_bad_model_json_is_a_data_error_naming_the_file(tmp_path, content, mes
 def test_a_bad_model_json_stops_the_cli_with_its_message(tmp_path, capsys):
     from skinlib.cli import main
 
-    write_raw(tmp_path / "model", {"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32,
-                                   "temprature": 1.0})
+    write_raw(
+        tmp_path / "model",
+        {"kind": "classifier", "backbone": "lite0", "attention": True, "image_size": 32, "temprature": 1.0},
+    )
     image = tmp_path / "x.png"
     image.write_bytes(b"")
     assert main(["predict", str(image), "--out", str(tmp_path / "out"), "--model", str(tmp_path / "model")]) == 2
@@ -226,8 +320,9 @@ def test_a_bad_model_json_stops_the_cli_with_its_message(tmp_path, capsys):
 
 
 def test_unet_spec_round_trips_and_checks_its_size(tmp_path):
-    spec = UNetSpec(encoder="lite0", image_size=(96, 128), decoder_filters=(32, 16), split_seed_file="s.json",
-                    training_seed=0)
+    spec = UNetSpec(
+        encoder="lite0", image_size=(96, 128), decoder_filters=(32, 16), split_seed_file="s.json", training_seed=0
+    )
     ModelFolder(tmp_path, "unet").write_spec(spec)
     assert ModelFolder(tmp_path, "unet").read_spec() == spec
     write_raw(tmp_path / "bad", {"kind": "unet", "encoder": "lite0", "image_size": [96], "decoder_filters": [8]})

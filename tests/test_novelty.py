@@ -11,8 +11,10 @@ from skinlib.cli import main
 from skinlib.models.novelty import NoveltyModel
 from skinlib.runtime import DEFAULT_CLASSIFIER, StageTwo
 
-shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "novelty.npz").is_file(),
-                             reason=f"no novelty check shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-novelty)")
+shipped = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "novelty.npz").is_file(),
+    reason=f"no novelty check shipped in {DEFAULT_CLASSIFIER} (run skinlib fit-novelty)",
+)
 
 
 @pytest.fixture(scope="module")

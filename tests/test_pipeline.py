@@ -19,17 +19,27 @@ from skinlib.pipeline import NOTEBOOK_DIR, NOTEBOOKS, NotebookFailed, run_pipeli
 
 REPO = NOTEBOOK_DIR.parent
 QUICK = ["01_data_exploration.ipynb", "02_classical_masks.ipynb"]
-FIGURES = ["01_class_imbalance.png", "01_images_per_lesion.png", "01_one_lesion.png", "01_metadata.png",
-           "01_gallery.png", "01_lesion_browser.png",
-           "02_steps.png", "02_dice_histogram.png", "02_worst_cases.png", "02_explorer.png"]
+FIGURES = [
+    "01_class_imbalance.png",
+    "01_images_per_lesion.png",
+    "01_one_lesion.png",
+    "01_metadata.png",
+    "01_gallery.png",
+    "01_lesion_browser.png",
+    "02_steps.png",
+    "02_dice_histogram.png",
+    "02_worst_cases.png",
+    "02_explorer.png",
+]
 
 
 def tiny_notebook(path, *cells, parameters=True):
     """A notebook with a papermill parameters cell (mode, data_dir, out_dir) and the given code cells."""
     first = [new_code_cell('mode = "quick"\ndata_dir = None\nout_dir = "."', metadata={"tags": ["parameters"]})]
-    notebook = new_notebook(cells=(first if parameters else []) + [new_code_cell(c) for c in cells],
-                            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                     "language": "python"}})
+    notebook = new_notebook(
+        cells=(first if parameters else []) + [new_code_cell(c) for c in cells],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(notebook, path)
     return path
 
@@ -45,15 +55,21 @@ def test_notebooks_are_numbered_in_order_and_declare_their_parameters():
         assert parameters["mode"] == "full" and parameters["data_dir"] == "/data" and parameters["out_dir"] == "/out"
         notebook = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
         assert not any(cell.get("outputs") for cell in notebook.cells), f"{name}: commit notebooks without outputs"
-    assert pipeline.notebook_parameters(NOTEBOOK_DIR / QUICK[1], "quick", "d", "o")["n_val"] == pipeline.MODES["quick"]["n_val"]
+    assert (
+        pipeline.notebook_parameters(NOTEBOOK_DIR / QUICK[1], "quick", "d", "o")["n_val"]
+        == pipeline.MODES["quick"]["n_val"]
+    )
     assert pipeline.MODES["full"]["n_val"] is None  # the whole validation split
     assert set(pipeline.MODES["quick"]) == set(pipeline.MODES["full"])
 
 
 def test_resolve_notebooks_by_number_name_or_path(tmp_path):
     assert [p.name for p in pipeline.resolve_notebooks(None)] == list(NOTEBOOKS)
-    assert [p.name for p in pipeline.resolve_notebooks(["02", "01_data_exploration", QUICK[1]])] == \
-        [QUICK[1], QUICK[0], QUICK[1]]
+    assert [p.name for p in pipeline.resolve_notebooks(["02", "01_data_exploration", QUICK[1]])] == [
+        QUICK[1],
+        QUICK[0],
+        QUICK[1],
+    ]
     own = tiny_notebook(tmp_path / "own.ipynb")
     assert pipeline.resolve_notebooks([str(own)]) == [own.resolve()]
     with pytest.raises(ValueError, match="unknown notebook '99'"):
@@ -85,8 +101,15 @@ def test_pipeline_subcommand_parser(monkeypatch, capsys):
         parser.parse_args(["pipeline", "--mode", "slow"])
 
     def failing(*_, **__):
-        raise NotebookFailed("02_x.ipynb", 4, "ValueError", "boom", "out/notebooks/02_x.ipynb", exec_count=3,
-                             source="\nraise ValueError('boom')")
+        raise NotebookFailed(
+            "02_x.ipynb",
+            4,
+            "ValueError",
+            "boom",
+            "out/notebooks/02_x.ipynb",
+            exec_count=3,
+            source="\nraise ValueError('boom')",
+        )
 
     monkeypatch.setattr(pipeline, "run_pipeline", failing)
     assert pipeline.cmd_pipeline(args) == 1
@@ -99,12 +122,15 @@ def test_pipeline_subcommand_parser(monkeypatch, capsys):
 
 
 def test_failing_notebook_stops_the_run_and_keeps_what_was_made(tmp_path):
-    good = tiny_notebook(tmp_path / "good.ipynb",
-                         "from pathlib import Path\nPath(out_dir, 'good.txt').write_text(mode)")
-    bad = tiny_notebook(tmp_path / "bad.ipynb",
-                        "from pathlib import Path\nPath(out_dir, 'before.txt').write_text('x')",
-                        "raise ValueError('deliberate failure')",
-                        "Path(out_dir, 'after.txt').write_text('x')")
+    good = tiny_notebook(
+        tmp_path / "good.ipynb", "from pathlib import Path\nPath(out_dir, 'good.txt').write_text(mode)"
+    )
+    bad = tiny_notebook(
+        tmp_path / "bad.ipynb",
+        "from pathlib import Path\nPath(out_dir, 'before.txt').write_text('x')",
+        "raise ValueError('deliberate failure')",
+        "Path(out_dir, 'after.txt').write_text('x')",
+    )
     never = tiny_notebook(tmp_path / "never.ipynb", "x = 1")
     out = tmp_path / "out"
     with pytest.raises(NotebookFailed) as caught:
@@ -121,7 +147,10 @@ def test_failing_notebook_stops_the_run_and_keeps_what_was_made(tmp_path):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert len(errors) == 1 and errors[0]["evalue"] == "deliberate failure"
     timings = json.loads((out / "timings.json").read_text())
-    assert [(r["notebook"], r["status"]) for r in timings["notebooks"]] == [("good.ipynb", "ok"), ("bad.ipynb", "failed")]
+    assert [(r["notebook"], r["status"]) for r in timings["notebooks"]] == [
+        ("good.ipynb", "ok"),
+        ("bad.ipynb", "failed"),
+    ]
     assert timings["notebooks"][1]["cell_index"] == 3
 
 
@@ -147,9 +176,19 @@ def test_every_notebook_runs_in_order_and_writes_its_json(quick_run):
             if cell.cell_type == "code" and any(o.get("name") == "stderr" for o in cell.outputs):
                 assert "remove-stderr" in cell.metadata.get("tags", []), (name, cell.source[:80])
     written = {path.name for path in out.glob("*.json")}
-    assert {"01_data.json", "02_classical.json", "03_unet.json", "04_classifier.json", "05_losses.json",
-            "06_tta.json", "07_explain.json", "08_evaluation.json", "10_new_images.json", "11_results.json",
-            "12_model_card.json"} <= written
+    assert {
+        "01_data.json",
+        "02_classical.json",
+        "03_unet.json",
+        "04_classifier.json",
+        "05_losses.json",
+        "06_tta.json",
+        "07_explain.json",
+        "08_evaluation.json",
+        "10_new_images.json",
+        "11_results.json",
+        "12_model_card.json",
+    } <= written
     print(pipeline.timing_table(timings["notebooks"]))
 
 
@@ -160,8 +199,15 @@ def test_classifier_chapters_train_live_and_compare_losses(quick_run):
     out, _ = quick_run
     classifier = json.loads((out / "04_classifier.json").read_text())
     assert classifier["retrained"] is None  # quick mode never retrains the shipped model
-    assert {row["ImageNet class"] for row in classifier["imagenet_check"] if row["rank"] == 1} <= {281, 282, 283, 284,
-                                                                                                   285, 504, 967}
+    assert {row["ImageNet class"] for row in classifier["imagenet_check"] if row["rank"] == 1} <= {
+        281,
+        282,
+        283,
+        284,
+        285,
+        504,
+        967,
+    }
     assert 1 / 7 - 0.1 < classifier["demo"]["val_balanced_accuracy"] <= 1.0
     assert [p["stages_unfrozen"] for p in classifier["phases"]] == [0, 2, 4]
     losses = json.loads((out / "05_losses.json").read_text())
@@ -214,7 +260,7 @@ def test_quick_pipeline_writes_notebooks_artifacts_and_timings(quick_run, data_d
         assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
         assert "widgets" not in executed.metadata
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert len(injected) == 1 and f"data_dir = \"{data_dir.resolve()}\"" in injected[0].source
+        assert len(injected) == 1 and f'data_dir = "{data_dir.resolve()}"' in injected[0].source
     timings = json.loads((out / "timings.json").read_text())
     assert timings["mode"] == "quick"
     assert all(r["seconds"] > 0 for r in timings["notebooks"]) and result["notebooks"] == timings["notebooks"]
@@ -228,8 +274,9 @@ def test_quick_pipeline_writes_notebooks_artifacts_and_timings(quick_run, data_d
     assert 0.7 < classical["classical"]["dice_mean"] <= 1.0
     assert classical["classical"]["dice_mean"] > classical["centre_disc"]["dice_mean"]  # beats the trivial baseline
     glued = nbformat.read(out / "notebooks" / QUICK[1], as_version=4)
-    records = [o for c in glued.cells if c.cell_type == "code" for o in c.outputs
-               if "scrapbook" in o.get("metadata", {})]
+    records = [
+        o for c in glued.cells if c.cell_type == "code" for o in c.outputs if "scrapbook" in o.get("metadata", {})
+    ]
     assert {r["metadata"]["scrapbook"]["name"] for r in records} >= {"classical_val_dice", "centre_disc_val_dice"}
 
 
@@ -253,8 +300,23 @@ def test_notebooks_pass_nbval_with_their_own_defaults(tmp_path, data_dir):
     env = {**os.environ, "SKINLIB_DATA": str(data_dir), "SKINLIB_STATIC": "1"}
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q", "-p", "no:cacheprovider",
-         *map(str, copies)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *map(str, copies),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     print(f"nbval, all {len(copies)} notebooks: {time.perf_counter() - started:.1f} s")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert (tmp_path / "outputs" / "live" / "02_classical.json").is_file()
@@ -266,8 +328,12 @@ def test_notebooks_pass_nbval_with_their_own_defaults(tmp_path, data_dir):
 def test_results_notebooks_run_on_the_shipped_models(quick_run):
     """Notebooks 03 (U-Net), 06 (TTA), 07 (Grad-CAM) and 08 (evaluation) run in quick mode and write their numbers."""
     out, _ = quick_run
-    for name in ("03_unet_segmentation.ipynb", "06_test_time_augmentation.ipynb", "07_gradcam_attention.ipynb",
-                 "08_evaluation.ipynb"):
+    for name in (
+        "03_unet_segmentation.ipynb",
+        "06_test_time_augmentation.ipynb",
+        "07_gradcam_attention.ipynb",
+        "08_evaluation.ipynb",
+    ):
         executed = nbformat.read(out / "notebooks" / name, as_version=4)
         outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"], name
@@ -284,5 +350,7 @@ def test_results_notebooks_run_on_the_shipped_models(quick_run):
     assert evaluation["bootstrap"]["unit"] == "lesions" and evaluation["lesions"] <= evaluation["images"]
     assert set(evaluation["class_prior"]) == {"as_trained", "training_prior"}
     assert tta["tta_gain"]["bootstrap_unit"] == "lesions"
-    assert (out / "figures" / "06_dihedral_views.png").is_file() and (out / "figures" / "07_gradcam_layers.png").is_file()
+    assert (out / "figures" / "06_dihedral_views.png").is_file() and (
+        out / "figures" / "07_gradcam_layers.png"
+    ).is_file()
     assert (out / "08_report" / "roc.png").is_file() and (out / "08_report" / "report.json").is_file()

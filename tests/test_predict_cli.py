@@ -11,8 +11,9 @@ from skinlib.cli import main
 from skinlib.data import CLASSES
 from skinlib.runtime import DEFAULT_CLASSIFIER, DualStage
 
-pytestmark = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
-                                reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "model.json").is_file(), reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,9 @@ def test_predict_writes_json_and_overlay(test_sample, tmp_path, capsys):
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert record["prediction"] in CLASSES and isinstance(record["uncertain"], bool)
         threshold = record["melanoma_referral_threshold"]  # fixed on validation, read from model.json
-        assert threshold == json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["melanoma_referral"]["threshold"]
+        assert (
+            threshold == json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["melanoma_referral"]["threshold"]
+        )
         assert record["melanoma_referral"] is (record["probabilities"]["mel"] >= threshold)
         assert cv2.imread(str(tmp_path / f"{stem}_overlay.png")).shape == (150, 200, 3)
     assert "wrote 3 prediction(s)" in capsys.readouterr().out
@@ -124,12 +127,16 @@ def test_shipped_classifier_reproduces_its_test_metrics(data_dir):
     from skinlib.training.classifier import ClassifierConfig, stage2_inputs
 
     recorded = json.loads((DEFAULT_CLASSIFIER / "metrics.json").read_text())
-    config = ClassifierConfig(**{k: v for k, v in recorded["config"].items() if k in ("image_size", "source", "margin")},
-                              data_dir=str(data_dir), cache=False)
+    config = ClassifierConfig(
+        **{k: v for k, v in recorded["config"].items() if k in ("image_size", "source", "margin")},
+        data_dir=str(data_dir),
+        cache=False,
+    )
     images, labels, _ = stage2_inputs(config, splits=("test",), progress=False)["test"]
     stage_two = DualStage.load().classifier
-    report = classification_report_dict(labels, apply_temperature(stage_two.raw_probabilities(images),
-                                                                  stage_two.temperature))
+    report = classification_report_dict(
+        labels, apply_temperature(stage_two.raw_probabilities(images), stage_two.temperature)
+    )
     expected = recorded["test"]["plain"]
     assert report["n_samples"] == expected["n_samples"] == 1506
     assert report["balanced_accuracy"] == pytest.approx(expected["balanced_accuracy"], abs=0.01)
@@ -148,8 +155,7 @@ def test_predict_explain_writes_gradcam_and_attention(test_sample, tmp_path):
 def test_evaluate_report_writes_figures_and_tables(labelled_folder, tmp_path):
     images, labels = labelled_folder
     report = tmp_path / "report"
-    assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--report", str(report),
-                 "--quiet"]) == 0
+    assert main(["evaluate", "--images", str(images), "--labels", str(labels), "--report", str(report), "--quiet"]) == 0
     for name in ("roc", "precision_recall", "confusion_matrix", "confusion_matrix_normalised", "reliability"):
         assert (report / f"{name}.png").is_file() and (report / f"{name}.svg").is_file()
     numbers = json.loads((report / "report.json").read_text())
@@ -191,8 +197,12 @@ def test_predict_augmented_tta_needs_its_fitted_temperature(test_sample, tmp_pat
     argv = ["predict", path, "--tta", "--tta-augmented", "--model", str(folder), "--out", str(out), "--quiet"]
     assert main(argv) == 2
     assert "skinlib fit-tta" in capsys.readouterr().err
-    record_fit(folder, "tta_augmented", {"views": 16, "seed": 0, "temperature": 1.0, "recommended": True},
-               {"command": "by hand"})
+    record_fit(
+        folder,
+        "tta_augmented",
+        {"views": 16, "seed": 0, "temperature": 1.0, "recommended": True},
+        {"command": "by hand"},
+    )
     assert main(argv) == 0
     record = json.loads(next(out.glob("*.json")).read_text())
     assert record["tta"] is True and record["tta_views"] == "16 augmented" and "tta_scales" not in record
@@ -210,8 +220,10 @@ def test_predict_augmented_tta_needs_its_fitted_temperature(test_sample, tmp_pat
 def test_evaluate_report_resamples_lesions_when_the_labels_name_them(test_sample, labelled_folder, tmp_path, capsys):
     """HAM10000 labels carry lesion ids: the intervals resample lesions, the image-level ones printed beside them."""
     images, ham = labelled_folder
-    assert main(["evaluate", "--images", str(images), "--labels", str(ham), "--report", str(tmp_path / "ham"),
-                 "--quiet"]) == 0
+    assert (
+        main(["evaluate", "--images", str(images), "--labels", str(ham), "--report", str(tmp_path / "ham"), "--quiet"])
+        == 0
+    )
     printed = capsys.readouterr().out
     lesions = test_sample["lesion_id"].nunique()
     assert f"bootstrap over lesions ({lesions} lesions)" in printed and "images: [" in printed
@@ -221,10 +233,18 @@ def test_evaluate_report_resamples_lesions_when_the_labels_name_them(test_sample
     isic = tmp_path / "isic.csv"  # ISIC ground truth has no lesion ids: images are resampled, and it says so
     import pandas as pd
 
-    pd.DataFrame({"image": test_sample["image_id"].to_numpy(),
-                  **{c.upper(): (test_sample["dx"] == c).astype(float).to_numpy() for c in CLASSES}}).to_csv(isic, index=False)
-    assert main(["evaluate", "--images", str(images), "--labels", str(isic), "--report", str(tmp_path / "isic"),
-                 "--quiet"]) == 0
+    pd.DataFrame(
+        {
+            "image": test_sample["image_id"].to_numpy(),
+            **{c.upper(): (test_sample["dx"] == c).astype(float).to_numpy() for c in CLASSES},
+        }
+    ).to_csv(isic, index=False)
+    assert (
+        main(
+            ["evaluate", "--images", str(images), "--labels", str(isic), "--report", str(tmp_path / "isic"), "--quiet"]
+        )
+        == 0
+    )
     assert "bootstrap over images (no lesion ids in the labels)" in capsys.readouterr().out
 
 
@@ -236,7 +256,9 @@ def test_predict_with_a_prior_answers_for_that_population_and_keeps_the_flag(tes
     spec = json.loads((DEFAULT_CLASSIFIER / "model.json").read_text())["class_prior"]
     for path in paths:
         name = path.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".json"
-        plain, prior, rare = (json.loads((tmp_path / folder / name).read_text()) for folder in ("plain", "prior", "rare"))
+        plain, prior, rare = (
+            json.loads((tmp_path / folder / name).read_text()) for folder in ("plain", "prior", "rare")
+        )
         p = np.array([plain["probabilities"][c] for c in CLASSES])
         expected = p * np.array(spec["training"]) / np.array(spec["model"])
         assert [prior["probabilities"][c] for c in CLASSES] == pytest.approx(expected / expected.sum(), abs=1e-5)
@@ -245,8 +267,14 @@ def test_predict_with_a_prior_answers_for_that_population_and_keeps_the_flag(tes
         assert prior["melanoma_referral"] == plain["melanoma_referral"] == rare["melanoma_referral"]
 
 
-@pytest.mark.parametrize("value, message", [("mel=abc", "expected 'training' or CLASS=SHARE"),
-                                            ("melanoma=0.1", "unknown class"), ("mel=0.6,nv=0.5", "leaving nothing")])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("mel=abc", "expected 'training' or CLASS=SHARE"),
+        ("melanoma=0.1", "unknown class"),
+        ("mel=0.6,nv=0.5", "leaving nothing"),
+    ],
+)
 def test_a_bad_prior_is_a_usage_error_that_names_the_option(test_sample, tmp_path, capsys, value, message):
     path = str(test_sample["image_path"].iloc[0])
     assert main(["predict", path, "--out", str(tmp_path), "--prior", value, "--quiet"]) == 2
@@ -261,6 +289,10 @@ def test_a_classifier_without_a_recorded_prior_says_how_to_fit_one(test_sample, 
     spec.pop("class_prior", None)
     (folder / "model.json").write_text(json.dumps(spec))
     path = str(test_sample["image_path"].iloc[0])
-    assert main(["predict", path, "--out", str(tmp_path / "out"), "--model", str(folder), "--prior", "training",
-                 "--quiet"]) == 2
+    assert (
+        main(
+            ["predict", path, "--out", str(tmp_path / "out"), "--model", str(folder), "--prior", "training", "--quiet"]
+        )
+        == 2
+    )
     assert "skinlib fit-prior" in capsys.readouterr().err

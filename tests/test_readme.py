@@ -94,7 +94,8 @@ def test_results_table_matches_the_shipped_json():
             assert isinstance(value, (int, float)), f"{row['what']}: no number at {key.format(split=split)} in {path}"
             decimals = len(shown.split(".")[1]) if "." in shown else 0
             assert f"{value:.{decimals}f}" == shown, (
-                f"{row['what']} ({split}): README shows {shown}, {path.name} holds {value:.{decimals}f}")
+                f"{row['what']} ({split}): README shows {shown}, {path.name} holds {value:.{decimals}f}"
+            )
             checked += 1
     assert checked >= len(rows)
 
@@ -115,6 +116,8 @@ def test_readme_links_resolve():
 
 
 def test_mentioned_subcommands_reads_code_only():
-    text = "skinlib is a package.\n```bash\nskinlib predict x --out y\nconda activate skinlib\nmake test\n```\n" \
-           "Run `skinlib split --verify`; see skinlib/shipped and `python -m skinlib --help`."
+    text = (
+        "skinlib is a package.\n```bash\nskinlib predict x --out y\nconda activate skinlib\nmake test\n```\n"
+        "Run `skinlib split --verify`; see skinlib/shipped and `python -m skinlib --help`."
+    )
     assert mentioned_subcommands(text) == {"predict", "split"}

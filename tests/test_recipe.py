@@ -6,7 +6,14 @@ import pytest
 
 from skinlib.cli import build_parser, train_classifier_config
 from skinlib.training.recipe import (
-    DEFAULTS, RECIPE_FLAGS, ClassifierConfig, format_phases, parse_phases, recipe_fields, recipe_flags)
+    DEFAULTS,
+    RECIPE_FLAGS,
+    ClassifierConfig,
+    format_phases,
+    parse_phases,
+    recipe_fields,
+    recipe_flags,
+)
 
 
 def test_the_default_config_needs_no_flags_and_no_flag_means_the_default():
@@ -14,13 +21,26 @@ def test_the_default_config_needs_no_flags_and_no_flag_means_the_default():
     assert train_classifier_config([]) == ClassifierConfig()
 
 
-@pytest.mark.parametrize("changes", [
-    {"image_size": 96}, {"source": "full"}, {"loss": "ce"}, {"attention": False}, {"colour_constancy": True},
-    {"backbone": "lite2"}, {"backbone_weights": None}, {"train_views": 2}, {"cache_at": "none"},
-    {"phases": ((0, 2, 1e-3), (3, 5, 2.5e-4))}, {"patience": 9}, {"seed": 3}, {"members": 3},
-    {"train_limit": 700, "val_limit": 300},
-    {"image_size": 128, "backbone_weights": None, "cache_at": "none", "phases": ((7, 20, 1e-3),), "patience": 8},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"image_size": 96},
+        {"source": "full"},
+        {"loss": "ce"},
+        {"attention": False},
+        {"colour_constancy": True},
+        {"backbone": "lite2"},
+        {"backbone_weights": None},
+        {"train_views": 2},
+        {"cache_at": "none"},
+        {"phases": ((0, 2, 1e-3), (3, 5, 2.5e-4))},
+        {"patience": 9},
+        {"seed": 3},
+        {"members": 3},
+        {"train_limit": 700, "val_limit": 300},
+        {"image_size": 128, "backbone_weights": None, "cache_at": "none", "phases": ((7, 20, 1e-3),), "patience": 8},
+    ],
+)
 def test_a_config_round_trips_through_its_generated_command(changes):
     config = dataclasses.replace(ClassifierConfig(), **changes)
     assert train_classifier_config(recipe_flags(config)) == config

@@ -54,18 +54,22 @@ def test_record_fits_on_validation_and_scores_test_with_that_threshold():
     assert record["test"]["sensitivity"] == pytest.approx(2 / 4)  # not refitted: 0.25 and 0.2 are missed
 
 
-@pytest.mark.parametrize("labels, probs, message", [
-    (LABELS, PROBS[:, :5], "5 columns, expected 7"),
-    (LABELS[:3], PROBS, "one length"),
-    (np.full(8, NV), PROBS, "both positive and negative"),
-])
+@pytest.mark.parametrize(
+    "labels, probs, message",
+    [
+        (LABELS, PROBS[:, :5], "5 columns, expected 7"),
+        (LABELS[:3], PROBS, "one length"),
+        (np.full(8, NV), PROBS, "both positive and negative"),
+    ],
+)
 def test_bad_input_is_refused_with_a_reason(labels, probs, message):
     with pytest.raises(ValueError, match=message):
         fit_referral_threshold(labels, probs, 0.8)
 
 
-shipped = pytest.mark.skipif(not (DEFAULT_CLASSIFIER / "model.json").is_file(),
-                             reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}")
+shipped = pytest.mark.skipif(
+    not (DEFAULT_CLASSIFIER / "model.json").is_file(), reason=f"no shipped classifier in {DEFAULT_CLASSIFIER}"
+)
 
 
 @shipped
@@ -90,8 +94,10 @@ def test_shipped_thresholds_reproduce_from_validation(data_dir):
     images, labels, _ = stage2_inputs(config, splits=("val",), progress=False)["val"]
     classifier = StageTwo.load()
     probs = classifier.probabilities(images)
-    record = referral_thresholds({("val", False): (labels, probs), ("val", True): (labels, probs)},
-                                 classifier.spec.melanoma_referral.target_sensitivity_on_val)
+    record = referral_thresholds(
+        {("val", False): (labels, probs), ("val", True): (labels, probs)},
+        classifier.spec.melanoma_referral.target_sensitivity_on_val,
+    )
     assert record["plain"]["threshold"] == pytest.approx(classifier.referral_threshold(False), abs=0.01)
 
 

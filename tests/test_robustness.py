@@ -72,8 +72,13 @@ def test_a_model_that_leans_on_colour_loses_under_a_cast_and_one_that_does_not_k
     assert colour["strong warm"]["accuracy"] == 0.5  # every image now looks red: all called melanoma
     assert colour["strong warm"]["change"]["balanced_accuracy"]["difference"] < 0
     assert all(shape[name]["accuracy"] == 1.0 for name in COLOUR_CASTS)
-    assert shape["warm"]["change"]["balanced_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0], "standard_error": 0.0,
-                                                            "bootstrap_unit": "images", "units": 40}
+    assert shape["warm"]["change"]["balanced_accuracy"] == {
+        "difference": 0.0,
+        "ci95": [0.0, 0.0],
+        "standard_error": 0.0,
+        "bootstrap_unit": "images",
+        "units": 40,
+    }
     assert colour["warm"]["gains"] == list(COLOUR_CASTS["warm"]) and "change" not in colour["none"]
 
 
@@ -85,8 +90,23 @@ def test_the_reference_cast_is_required():
 
 def test_colour_casts_command_on_real_images(data_dir, tmp_path, capsys):
     out = tmp_path / "casts.json"
-    assert main(["colour-casts", "--data", str(data_dir), "--model", "shipped=skinlib/shipped/classifier", "--limit", "20",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "colour-casts",
+                "--data",
+                str(data_dir),
+                "--model",
+                "shipped=skinlib/shipped/classifier",
+                "--limit",
+                "20",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     study = json.loads(out.read_text())
     assert study["splits"] == ["val", "test"] and study["limit"] == 20
     shipped = study["models"]["shipped"]
@@ -98,8 +118,9 @@ def test_colour_casts_command_on_real_images(data_dir, tmp_path, capsys):
     assert "shipped (colour constancy off)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("model, message", [("skinlib/shipped/classifier", "expected NAME=DIR"),
-                                            ("x=models", "has no metrics.json")])
+@pytest.mark.parametrize(
+    "model, message", [("skinlib/shipped/classifier", "expected NAME=DIR"), ("x=models", "has no metrics.json")]
+)
 def test_colour_casts_command_refuses_bad_model_arguments(tmp_path, capsys, model, message):
     assert main(["colour-casts", "--model", model, "--out", str(tmp_path / "x.json")]) == 2
     assert message in capsys.readouterr().err
@@ -109,9 +130,19 @@ def test_the_figures_show_every_cast_and_model():
     from skinlib.plots import colour_cast_examples_figure, colour_cast_figure
 
     images, labels = lesions()
-    study = {"casts": COLOUR_CASTS, "models": {
-        "colour": {"colour_constancy": False, "test": colour_cast_scores(RednessClassifier(), images, labels, bootstrap=50)},
-        "shape": {"colour_constancy": True, "test": colour_cast_scores(ShapeClassifier(), images, labels, bootstrap=50)}}}
+    study = {
+        "casts": COLOUR_CASTS,
+        "models": {
+            "colour": {
+                "colour_constancy": False,
+                "test": colour_cast_scores(RednessClassifier(), images, labels, bootstrap=50),
+            },
+            "shape": {
+                "colour_constancy": True,
+                "test": colour_cast_scores(ShapeClassifier(), images, labels, bootstrap=50),
+            },
+        },
+    }
     axes = colour_cast_figure(study).axes
     assert [t.get_text() for t in axes[0].get_xticklabels()] == list(COLOUR_CASTS)
     assert len(axes[0].patches) == 2 * len(COLOUR_CASTS)
@@ -123,11 +154,24 @@ def test_the_study_table_shows_each_change_with_its_interval():
     from skinlib.evaluation.robustness import colour_cast_rows
 
     change = {"balanced_accuracy": {"difference": -0.0641, "ci95": [-0.0902, -0.0371]}}
-    study = {"casts": {"none": [1, 1, 1], "warm": [1.1, 1.0, 0.9]}, "splits": ["test"],
-             "models": {"shipped": {"test": {"none": {"balanced_accuracy": 0.6871},
-                                             "warm": {"balanced_accuracy": 0.6230, "change": change}}}}}
-    assert colour_cast_rows(study) == [{"model": "shipped", "split": "test", "bootstrap": "images", "none": "0.687",
-                                        "warm": "0.623 (-0.064 [-0.090, -0.037])"}]  # no unit recorded: images
+    study = {
+        "casts": {"none": [1, 1, 1], "warm": [1.1, 1.0, 0.9]},
+        "splits": ["test"],
+        "models": {
+            "shipped": {
+                "test": {"none": {"balanced_accuracy": 0.6871}, "warm": {"balanced_accuracy": 0.6230, "change": change}}
+            }
+        },
+    }
+    assert colour_cast_rows(study) == [
+        {
+            "model": "shipped",
+            "split": "test",
+            "bootstrap": "images",
+            "none": "0.687",
+            "warm": "0.623 (-0.064 [-0.090, -0.037])",
+        }
+    ]  # no unit recorded: images
 
 
 def test_update_rescores_some_models_and_keeps_the_others_with_their_bootstrap_unit():
@@ -151,6 +195,17 @@ def test_update_rescores_some_models_and_keeps_the_others_with_their_bootstrap_u
 def test_colour_casts_update_needs_an_existing_file(tmp_path, capsys):
     from skinlib.cli import main
 
-    assert main(["colour-casts", "--model", "shipped=skinlib/shipped/classifier", "--update",
-                 "--out", str(tmp_path / "missing.json")]) == 2
+    assert (
+        main(
+            [
+                "colour-casts",
+                "--model",
+                "shipped=skinlib/shipped/classifier",
+                "--update",
+                "--out",
+                str(tmp_path / "missing.json"),
+            ]
+        )
+        == 2
+    )
     assert "--update needs an existing" in capsys.readouterr().err

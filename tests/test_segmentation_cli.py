@@ -55,8 +55,23 @@ def test_segment_writes_mask_and_overlay(method, test_images, tmp_path, capsys):
 def test_evaluate_scores_a_folder(method, labelled_folder, tmp_path, capsys):
     images, masks = labelled_folder
     out = tmp_path / "metrics.json"
-    assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--method", method,
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--images",
+                str(images),
+                "--masks",
+                str(masks),
+                "--method",
+                method,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(out.read_text())
     assert metrics["count"] == 12 and metrics["method"] == method and len(metrics["per_image"]) == 12
     assert 0.5 < metrics["dice_mean"] <= 1
@@ -116,8 +131,8 @@ def test_missing_model_folder_is_explained(tmp_path, capsys):
 @needs_model
 def test_shipped_unet_reaches_its_recorded_test_dice(split_frame):
     """Re-score the shipped weights on the whole test split: the committed metrics must be what they give."""
-    from skinlib.training.ship_unet import split_scores
     from skinlib.segmentation.segmenter import UNetSegmenter
+    from skinlib.training.ship_unet import split_scores
 
     recorded = json.loads((DEFAULT_UNET / "metrics.json").read_text())["test"]
     measured = split_scores(UNetSegmenter.load(), split_frame, "test", progress=False)

@@ -16,8 +16,9 @@ def test_ham_and_isic_label_files(tmp_path):
     ham = tmp_path / "ham.csv"
     ham.write_text("lesion_id,image_id,dx\nL1,ISIC_1,mel\nL2,ISIC_2,nv\n")
     isic = tmp_path / "isic.csv"
-    isic.write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,1.0,0.0,0.0,0.0,0.0,0.0,0.0\n"
-                    "ISIC_2,0.0,0.0,0.0,0.0,0.0,0.0,1.0\n")
+    isic.write_text(
+        "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_1,1.0,0.0,0.0,0.0,0.0,0.0,0.0\nISIC_2,0.0,0.0,0.0,0.0,0.0,0.0,1.0\n"
+    )
     assert read_labels(ham)[["image_id", "dx"]].values.tolist() == [["ISIC_1", "mel"], ["ISIC_2", "nv"]]
     frame = read_labels(isic)
     assert frame["dx"].tolist() == ["mel", "vasc"] and frame["label"].tolist() == [4, 6]
@@ -44,8 +45,9 @@ def test_temperature_scaling_recovers_a_known_temperature():
     overconfident = apply_temperature(true_probs, 0.5)  # sharpened: log p / 0.5
     fitted = fit_temperature(labels, overconfident)
     assert fitted == pytest.approx(2.0, rel=0.1)
-    assert negative_log_likelihood(labels, apply_temperature(overconfident, fitted)) < \
-        negative_log_likelihood(labels, overconfident)
+    assert negative_log_likelihood(labels, apply_temperature(overconfident, fitted)) < negative_log_likelihood(
+        labels, overconfident
+    )
     assert np.array_equal(apply_temperature(overconfident, 3.0).argmax(1), overconfident.argmax(1))
 
 
@@ -80,8 +82,10 @@ def test_shipped_recipes_are_read_back_exactly_from_their_metrics():
     from skinlib.training.unet import unet_config_from_metrics
 
     models = Path(__file__).resolve().parent.parent / "skinlib" / "shipped"
-    for path, read in ((models / "classifier" / "metrics.json", config_from_metrics),
-                       (models / "unet" / "metrics.json", unet_config_from_metrics)):
+    for path, read in (
+        (models / "classifier" / "metrics.json", config_from_metrics),
+        (models / "unet" / "metrics.json", unet_config_from_metrics),
+    ):
         recorded = json.loads(path.read_text())["config"]
         config = json.loads(json.dumps(asdict(read(path))))
         assert {key: config[key] for key in recorded} == recorded, path

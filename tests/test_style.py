@@ -13,12 +13,14 @@ pytestmark = pytest.mark.skipif(not RUFF.is_file(), reason="ruff is not installe
 
 
 def test_ruff_lint_is_clean():
-    result = subprocess.run([str(RUFF), "check", "skinlib", "tests", "benchmarks"], cwd=REPO, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [str(RUFF), "check", "skinlib", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_leaves_every_file_as_it_is():
-    result = subprocess.run([str(RUFF), "format", "--check", "skinlib", "tests", "benchmarks"], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(RUFF), "format", "--check", "skinlib", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

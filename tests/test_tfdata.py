@@ -68,8 +68,16 @@ def test_augmentation_is_seeded_and_changes_every_epoch():
 
 def test_augmentation_can_be_switched_off():
     images, masks = blobs(4)
-    none = Augmentation(flips=False, rot90=False, max_rotation_deg=0, scale_range=(1.0, 1.0), brightness=0,
-                        contrast=0, saturation=0, hue=0)
+    none = Augmentation(
+        flips=False,
+        rot90=False,
+        max_rotation_deg=0,
+        scale_range=(1.0, 1.0),
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        hue=0,
+    )
     x, y = next(iter(make_dataset(images, masks=masks, training=True, batch_size=4, augmentation=none, seed=1)))
     order = [int(np.argmax([np.array_equal(img, i.astype(np.float32)) for i in images])) for img in x.numpy()]
     assert sorted(order) == [0, 1, 2, 3]

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from skinlib.runtime.views import dihedral
-from skinlib.runtime.views import average_views, check_scales, tta_views, view_count, zoom
+from skinlib.runtime.views import average_views, check_scales, dihedral, tta_views, view_count, zoom
 
 
 def square(size=40, side=10, value=200):
@@ -117,7 +116,10 @@ def test_augmented_tta_views_take_no_scales_and_show_no_identity_view():
     assert identity_view_start(2, augmented=True) is None and identity_view_start(2) == 0
     assert view_count(augmented=True) == 16
     assert (describe_views(), describe_views((1.0, 1.2)), describe_views(augmented=True)) == (
-        "8 dihedral", "16 dihedral at scales 1, 1.2", "16 augmented")
+        "8 dihedral",
+        "16 dihedral at scales 1, 1.2",
+        "16 augmented",
+    )
 
 
 def test_cli_augmented_views_need_tta_and_no_scales(tmp_path, capsys):

@@ -10,15 +10,15 @@ keras = pytest.importorskip("keras")
 from skinlib.data import fit_size, unfit_size  # noqa: E402
 from skinlib.losses import DiceBCELoss  # noqa: E402
 from skinlib.models.storage import load_compact_weights, save_compact_weights  # noqa: E402
-from skinlib.segmentation.postprocess import (  # noqa: E402
-    largest_component, lesion_contrast, lesion_crop, postprocess_mask)
+from skinlib.segmentation.postprocess import largest_component, lesion_contrast, lesion_crop, postprocess_mask  # noqa: E402
 from skinlib.segmentation.unet import DiceScore, IoUScore, ThresholdedJaccard, build_unet  # noqa: E402
 
 
 @pytest.mark.parametrize("encoder", ["lite0", "plain"])
 def test_unet_output_matches_input_size(encoder):
-    model = build_unet((64, 96, 3), encoder=encoder, encoder_weights=None, decoder_filters=(16, 8, 8, 8, 8),
-                       base_filters=4)
+    model = build_unet(
+        (64, 96, 3), encoder=encoder, encoder_weights=None, decoder_filters=(16, 8, 8, 8, 8), base_filters=4
+    )
     out = model.predict(np.zeros((2, 64, 96, 3), np.float32), verbose=0)
     assert out.shape == (2, 64, 96, 1) and np.all((out >= 0) & (out <= 1))
 

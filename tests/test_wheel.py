@@ -47,8 +47,9 @@ def _setuptools_can_build() -> bool:
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} failed ({result.returncode}):\n" \
-                                   f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -73,10 +74,17 @@ def test_wheel_carries_the_shipped_models(wheel):
     from skinlib.shipped import SHIPPED
 
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {f"skinlib/{p.relative_to(SHIPPED.parent).as_posix()}" for p in SHIPPED.rglob("*")
-               if p.is_file() and p.suffix in (".json", ".npz")}
-    assert {"skinlib/shipped/classifier/weights.npz", "skinlib/shipped/unet/weights.npz",
-            "skinlib/shipped/classifier/model.json", "skinlib/resources/ham10000_split.csv"} <= names
+    shipped = {
+        f"skinlib/{p.relative_to(SHIPPED.parent).as_posix()}"
+        for p in SHIPPED.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".npz")
+    }
+    assert {
+        "skinlib/shipped/classifier/weights.npz",
+        "skinlib/shipped/unet/weights.npz",
+        "skinlib/shipped/classifier/model.json",
+        "skinlib/resources/ham10000_split.csv",
+    } <= names
     assert shipped <= names, f"shipped files missing from the wheel: {sorted(shipped - names)}"
     assert wheel.stat().st_size < MAX_WHEEL_MB * 1e6, f"{wheel.name}: {wheel.stat().st_size / 1e6:.1f} MB"
 
@@ -91,10 +99,23 @@ def test_installed_wheel_predicts_from_any_folder(wheel, data_dir, tmp_path):
     _run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)])
     python = env_dir / "bin" / "python"
     # this environment's pip installs into the new one: no ensurepip, no registry (--no-index, --no-deps)
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--quiet",
-          str(wheel)])
-    own_site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
-                    .stdout.strip())
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ]
+    )
+    own_site = Path(
+        _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    )
     shared = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     (own_site / "_shared_dependencies.pth").write_text("".join(f"{path}\n" for path in shared))
 
@@ -106,13 +127,23 @@ def test_installed_wheel_predicts_from_any_folder(wheel, data_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
-    where = _run([str(python), "-c", "import skinlib, skinlib.shipped; print(skinlib.__file__); "
-                  "print(skinlib.shipped.CLASSIFIER)"], cwd=folder, env=env).stdout.split()
+    where = _run(
+        [
+            str(python),
+            "-c",
+            "import skinlib, skinlib.shipped; print(skinlib.__file__); print(skinlib.shipped.CLASSIFIER)",
+        ],
+        cwd=folder,
+        env=env,
+    ).stdout.split()
     assert Path(where[0]).is_relative_to(own_site), f"the new environment imported skinlib from {where[0]}"
     assert Path(where[1]).is_relative_to(own_site), f"its shipped classifier is {where[1]}"
 
-    done = _run([str(env_dir / "bin" / "skinlib"), "predict", image.name, "--out", "predictions", "--quiet"],
-                cwd=folder, env=env)
+    done = _run(
+        [str(env_dir / "bin" / "skinlib"), "predict", image.name, "--out", "predictions", "--quiet"],
+        cwd=folder,
+        env=env,
+    )
     assert "wrote 1 prediction(s)" in done.stdout
     record = json.loads((folder / "predictions" / f"{image.stem}.json").read_text())
     assert (folder / "predictions" / f"{image.stem}_overlay.png").is_file()

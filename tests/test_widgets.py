@@ -30,17 +30,34 @@ def lesion_image(shape=(150, 200), centre=(100, 75), axes=(45, 30), dark=60):
 @pytest.fixture
 def synthetic_frame(tmp_path):
     """Five images in two classes (one mel lesion photographed twice), files on disk like HAM10000."""
-    rows = [("HAM_1", "ISIC_1", "mel"), ("HAM_1", "ISIC_2", "mel"), ("HAM_2", "ISIC_3", "mel"),
-            ("HAM_3", "ISIC_4", "nv"), ("HAM_4", "ISIC_5", "nv")]
+    rows = [
+        ("HAM_1", "ISIC_1", "mel"),
+        ("HAM_1", "ISIC_2", "mel"),
+        ("HAM_2", "ISIC_3", "mel"),
+        ("HAM_3", "ISIC_4", "nv"),
+        ("HAM_4", "ISIC_5", "nv"),
+    ]
     records = []
     for number, (lesion, image_id, dx) in enumerate(rows):
         image, mask = lesion_image(centre=(90 + 5 * number, 70), axes=(40 + 3 * number, 28))
         image_path, mask_path = tmp_path / f"{image_id}.jpg", tmp_path / f"{image_id}_segmentation.png"
         cv2.imwrite(str(image_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(mask_path), mask.astype(np.uint8) * 255)
-        records.append({"lesion_id": lesion, "image_id": image_id, "dx": dx, "dx_type": "histo", "age": 50.0 + number,
-                        "sex": "female", "localization": "back", "label": CLASSES.index(dx),
-                        "image_path": str(image_path), "mask_path": str(mask_path), "split": "val"})
+        records.append(
+            {
+                "lesion_id": lesion,
+                "image_id": image_id,
+                "dx": dx,
+                "dx_type": "histo",
+                "age": 50.0 + number,
+                "sex": "female",
+                "localization": "back",
+                "label": CLASSES.index(dx),
+                "image_path": str(image_path),
+                "mask_path": str(mask_path),
+                "split": "val",
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -62,7 +79,9 @@ def shown(monkeypatch):
 # ------------------------------------------------------------------------------------ static mode
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("false", False)])
+@pytest.mark.parametrize(
+    "value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("false", False)]
+)
 def test_static_mode_follows_the_environment_variable(monkeypatch, value, expected):
     monkeypatch.setenv(W.STATIC_ENV, value)
     assert W.static_mode() is expected
@@ -200,7 +219,7 @@ def test_mask_explorer_widget_recomputes_dice(synthetic_frame, static, shown):
     assert not shown
     first = explorer.info["dice"]
     assert first == pytest.approx(explorer.info["default_dice"]) and first > 0.8
-    explorer.widget  # build it
+    _ = explorer.widget  # build it
     assert set(W.EXPLORER_FIELDS) <= set(explorer.controls)
     assert explorer.controls["channel"].value == ClassicalParams().channel
     assert explorer.controls["otsu_offset"].disabled  # the default method is adaptive
@@ -284,8 +303,10 @@ def stage_two():
     from skinlib.runtime import StageTwo
 
     model = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
-    return StageTwo(model=model, spec=ClassifierSpec(backbone="lite0", attention=True, image_size=64, temperature=1.5,
-                                                     temperature_tta=1.2))
+    return StageTwo(
+        model=model,
+        spec=ClassifierSpec(backbone="lite0", attention=True, image_size=64, temperature=1.5, temperature_tta=1.2),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -396,12 +417,21 @@ def test_metadata_explorer_widget(stage_two, crops, static, shown):
     from skinlib.models.folder import MetadataFusionSpec
     from skinlib.models.metadata_prior import MetadataPrior
 
-    frame = pd.DataFrame({"lesion_id": [f"L{i}" for i in range(14)], "label": list(range(7)) * 2,
-                          "age": [30] * 7 + [80] * 7, "sex": ["male"] * 14,
-                          "localization": ["face", "back"] * 7})
+    frame = pd.DataFrame(
+        {
+            "lesion_id": [f"L{i}" for i in range(14)],
+            "label": list(range(7)) * 2,
+            "age": [30] * 7 + [80] * 7,
+            "sex": ["male"] * 14,
+            "localization": ["face", "back"] * 7,
+        }
+    )
     frame.loc[frame["label"] == 1, "localization"] = "face"  # bcc: only on the face
-    fused_model = dataclasses.replace(stage_two, metadata_prior=MetadataPrior.fit(frame), spec=dataclasses.replace(
-        stage_two.spec, metadata_fusion=MetadataFusionSpec(weight=1.0, weight_tta=1.0)))
+    fused_model = dataclasses.replace(
+        stage_two,
+        metadata_prior=MetadataPrior.fit(frame),
+        spec=dataclasses.replace(stage_two.spec, metadata_fusion=MetadataFusionSpec(weight=1.0, weight_tta=1.0)),
+    )
     tool = W.metadata_explorer(fused_model, crops)
     assert tool.info["used"] is None and tool.info["fused"] == pytest.approx(tool.info["image_only"])
     assert "no metadata" in shown[1].data

@@ -39,12 +39,18 @@ class CheckReport:
     def problems(self) -> list[str]:
         found = []
         if self.missing_images:
-            found.append(f"{len(self.missing_images)} image(s) listed in the metadata are missing: "
-                         + ", ".join(self.missing_images[:20]) + (" ..." if len(self.missing_images) > 20 else ""))
+            found.append(
+                f"{len(self.missing_images)} image(s) listed in the metadata are missing: "
+                + ", ".join(self.missing_images[:20])
+                + (" ..." if len(self.missing_images) > 20 else "")
+            )
         if self.missing_masks and self.masks_found:
-            found.append(f"{len(self.missing_masks)} image(s) have no mask: "
-                         + ", ".join(self.missing_masks[:20]) + (" ..." if len(self.missing_masks) > 20 else ""))
-        for path, message in self.unreadable.items():
+            found.append(
+                f"{len(self.missing_masks)} image(s) have no mask: "
+                + ", ".join(self.missing_masks[:20])
+                + (" ..." if len(self.missing_masks) > 20 else "")
+            )
+        for message in self.unreadable.values():
             found.append(f"unreadable: {message}")
         return found
 
@@ -76,8 +82,10 @@ class CheckReport:
             f"lesions     : {self.lesions:,} ({self.rows - self.lesions:,} images repeat a lesion: split by lesion_id)",
         ]
         if not self.masks_found:
-            lines.append("note        : no lesion masks found; the segmentation stage needs "
-                         "HAM10000_segmentations_lesion_tschandl/")
+            lines.append(
+                "note        : no lesion masks found; the segmentation stage needs "
+                "HAM10000_segmentations_lesion_tschandl/"
+            )
         if self.images_without_metadata:
             lines.append(f"note        : {self.images_without_metadata:,} image file(s) have no metadata row (ignored)")
         lines += ["", self.class_table().to_string(index=False), ""]
@@ -86,8 +94,9 @@ class CheckReport:
         else:
             lines.append(f"FAILED: {len(self.problems)} problem(s):")
             lines += [f"  - {p}" for p in self.problems]
-            lines.append("Fix: restore or re-download the files named above, or point --data / SKINLIB_DATA "
-                         "at a complete copy.")
+            lines.append(
+                "Fix: restore or re-download the files named above, or point --data / SKINLIB_DATA at a complete copy."
+            )
         return "\n".join(lines)
 
     @property
@@ -115,8 +124,15 @@ def check_data(data_dir=None, progress: bool = True, workers: int = 2) -> CheckR
         frame = load_metadata(layout=layout, missing="skip")
     jobs = [(read_image, p) for p in frame["image_path"]] + [(read_mask, p) for p in frame["mask_path"] if p]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(tqdm(pool.map(lambda job: (job[1], _try(*job)), jobs), total=len(jobs),
-                            desc="decoding images and masks", unit="file", disable=not progress))
+        results = list(
+            tqdm(
+                pool.map(lambda job: (job[1], _try(*job)), jobs),
+                total=len(jobs),
+                desc="decoding images and masks",
+                unit="file",
+                disable=not progress,
+            )
+        )
     lesions = frame.groupby("dx")["lesion_id"].nunique()
     return CheckReport(
         root=layout.root,

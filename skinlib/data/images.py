@@ -101,7 +101,9 @@ def read_mask(path: str | Path, strict: bool = False) -> np.ndarray:
     return array >= 128
 
 
-def fit_size(image: np.ndarray, size: tuple[int, int], fit: str = "pad", interpolation: int | None = None) -> np.ndarray:
+def fit_size(
+    image: np.ndarray, size: tuple[int, int], fit: str = "pad", interpolation: int | None = None
+) -> np.ndarray:
     """Resize to `size` = (height, width).
 
     `fit="pad"` keeps the aspect ratio and pads with black (nothing of the lesion is lost),
@@ -119,7 +121,9 @@ def fit_size(image: np.ndarray, size: tuple[int, int], fit: str = "pad", interpo
         out = cv2.resize(source, (width, height), interpolation=interpolation)
     elif fit == "crop":
         scale = max(height / h, width / w)
-        resized = cv2.resize(source, (max(width, round(w * scale)), max(height, round(h * scale))), interpolation=interpolation)
+        resized = cv2.resize(
+            source, (max(width, round(w * scale)), max(height, round(h * scale))), interpolation=interpolation
+        )
         top = (resized.shape[0] - height) // 2
         left = (resized.shape[1] - width) // 2
         out = resized[top : top + height, left : left + width]

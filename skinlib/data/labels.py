@@ -40,5 +40,7 @@ def read_labels(path: str | Path) -> pd.DataFrame:
         if duplicated:
             raise DataError(f"{path}: image(s) listed twice: {duplicated[:10]}.")
         return out
-    raise DataError(f"{path}: unknown label format (columns {', '.join(header)}). Expected HAM10000 metadata "
-                    "(image_id, dx) or ISIC 2018 Task 3 ground truth (image, MEL, NV, BCC, AKIEC, BKL, DF, VASC).")
+    raise DataError(
+        f"{path}: unknown label format (columns {', '.join(header)}). Expected HAM10000 metadata "
+        "(image_id, dx) or ISIC 2018 Task 3 ground truth (image, MEL, NV, BCC, AKIEC, BKL, DF, VASC)."
+    )

@@ -118,14 +118,16 @@ def load_metadata(data_dir=None, missing: str = "error", layout: Layout | None =
 def metadata_rows(table, image_ids):
     """The rows of a metadata table (`image_id` or ISIC `image` column) for `image_ids`, in that order;
     an id the table lacks gets an empty row (its image is classified from the image alone)."""
-    from .errors import DataError
 
     key = next((c for c in ("image_id", "image") if c in table.columns), None)
     if key is None:
-        raise DataError(f"the metadata table needs an image_id (or ISIC image) column to match images by file name; "
-                        f"it has {', '.join(map(str, table.columns))}")
+        raise DataError(
+            f"the metadata table needs an image_id (or ISIC image) column to match images by file name; "
+            f"it has {', '.join(map(str, table.columns))}"
+        )
     if table[key].duplicated().any():
-        raise DataError(f"the metadata table lists image(s) twice: {table.loc[table[key].duplicated(), key].tolist()[:5]}")
+        raise DataError(
+            f"the metadata table lists image(s) twice: {table.loc[table[key].duplicated(), key].tolist()[:5]}"
+        )
     rows = table.assign(**{key: table[key].astype(str).str.strip()}).set_index(key)
     return rows.reindex([str(i) for i in image_ids]).reset_index(drop=True)
-

@@ -111,8 +111,9 @@ def lesion_ids(image_ids, split: pd.DataFrame | None = None) -> np.ndarray:
     image_ids = pd.Index(np.asarray(image_ids).astype(str))
     unknown = image_ids[~image_ids.isin(lookup.index)]
     if len(unknown):
-        raise DataError(f"{len(unknown)} image(s) are not in the split, so their lesions are unknown "
-                        f"(e.g. {list(unknown[:5])}).")
+        raise DataError(
+            f"{len(unknown)} image(s) are not in the split, so their lesions are unknown (e.g. {list(unknown[:5])})."
+        )
     return lookup.loc[image_ids].to_numpy().astype(str)
 
 

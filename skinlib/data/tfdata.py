@@ -40,8 +40,15 @@ def _cache_key(paths, size, fit, with_masks) -> str:
     return digest.hexdigest()[:20]
 
 
-def load_arrays(frame, size=(150, 200), fit: str = "pad", with_masks: bool = False, progress: bool = True,
-                cache: bool | str | Path = False, workers: int = 2):
+def load_arrays(
+    frame,
+    size=(150, 200),
+    fit: str = "pad",
+    with_masks: bool = False,
+    progress: bool = True,
+    cache: bool | str | Path = False,
+    workers: int = 2,
+):
     """Decode and resize the images (and masks) of `frame` into uint8 / bool arrays.
 
     `size` is (height, width). `cache=True` (or a folder) stores the arrays as `.npz` keyed by the files,
@@ -52,8 +59,10 @@ def load_arrays(frame, size=(150, 200), fit: str = "pad", with_masks: bool = Fal
     mask_paths = [str(p) if p else None for p in frame["mask_path"]] if with_masks else []
     if with_masks and any(p is None for p in mask_paths):
         absent = [i for i, p in zip(frame["image_id"], mask_paths) if p is None]
-        raise FileNotFoundError(f"{len(absent)} image(s) have no lesion mask, e.g. {absent[:5]}; "
-                                "masks live in HAM10000_segmentations_lesion_tschandl/")
+        raise FileNotFoundError(
+            f"{len(absent)} image(s) have no lesion mask, e.g. {absent[:5]}; "
+            "masks live in HAM10000_segmentations_lesion_tschandl/"
+        )
     cache_file = None
     if cache:
         folder = default_cache_dir() if cache is True else Path(cache)
@@ -71,8 +80,9 @@ def load_arrays(frame, size=(150, 200), fit: str = "pad", with_masks: bool = Fal
     masks = np.zeros((len(paths), size[0], size[1]), bool) if with_masks else None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(one, range(len(paths)))
-        for index, (image, mask) in enumerate(tqdm(results, total=len(paths), desc="decoding", unit="img",
-                                                   disable=not progress)):
+        for index, (image, mask) in enumerate(
+            tqdm(results, total=len(paths), desc="decoding", unit="img", disable=not progress)
+        ):
             images[index] = image
             if with_masks:
                 masks[index] = mask
@@ -150,9 +160,18 @@ def _random_rot90(stacked, seed, height, width):
     return tf.cond(k == 3, lambda: tf.image.rot90(turned, 2), lambda: turned)
 
 
-def make_dataset(images, labels=None, masks=None, *, training: bool, batch_size: int = 32, seed: int = 0,
-                 augmentation: Augmentation | None = None, num_classes: int = len(CLASSES),
-                 shuffle: bool | None = None) -> tf.data.Dataset:
+def make_dataset(
+    images,
+    labels=None,
+    masks=None,
+    *,
+    training: bool,
+    batch_size: int = 32,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+    num_classes: int = len(CLASSES),
+    shuffle: bool | None = None,
+) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` over in-memory arrays.
 
     Yields `(image, target)` where `image` is float32 [0, 255] and `target` is the one-hot label, the mask
@@ -165,7 +184,11 @@ def make_dataset(images, labels=None, masks=None, *, training: bool, batch_size:
         raise ValueError("make_dataset needs labels, masks or both as targets")
     images = np.asarray(images)
     count = len(images)
-    mask_array = (np.asarray(masks, dtype=np.uint8) * 255)[..., None] if masks is not None else np.zeros((count, 1, 1, 1), np.uint8)
+    mask_array = (
+        (np.asarray(masks, dtype=np.uint8) * 255)[..., None]
+        if masks is not None
+        else np.zeros((count, 1, 1, 1), np.uint8)
+    )
     has_masks = masks is not None
     label_array = np.asarray(labels, dtype=np.int64) if labels is not None else np.zeros(count, np.int64)
     data = tf.data.Dataset.from_tensor_slices((images, mask_array, label_array))
@@ -195,8 +218,11 @@ def make_dataset(images, labels=None, masks=None, *, training: bool, batch_size:
         return image, targets
 
     if training:
-        data = data.map(lambda element, seed_pair: prepare(element, seed_pair), num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=True)
+        data = data.map(
+            lambda element, seed_pair: prepare(element, seed_pair),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     else:
         data = data.map(lambda *element: prepare(element), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

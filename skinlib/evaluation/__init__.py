@@ -4,6 +4,16 @@ Segmentation: overlap scores of binary masks. Classification: balanced accuracy,
 report, calibration and melanoma operating points.
 """
 
+from .classification import (
+    OperatingPoint,
+    balanced_accuracy,
+    classification_report_dict,
+    confusion_matrix,
+    expected_calibration_error,
+    reliability_bins,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
+)
 from .segmentation import (
     ISIC_JACCARD_THRESHOLD,
     dice,
@@ -15,21 +25,23 @@ from .segmentation import (
     thresholded_jaccard,
     thresholded_jaccard_batch,
 )
-from .classification import (
-    OperatingPoint,
-    balanced_accuracy,
-    classification_report_dict,
-    confusion_matrix,
-    expected_calibration_error,
-    reliability_bins,
-    sensitivity_at_specificity,
-    specificity_at_sensitivity,
-)
 
 __all__ = [
-    "ISIC_JACCARD_THRESHOLD", "dice", "dice_batch", "iou", "iou_batch", "segmentation_scores",
-    "summarise_scores", "thresholded_jaccard", "thresholded_jaccard_batch",
-    "OperatingPoint", "balanced_accuracy", "classification_report_dict", "confusion_matrix",
-    "expected_calibration_error", "reliability_bins", "sensitivity_at_specificity",
+    "ISIC_JACCARD_THRESHOLD",
+    "dice",
+    "dice_batch",
+    "iou",
+    "iou_batch",
+    "segmentation_scores",
+    "summarise_scores",
+    "thresholded_jaccard",
+    "thresholded_jaccard_batch",
+    "OperatingPoint",
+    "balanced_accuracy",
+    "classification_report_dict",
+    "confusion_matrix",
+    "expected_calibration_error",
+    "reliability_bins",
+    "sensitivity_at_specificity",
     "specificity_at_sensitivity",
 ]

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.classes import CLASSES
+from .classification import classification_report_dict
+
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log(p) / T): T > 1 softens, T < 1 sharpens; argmax is unchanged."""
@@ -61,7 +64,8 @@ def shift_prior(probs: np.ndarray, model_prior, target_prior) -> np.ndarray:
     """
     probs = np.asarray(probs, np.float64)
     ratio = _prior_vector(target_prior, probs.shape[1], "target_prior") / _prior_vector(
-        model_prior, probs.shape[1], "model_prior")
+        model_prior, probs.shape[1], "model_prior"
+    )
     shifted = probs * ratio
     return shifted / shifted.sum(axis=1, keepdims=True)
 
@@ -116,7 +120,9 @@ def prior_from_shares(shares: dict, reference_prior, classes) -> np.ndarray:
     unknown = sorted(set(shares) - set(classes))
     if unknown:
         raise ValueError(f"unknown class(es) {unknown} in the prior; classes are {', '.join(classes)}")
-    if any(not (0.0 < float(v) < 1.0 or (float(v) == 1.0 and len(shares) == 1 == len(classes))) for v in shares.values()):
+    if any(
+        not (0.0 < float(v) < 1.0 or (float(v) == 1.0 and len(shares) == 1 == len(classes))) for v in shares.values()
+    ):
         raise ValueError(f"every share of the prior must lie strictly between 0 and 1, got {shares}")
     given = sum(float(v) for v in shares.values())
     reference = _prior_vector(reference_prior, len(classes), "reference_prior")
@@ -126,7 +132,9 @@ def prior_from_shares(shares: dict, reference_prior, classes) -> np.ndarray:
             raise ValueError(f"the shares of all {len(classes)} classes must sum to 1, not {given:.6g}")
         return np.array([float(shares[code]) for code in classes])
     if given >= 1.0:
-        raise ValueError(f"the named shares sum to {given:.6g}, leaving nothing for {', '.join(classes[i] for i in rest)}")
+        raise ValueError(
+            f"the named shares sum to {given:.6g}, leaving nothing for {', '.join(classes[i] for i in rest)}"
+        )
     prior = np.array([float(shares.get(code, 0.0)) for code in classes])
     prior[rest] = (1.0 - given) * reference[rest] / reference[rest].sum()
     return prior
@@ -136,15 +144,14 @@ def prior_scores(labels, as_trained, shifted, shifted_name: str = "training_prio
     """Calibration (class-wise and top-label ECE, NLL, mean probability per class) and accuracy of one split's
     probabilities as trained and after a prior correction (`shift_prior`), with each class's share of the
     labels: what `skinlib fit-prior`, `evaluate --prior` and the evaluation chapter report."""
-    from ..data.classes import CLASSES
-    from .classification import classification_report_dict
 
     labels = np.asarray(labels)
     scores = {}
     for name, probs in (("as_trained", as_trained), (shifted_name, shifted)):
         report = classification_report_dict(labels, probs)
-        scores[name] = {key: report[key] for key in ("balanced_accuracy", "accuracy", "macro_roc_auc",
-                                                     "expected_calibration_error")}
+        scores[name] = {
+            key: report[key] for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "expected_calibration_error")
+        }
         scores[name]["classwise_calibration_error"] = classwise_calibration_error(labels, probs)["mean"]
         scores[name]["negative_log_likelihood"] = negative_log_likelihood(labels, probs)
         scores[name]["mean_probability"] = dict(zip(CLASSES, np.mean(probs, axis=0).tolist()))

@@ -40,8 +40,10 @@ def check_probabilities(probs, num_classes: int | None = None) -> np.ndarray:
     sums = probs.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1) > SUM_TOLERANCE)
     if bad.size:
-        raise ValueError(f"probability rows must sum to 1 (softmax output), but {bad.size} do not: "
-                         f"row {bad[0]} sums to {sums[bad[0]]:.4g}")
+        raise ValueError(
+            f"probability rows must sum to 1 (softmax output), but {bad.size} do not: "
+            f"row {bad[0]} sums to {sums[bad[0]]:.4g}"
+        )
     return probs
 
 
@@ -235,8 +237,9 @@ def check_binary_scores(y_true_binary, scores) -> tuple[np.ndarray, np.ndarray]:
     if positive.ndim != 1 or scores.shape != positive.shape:
         raise ValueError(f"labels and scores must be 1-D of one length, got {positive.shape} and {scores.shape}")
     if not np.isin(positive, (0, 1)).all():
-        raise ValueError("binary labels must be 0/1 or boolean (1 = the class of interest, e.g. "
-                         "labels == CLASS_INDEX['mel'])")
+        raise ValueError(
+            "binary labels must be 0/1 or boolean (1 = the class of interest, e.g. labels == CLASS_INDEX['mel'])"
+        )
     if not np.all(np.isfinite(scores)):
         raise ValueError("scores must be finite")
     return positive.astype(bool), scores

@@ -30,8 +30,7 @@ def _melanoma(labels, probs, classes) -> tuple[np.ndarray, np.ndarray]:
     return check_binary_scores(np.asarray(labels) == column, probs[:, column])
 
 
-def fit_referral_threshold(labels, probs, sensitivity: float = REFERRAL_SENSITIVITY,
-                           classes=CLASSES) -> float:
+def fit_referral_threshold(labels, probs, sensitivity: float = REFERRAL_SENSITIVITY, classes=CLASSES) -> float:
     """The highest P(mel) threshold that still flags at least `sensitivity` of the melanomas in (labels, probs).
 
     Call it on validation predictions only; the threshold is then a property of the model.
@@ -60,12 +59,17 @@ def referral_scores(labels, probs, threshold: float, classes=CLASSES) -> dict:
     }
 
 
-def referral_record(val_labels, val_probs, sensitivity: float = REFERRAL_SENSITIVITY, classes=CLASSES,
-                    test_labels=None, test_probs=None) -> dict:
+def referral_record(
+    val_labels, val_probs, sensitivity: float = REFERRAL_SENSITIVITY, classes=CLASSES, test_labels=None, test_probs=None
+) -> dict:
     """Fit the threshold on validation; return it with its validation scores (and test scores, if given)."""
     threshold = fit_referral_threshold(val_labels, val_probs, sensitivity, classes)
-    record = {"class": REFERRAL_CLASS, "target_sensitivity_on_val": float(sensitivity), "threshold": threshold,
-              "val": referral_scores(val_labels, val_probs, threshold, classes)}
+    record = {
+        "class": REFERRAL_CLASS,
+        "target_sensitivity_on_val": float(sensitivity),
+        "threshold": threshold,
+        "val": referral_scores(val_labels, val_probs, threshold, classes),
+    }
     if test_labels is not None:
         record["test"] = referral_scores(test_labels, test_probs, threshold, classes)
     return record

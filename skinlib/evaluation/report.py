@@ -47,18 +47,33 @@ from .classification import (
     sensitivity_at_specificity,
     specificity_at_sensitivity,
 )
+from .referral import referral_scores
 
 __all__ = [
-    "FIGURES", "Interval", "PairedDifference", "bootstrap_ci", "macro_roc_auc",
-    "melanoma_operating_points", "paired_bootstrap_difference", "headline_scores", "paired_gains", "write_report",
-    "bootstrap_unit", "count_units", "detectable_gain", "units_to_detect",
+    "FIGURES",
+    "Interval",
+    "PairedDifference",
+    "bootstrap_ci",
+    "macro_roc_auc",
+    "melanoma_operating_points",
+    "paired_bootstrap_difference",
+    "headline_scores",
+    "paired_gains",
+    "write_report",
+    "bootstrap_unit",
+    "count_units",
+    "detectable_gain",
+    "units_to_detect",
 ]
 
 #: Figure files written by `write_report`, each as .png and .svg.
 FIGURES = ("roc", "precision_recall", "confusion_matrix", "confusion_matrix_normalised", "reliability")
 #: (kind, target) of the melanoma operating points: what a triage setting would fix in advance.
-OPERATING_POINTS = (("sensitivity_at_specificity", 0.80), ("sensitivity_at_specificity", 0.90),
-                    ("specificity_at_sensitivity", 0.95))
+OPERATING_POINTS = (
+    ("sensitivity_at_specificity", 0.80),
+    ("sensitivity_at_specificity", 0.90),
+    ("specificity_at_sensitivity", 0.95),
+)
 MELANOMA = "mel"
 
 
@@ -95,13 +110,16 @@ def macro_roc_auc(y_true, probs) -> float:
     """One-vs-rest ROC AUC averaged over classes with positives and negatives (NaN if none)."""
     labels = np.asarray(y_true)
     probs = np.asarray(probs)
-    aucs = [binary_roc_auc(labels == k, probs[:, k])
-            for k in range(probs.shape[1]) if 0 < np.count_nonzero(labels == k) < len(labels)]
+    aucs = [
+        binary_roc_auc(labels == k, probs[:, k])
+        for k in range(probs.shape[1])
+        if 0 < np.count_nonzero(labels == k) < len(labels)
+    ]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def bootstrap_unit(groups) -> str:
-    """"lesions" when the images' lesion ids are given (what is resampled), else "images"."""
+    """ "lesions" when the images' lesion ids are given (what is resampled), else "images"."""
     return "images" if groups is None else "lesions"
 
 
@@ -110,11 +128,14 @@ def _check_groups(groups, n_samples: int):
         return None
     groups = np.asarray(groups)
     if groups.shape != (n_samples,):
-        raise ValueError(f"groups must give one lesion id per image: {groups.shape[0] if groups.ndim else 0} ids "
-                         f"for {n_samples} images")
+        raise ValueError(
+            f"groups must give one lesion id per image: {groups.shape[0] if groups.ndim else 0} ids "
+            f"for {n_samples} images"
+        )
     if _missing_ids(groups).any():
-        raise ValueError("groups holds missing lesion ids; give every image its lesion id, or none (images are "
-                         "then resampled)")
+        raise ValueError(
+            "groups holds missing lesion ids; give every image its lesion id, or none (images are then resampled)"
+        )
     return groups
 
 
@@ -162,8 +183,9 @@ def _percentiles(values, alpha: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_ci(metric_fn: Callable, y_true, probs, n: int = 1000, seed: int = 0,
-                 alpha: float = 0.05, groups=None) -> Interval:
+def bootstrap_ci(
+    metric_fn: Callable, y_true, probs, n: int = 1000, seed: int = 0, alpha: float = 0.05, groups=None
+) -> Interval:
     """Percentile bootstrap (1 - alpha) interval of metric_fn(y_true, probs), resampling lesions when
     `groups` gives each image's lesion id, images otherwise.
 
@@ -174,8 +196,9 @@ def bootstrap_ci(metric_fn: Callable, y_true, probs, n: int = 1000, seed: int = 
     return Interval(*_percentiles(values, alpha))
 
 
-def paired_bootstrap_difference(metric_fn: Callable, y_true, probs_a, probs_b, n: int = 1000,
-                                seed: int = 0, alpha: float = 0.05, groups=None) -> PairedDifference:
+def paired_bootstrap_difference(
+    metric_fn: Callable, y_true, probs_a, probs_b, n: int = 1000, seed: int = 0, alpha: float = 0.05, groups=None
+) -> PairedDifference:
     """metric(probs_b) - metric(probs_a), e.g. the gain of TTA (b) over single crops (a), with its interval.
 
     Paired: both predictions are scored on the *same* resampled lesions (`groups`) or images, so the
@@ -193,8 +216,13 @@ def _paired_draws(metric_fn: Callable, y_true, probs_a, probs_b, n: int, seed: i
     y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
     if probs_a.shape != probs_b.shape:
         raise ValueError(f"probs_a and probs_b differ in shape: {probs_a.shape} vs {probs_b.shape}")
-    return np.array([metric_fn(y_true[i], probs_b[i]) - metric_fn(y_true[i], probs_a[i])
-                     for i in _resamples(len(y_true), n, seed, groups)], np.float64)
+    return np.array(
+        [
+            metric_fn(y_true[i], probs_b[i]) - metric_fn(y_true[i], probs_a[i])
+            for i in _resamples(len(y_true), n, seed, groups)
+        ],
+        np.float64,
+    )
 
 
 def paired_gains(y_true, reference, probs, n: int = 1000, seed: int = 0, groups=None) -> dict:
@@ -207,8 +235,12 @@ def paired_gains(y_true, reference, probs, n: int = 1000, seed: int = 0, groups=
     for name, metric in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc)):
         draws = _paired_draws(metric, y_true, reference, probs, n, seed, groups)
         point = float(metric(y_true, probs) - metric(y_true, reference))
-        gains[name] = {"difference": point, "ci95": list(_percentiles(draws, 0.05)),
-                       "standard_error": float(np.nanstd(draws, ddof=1)), **units}
+        gains[name] = {
+            "difference": point,
+            "ci95": list(_percentiles(draws, 0.05)),
+            "standard_error": float(np.nanstd(draws, ddof=1)),
+            **units,
+        }
     return gains
 
 
@@ -222,8 +254,7 @@ def detectable_gain(standard_error: float, alpha: float = 0.05, power: float = 0
     return _z_sum(alpha, power) * standard_error
 
 
-def units_to_detect(gain: float, standard_error: float, n_units: int, alpha: float = 0.05,
-                    power: float = 0.8) -> float:
+def units_to_detect(gain: float, standard_error: float, n_units: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """About how many independent units (lesions, or images where lesions are unknown; of the same mix) a
     comparison needs to detect a true change of `gain` with probability `power`, given its standard error on
     `n_units` of them: the error shrinks as 1/sqrt(units). Infinite for a gain of 0 or below (nothing to
@@ -239,14 +270,16 @@ def units_to_detect(gain: float, standard_error: float, n_units: int, alpha: flo
 def headline_scores(y_true, probs, classes: Sequence[str] = CLASSES) -> dict:
     """The numbers a comparison table shows: balanced and plain accuracy, macro AUC, melanoma recall,
     ECE and the recall of every class."""
-    from .classification import classification_report_dict
 
     report = classification_report_dict(y_true, probs, classes)
-    return {"balanced_accuracy": report["balanced_accuracy"], "accuracy": report["accuracy"],
-            "macro_roc_auc": report["macro_roc_auc"], "melanoma_recall": report["per_class"][MELANOMA]["recall"],
-            "expected_calibration_error": report["expected_calibration_error"],
-            "recall": {code: report["per_class"][code]["recall"] for code in classes}}
-
+    return {
+        "balanced_accuracy": report["balanced_accuracy"],
+        "accuracy": report["accuracy"],
+        "macro_roc_auc": report["macro_roc_auc"],
+        "melanoma_recall": report["per_class"][MELANOMA]["recall"],
+        "expected_calibration_error": report["expected_calibration_error"],
+        "recall": {code: report["per_class"][code]["recall"] for code in classes},
+    }
 
 
 def melanoma_operating_points(y_true, probs, classes: Sequence[str] = CLASSES) -> dict:
@@ -261,8 +294,10 @@ def melanoma_operating_points(y_true, probs, classes: Sequence[str] = CLASSES) -
         return {}
     positive = np.asarray(y_true) == classes.index(MELANOMA)
     scores = np.asarray(probs)[:, classes.index(MELANOMA)]
-    functions = {"sensitivity_at_specificity": sensitivity_at_specificity,
-                 "specificity_at_sensitivity": specificity_at_sensitivity}
+    functions = {
+        "sensitivity_at_specificity": sensitivity_at_specificity,
+        "specificity_at_sensitivity": specificity_at_sensitivity,
+    }
     points = {}
     for kind, target in OPERATING_POINTS:
         defined = positive.any() and not positive.all()
@@ -272,28 +307,37 @@ def melanoma_operating_points(y_true, probs, classes: Sequence[str] = CLASSES) -
 
 
 def _intervals(labels, probs, numbers, bootstrap, seed, groups) -> dict:
-    return {name: {"estimate": numbers[name], **bootstrap_ci(fn, labels, probs, bootstrap, seed, groups=groups)._asdict()}
-            for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc))}
+    return {
+        name: {"estimate": numbers[name], **bootstrap_ci(fn, labels, probs, bootstrap, seed, groups=groups)._asdict()}
+        for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_roc_auc", macro_roc_auc))
+    }
 
 
 def _report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed, groups=None) -> dict:
     numbers = classification_report_dict(labels, probs, classes)
     numbers["confusion_matrix_normalised"] = confusion_matrix(
-        labels, probs.argmax(axis=1), "true", len(classes)).tolist()
+        labels, probs.argmax(axis=1), "true", len(classes)
+    ).tolist()
     numbers["melanoma_operating_points"] = melanoma_operating_points(labels, probs, classes)
     numbers["confidence_intervals"] = _intervals(labels, probs, numbers, bootstrap, seed, groups)
     unit = bootstrap_unit(groups)
-    numbers["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": 0.95, "unit": unit,
-                            "units": count_units(groups, len(labels)),
-                            "method": f"percentile, resampling {unit}"
-                                      + (" (all images of a drawn lesion together)" if groups is not None else "")}
+    numbers["bootstrap"] = {
+        "resamples": int(bootstrap),
+        "seed": int(seed),
+        "level": 0.95,
+        "unit": unit,
+        "units": count_units(groups, len(labels)),
+        "method": f"percentile, resampling {unit}"
+        + (" (all images of a drawn lesion together)" if groups is not None else ""),
+    }
     if groups is not None:  # what an image-level bootstrap would claim, for comparison: too narrow
         numbers["confidence_intervals_image_level"] = _intervals(labels, probs, numbers, bootstrap, seed, None)
     numbers["classwise_calibration_error"] = classwise_calibration_error(labels, probs)["mean"]
     if probs_uncalibrated is not None:
         numbers["expected_calibration_error_uncalibrated"] = expected_calibration_error(labels, probs_uncalibrated)
         numbers["classwise_calibration_error_uncalibrated"] = classwise_calibration_error(labels, probs_uncalibrated)[
-            "mean"]
+            "mean"
+        ]
     return numbers
 
 
@@ -336,9 +380,19 @@ def _one_vs_rest_figure(labels, probs, classes, per_class, curve: str, title: st
 def _confusion_figure(matrix, classes, normalised: bool, title: str) -> Figure:
     figure = Figure(figsize=(6, 5))
     ax = figure.subplots()
-    sns.heatmap(np.asarray(matrix, np.float64), annot=True, fmt=".2f" if normalised else ".0f",
-                cmap="Blues", vmin=0, vmax=1 if normalised else None, square=True, ax=ax,
-                xticklabels=classes, yticklabels=classes, cbar_kws={"shrink": 0.8})
+    sns.heatmap(
+        np.asarray(matrix, np.float64),
+        annot=True,
+        fmt=".2f" if normalised else ".0f",
+        cmap="Blues",
+        vmin=0,
+        vmax=1 if normalised else None,
+        square=True,
+        ax=ax,
+        xticklabels=classes,
+        yticklabels=classes,
+        cbar_kws={"shrink": 0.8},
+    )
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return figure
 
@@ -348,30 +402,40 @@ def _reliability_figure(labels, probs, probs_uncalibrated, title: str) -> Figure
     figure = Figure(figsize=(5.5, 5.5))
     ax = figure.subplots()
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    series = [("uncalibrated", probs_uncalibrated), ("calibrated", probs)] if probs_uncalibrated is not None \
+    series = (
+        [("uncalibrated", probs_uncalibrated), ("calibrated", probs)]
+        if probs_uncalibrated is not None
         else [("model", probs)]
+    )
     eces = []
     for name, p in series:
         table = reliability_bins(labels, p)
         ece = expected_calibration_error(labels, p)
         eces.append(f"{name} {ece:.3f}")
         ax.plot(table["confidence"], table["accuracy"], "o-", label=f"{name} (ECE {ece:.3f})")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-class probability)", ylabel="accuracy",
-           title=f"{title}\nECE: {', '.join(eces)}")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence (top-class probability)",
+        ylabel="accuracy",
+        title=f"{title}\nECE: {', '.join(eces)}",
+    )
     ax.legend(loc="upper left", fontsize=8)
     return figure
 
 
 def _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title) -> dict:
     figures = {
-        "roc": _one_vs_rest_figure(labels, probs, classes, numbers["per_class"], "roc",
-                                   f"{title}: ROC, one vs rest"),
-        "precision_recall": _one_vs_rest_figure(labels, probs, classes, numbers["per_class"], "pr",
-                                                f"{title}: precision-recall"),
-        "confusion_matrix": _confusion_figure(numbers["confusion_matrix"], classes, False,
-                                              f"{title}: confusion matrix (counts)"),
-        "confusion_matrix_normalised": _confusion_figure(numbers["confusion_matrix_normalised"], classes, True,
-                                                         f"{title}: confusion matrix (rows = recall)"),
+        "roc": _one_vs_rest_figure(labels, probs, classes, numbers["per_class"], "roc", f"{title}: ROC, one vs rest"),
+        "precision_recall": _one_vs_rest_figure(
+            labels, probs, classes, numbers["per_class"], "pr", f"{title}: precision-recall"
+        ),
+        "confusion_matrix": _confusion_figure(
+            numbers["confusion_matrix"], classes, False, f"{title}: confusion matrix (counts)"
+        ),
+        "confusion_matrix_normalised": _confusion_figure(
+            numbers["confusion_matrix_normalised"], classes, True, f"{title}: confusion matrix (rows = recall)"
+        ),
         "reliability": _reliability_figure(labels, probs, probs_uncalibrated, f"{title}: reliability"),
     }
     return {name: _save(figure, out_dir, name) for name, figure in figures.items()}
@@ -409,59 +473,120 @@ def _table(header: Sequence[str], rows) -> list[str]:
 def _markdown(numbers: dict, title: str) -> str:
     classes, ci, boot = numbers["classes"], numbers["confidence_intervals"], numbers["bootstrap"]
     of_lesions = f" of {boot['units']} lesions" if boot["unit"] == "lesions" else ""
-    lines = [f"# {title}", "", f"{numbers['n_samples']} images{of_lesions}. 95 % intervals: percentile bootstrap over "
-             f"{boot['unit']}, {boot['resamples']} resamples, seed {boot['seed']}.", "", "## Summary", ""]
-    summary = [("accuracy", numbers["accuracy"], "", ""),
-               ("balanced accuracy", numbers["balanced_accuracy"], ci["balanced_accuracy"]["low"],
-                ci["balanced_accuracy"]["high"]),
-               ("macro F1", numbers["macro_f1"], "", ""),
-               ("macro ROC AUC", numbers["macro_roc_auc"], ci["macro_roc_auc"]["low"], ci["macro_roc_auc"]["high"]),
-               ("expected calibration error", numbers["expected_calibration_error"], "", "")]
+    lines = [
+        f"# {title}",
+        "",
+        f"{numbers['n_samples']} images{of_lesions}. 95 % intervals: percentile bootstrap over "
+        f"{boot['unit']}, {boot['resamples']} resamples, seed {boot['seed']}.",
+        "",
+        "## Summary",
+        "",
+    ]
+    summary = [
+        ("accuracy", numbers["accuracy"], "", ""),
+        (
+            "balanced accuracy",
+            numbers["balanced_accuracy"],
+            ci["balanced_accuracy"]["low"],
+            ci["balanced_accuracy"]["high"],
+        ),
+        ("macro F1", numbers["macro_f1"], "", ""),
+        ("macro ROC AUC", numbers["macro_roc_auc"], ci["macro_roc_auc"]["low"], ci["macro_roc_auc"]["high"]),
+        ("expected calibration error", numbers["expected_calibration_error"], "", ""),
+    ]
     if "expected_calibration_error_uncalibrated" in numbers:
         summary.append(("ECE before calibration", numbers["expected_calibration_error_uncalibrated"], "", ""))
     summary.append(("class-wise calibration error", numbers["classwise_calibration_error"], "", ""))
     if "classwise_calibration_error_uncalibrated" in numbers:
-        summary.append(("class-wise calibration error before calibration",
-                        numbers["classwise_calibration_error_uncalibrated"], "", ""))
+        summary.append(
+            (
+                "class-wise calibration error before calibration",
+                numbers["classwise_calibration_error_uncalibrated"],
+                "",
+                "",
+            )
+        )
     lines += _table(("metric", "value", "95 % CI low", "95 % CI high"), summary)
     image_level = numbers.get("confidence_intervals_image_level")
     if image_level:
-        lines += ["", "## Bootstrap over lesions vs over images", "",
-                  "Images of one lesion are not independent: resampling images treats them as if they were, and "
-                  "its intervals are too narrow. The intervals above resample lesions; beside them, what an "
-                  "image-level bootstrap would claim.", ""]
-        lines += _table(("metric", "value", "lesions: 95 % CI", "width", "images: 95 % CI", "width"),
-                        [(name.replace("_", " "), ci[name]["estimate"],
-                          f"{_fmt(ci[name]['low'])} to {_fmt(ci[name]['high'])}", ci[name]["high"] - ci[name]["low"],
-                          f"{_fmt(image_level[name]['low'])} to {_fmt(image_level[name]['high'])}",
-                          image_level[name]["high"] - image_level[name]["low"]) for name in ci])
+        lines += [
+            "",
+            "## Bootstrap over lesions vs over images",
+            "",
+            "Images of one lesion are not independent: resampling images treats them as if they were, and "
+            "its intervals are too narrow. The intervals above resample lesions; beside them, what an "
+            "image-level bootstrap would claim.",
+            "",
+        ]
+        lines += _table(
+            ("metric", "value", "lesions: 95 % CI", "width", "images: 95 % CI", "width"),
+            [
+                (
+                    name.replace("_", " "),
+                    ci[name]["estimate"],
+                    f"{_fmt(ci[name]['low'])} to {_fmt(ci[name]['high'])}",
+                    ci[name]["high"] - ci[name]["low"],
+                    f"{_fmt(image_level[name]['low'])} to {_fmt(image_level[name]['high'])}",
+                    image_level[name]["high"] - image_level[name]["low"],
+                )
+                for name in ci
+            ],
+        )
     if numbers["melanoma_operating_points"]:
         lines += ["", "## Melanoma operating points (melanoma vs rest)", ""]
-        rows = [(name.replace("_", " "), point["value"], point["threshold"])
-                for name, point in numbers["melanoma_operating_points"].items()]
+        rows = [
+            (name.replace("_", " "), point["value"], point["threshold"])
+            for name, point in numbers["melanoma_operating_points"].items()
+        ]
         lines += _table(("operating point", "achieved", "threshold on P(mel)"), rows)
     referral = numbers.get("melanoma_referral")
     if referral:
         lines += ["", "## Melanoma referral flag (threshold fixed in advance, on validation)", ""]
-        lines += _table(("threshold on P(mel)", "sensitivity", "specificity", "referred", "melanomas missed"),
-                        [(referral["threshold"], referral["sensitivity"], referral["specificity"],
-                          f"{referral['referred']} of {referral['images']}",
-                          f"{referral['melanomas_missed']} of {referral['melanomas']}")])
+        lines += _table(
+            ("threshold on P(mel)", "sensitivity", "specificity", "referred", "melanomas missed"),
+            [
+                (
+                    referral["threshold"],
+                    referral["sensitivity"],
+                    referral["specificity"],
+                    f"{referral['referred']} of {referral['images']}",
+                    f"{referral['melanomas_missed']} of {referral['melanomas']}",
+                )
+            ],
+        )
     lines += ["", "## Per class", ""]
-    rows = [(code, DISPLAY_NAMES.get(code, code), *(numbers["per_class"][code][key] for key in
-             ("support", "precision", "recall", "f1", "specificity", "roc_auc", "average_precision")))
-            for code in classes]
+    rows = [
+        (
+            code,
+            DISPLAY_NAMES.get(code, code),
+            *(
+                numbers["per_class"][code][key]
+                for key in ("support", "precision", "recall", "f1", "specificity", "roc_auc", "average_precision")
+            ),
+        )
+        for code in classes
+    ]
     lines += _table(("class", "name", "support", "precision", "recall", "F1", "specificity", "ROC AUC", "AP"), rows)
     lines += ["", "## Confusion matrix (rows = true, columns = predicted)", ""]
-    lines += _table(("true \\ predicted", *classes),
-                    [(code, *row) for code, row in zip(classes, numbers["confusion_matrix"])])
+    lines += _table(
+        ("true \\ predicted", *classes), [(code, *row) for code, row in zip(classes, numbers["confusion_matrix"])]
+    )
     lines += ["", "## Figures", ""] + [f"![{name}]({files[0]})" for name, files in numbers["figures"].items()]
     return "\n".join(lines) + "\n"
 
 
-def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title: str = "Stage 2 classifier",
-                 probs_uncalibrated=None, bootstrap: int = 1000, seed: int = 0,
-                 referral_threshold: float | None = None, groups=None) -> dict:
+def write_report(
+    y_true,
+    probs,
+    out_dir,
+    classes: Sequence[str] = CLASSES,
+    title: str = "Stage 2 classifier",
+    probs_uncalibrated=None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    referral_threshold: float | None = None,
+    groups=None,
+) -> dict:
     """Write figures (PNG + SVG), report.json and report.md to out_dir; return the numbers.
 
     probs: the probabilities to evaluate (after temperature scaling, if any); probs_uncalibrated:
@@ -485,8 +610,6 @@ def write_report(y_true, probs, out_dir, classes: Sequence[str] = CLASSES, title
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers = {"title": title, **_report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed, groups)}
     if referral_threshold is not None:
-        from .referral import referral_scores
-
         numbers["melanoma_referral"] = referral_scores(labels, probs, referral_threshold, classes)
     numbers["figures"] = _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title)
     (out_dir / "report.json").write_text(json.dumps(_strict_json(numbers), indent=2, allow_nan=False) + "\n")

@@ -36,9 +36,17 @@ def colour_cast(images: np.ndarray, gains) -> np.ndarray:
     return np.clip(np.rint(images.astype(np.float32) * gains), 0, 255).astype(np.uint8)
 
 
-def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts: dict = COLOUR_CASTS,
-                       tta: bool = False, bootstrap: int = 1000, progress: bool = False, desc: str = "casts",
-                       groups=None) -> dict:
+def colour_cast_scores(
+    classifier,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    casts: dict = COLOUR_CASTS,
+    tta: bool = False,
+    bootstrap: int = 1000,
+    progress: bool = False,
+    desc: str = "casts",
+    groups=None,
+) -> dict:
     """Per cast: the gains, `headline_scores` of the calibrated probabilities, and (every cast but "none") the
     change of balanced accuracy and macro AUC against no cast on the same images, with paired 95 % intervals.
 
@@ -49,14 +57,17 @@ def colour_cast_scores(classifier, inputs: np.ndarray, labels: np.ndarray, casts
         raise ValueError(f"casts must include {REFERENCE_CAST!r}, the reference the changes are measured against")
     from tqdm.auto import tqdm
 
-    probs = {name: classifier.probabilities(colour_cast(inputs, gains), tta=tta)
-             for name, gains in tqdm(casts.items(), desc=desc, unit="cast", disable=not progress)}
+    probs = {
+        name: classifier.probabilities(colour_cast(inputs, gains), tta=tta)
+        for name, gains in tqdm(casts.items(), desc=desc, unit="cast", disable=not progress)
+    }
     scores = {}
     for name, gains in casts.items():
         scores[name] = {"gains": [float(g) for g in gains], **headline_scores(labels, probs[name])}
         if name != REFERENCE_CAST:
-            scores[name]["change"] = paired_gains(labels, probs[REFERENCE_CAST], probs[name], n=bootstrap,
-                                                   groups=groups)
+            scores[name]["change"] = paired_gains(
+                labels, probs[REFERENCE_CAST], probs[name], n=bootstrap, groups=groups
+            )
     return scores
 
 
@@ -71,12 +82,18 @@ def merge_colour_cast_studies(existing: dict, fresh: dict, source: str = "the st
     Refuses unless both used the same casts, splits and sample limit; kept models keep their bootstrap unit."""
     for key in ("casts", "splits", "limit"):
         if existing.get(key) != fresh.get(key):
-            raise ValueError(f"{source} has {key}={existing.get(key)!r} but this run has {fresh.get(key)!r}; "
-                             "score every model again instead of --update")
-    kept = {name: {**record, "bootstrap_unit": model_bootstrap_unit(record)}
-            for name, record in existing["models"].items()}
-    return {**existing, **{key: value for key, value in fresh.items() if key != "models"},
-            "models": kept | fresh["models"]}
+            raise ValueError(
+                f"{source} has {key}={existing.get(key)!r} but this run has {fresh.get(key)!r}; "
+                "score every model again instead of --update"
+            )
+    kept = {
+        name: {**record, "bootstrap_unit": model_bootstrap_unit(record)} for name, record in existing["models"].items()
+    }
+    return {
+        **existing,
+        **{key: value for key, value in fresh.items() if key != "models"},
+        "models": kept | fresh["models"],
+    }
 
 
 def colour_cast_cell(scores: dict) -> str:
@@ -92,6 +109,13 @@ def colour_cast_cell(scores: dict) -> str:
 def colour_cast_rows(study: dict) -> list[dict]:
     """The study as table rows, one per model and split ({"model", "split", cast: cell, ...}): what the
     `colour-casts` command prints and the new-images chapter shows."""
-    return [{"model": name, "split": split, "bootstrap": model_bootstrap_unit(record),
-             **{cast: colour_cast_cell(record[split][cast]) for cast in study["casts"]}}
-            for name, record in study["models"].items() for split in study["splits"]]
+    return [
+        {
+            "model": name,
+            "split": split,
+            "bootstrap": model_bootstrap_unit(record),
+            **{cast: colour_cast_cell(record[split][cast]) for cast in study["casts"]},
+        }
+        for name, record in study["models"].items()
+        for split in study["splits"]
+    ]

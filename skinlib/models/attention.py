@@ -128,8 +128,10 @@ def attention_model(classifier: keras.Model, name: str = "cbam") -> keras.Model:
     present = {layer.name for layer in classifier.layers}
     missing = [n for n in names.values() if n not in present]
     if missing:
-        raise ValueError(f"model {classifier.name!r} has no CBAM block {name!r} (layers {missing} not found); "
-                         "was it built with attention=False?")
+        raise ValueError(
+            f"model {classifier.name!r} has no CBAM block {name!r} (layers {missing} not found); "
+            "was it built with attention=False?"
+        )
     outputs = {key: classifier.get_layer(layer).output for key, layer in names.items()}
     inputs = classifier.inputs[0] if len(classifier.inputs) == 1 else classifier.inputs
     return keras.Model(inputs, outputs, name=f"{classifier.name}_attention")

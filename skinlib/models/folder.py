@@ -115,8 +115,11 @@ class _Spec:
         unknown = sorted(set(data) - set(known))
         if unknown:
             _fail(where, f"unknown key(s) {unknown} (schema version {SCHEMA_VERSION} knows {sorted(known)})")
-        missing = [name for name, f in known.items() if name not in data
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [
+            name
+            for name, f in known.items()
+            if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         if missing:
             _fail(where, f"missing {missing}")
         hints = typing.get_type_hints(cls)
@@ -127,8 +130,9 @@ class _Spec:
             _fail(where, str(error))
 
     def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if getattr(self, f.name) is not None}
+        return {
+            f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if getattr(self, f.name) is not None
+        }
 
 
 # ----------------------------------------------------------------------------------------- sections
@@ -197,8 +201,10 @@ class ClassPriorSpec(_Spec):
 
     def __post_init__(self):
         if not (len(self.classes) == len(self.training) == len(self.model)):
-            raise ValueError(f"class_prior: {len(self.classes)} classes but {len(self.training)} training and "
-                             f"{len(self.model)} model shares")
+            raise ValueError(
+                f"class_prior: {len(self.classes)} classes but {len(self.training)} training and "
+                f"{len(self.model)} model shares"
+            )
 
 
 def _checked_key(calibration_key: str) -> str:
@@ -258,8 +264,11 @@ class ClassifierSpec(_Spec):
 
     def files(self) -> list[str]:
         """Every file of the folder this spec names: weights, metadata prior, novelty model."""
-        return [*self.weights_files, *([self.metadata_fusion.prior] if self.metadata_fusion else []),
-                *([self.novelty.file] if self.novelty else [])]
+        return [
+            *self.weights_files,
+            *([self.metadata_fusion.prior] if self.metadata_fusion else []),
+            *([self.novelty.file] if self.novelty else []),
+        ]
 
     def temperature_for(self, calibration_key: str) -> float:
         """The temperature fitted on validation for these views (`CALIBRATION_KEYS`): plain, dihedral TTA
@@ -267,8 +276,10 @@ class ClassifierSpec(_Spec):
         key = _checked_key(calibration_key)
         if key == "tta_augmented":
             if self.tta_augmented is None:
-                raise DataError("this classifier has no temperature for augmented TTA views: run "
-                                "`skinlib fit-tta --model DIR` once (it fits one on validation)")
+                raise DataError(
+                    "this classifier has no temperature for augmented TTA views: run "
+                    "`skinlib fit-tta --model DIR` once (it fits one on validation)"
+                )
             return float(self.tta_augmented.temperature)
         if key == "tta" and self.temperature_tta is not None:
             return float(self.temperature_tta)
@@ -284,8 +295,10 @@ class ClassifierSpec(_Spec):
     def metadata_weight(self, calibration_key: str) -> float:
         """The metadata fusion weight for these views (`skinlib fit-metadata`)."""
         if self.metadata_fusion is None:
-            raise DataError("this classifier has no metadata fusion: fit one with "
-                            "`skinlib fit-metadata --model DIR` (or leave out the metadata)")
+            raise DataError(
+                "this classifier has no metadata fusion: fit one with "
+                "`skinlib fit-metadata --model DIR` (or leave out the metadata)"
+            )
         return self.metadata_fusion.weight_for(calibration_key)
 
 
@@ -314,8 +327,13 @@ class UNetSpec(_Spec):
 SPECS = {spec.KIND: spec for spec in (ClassifierSpec, UNetSpec)}
 
 #: The optional sections of a classifier's model.json (what a post-hoc fit writes) -> their dataclass.
-SECTIONS = {"melanoma_referral": ReferralSpec, "metadata_fusion": MetadataFusionSpec, "novelty": NoveltySpec,
-            "tta_augmented": AugmentedTTASpec, "class_prior": ClassPriorSpec}
+SECTIONS = {
+    "melanoma_referral": ReferralSpec,
+    "metadata_fusion": MetadataFusionSpec,
+    "novelty": NoveltySpec,
+    "tta_augmented": AugmentedTTASpec,
+    "class_prior": ClassPriorSpec,
+}
 
 
 # ------------------------------------------------------------------------------------------ folder
@@ -361,8 +379,10 @@ class ModelFolder:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             _fail(str(self.spec_path), f'"schema_version" must be a positive whole number, got {version!r}')
         if version > SCHEMA_VERSION:
-            raise DataError(f"{self.spec_path} has schema version {version}, newer than this skinlib reads "
-                            f"({SCHEMA_VERSION}): update skinlib")
+            raise DataError(
+                f"{self.spec_path} has schema version {version}, newer than this skinlib reads "
+                f"({SCHEMA_VERSION}): update skinlib"
+            )
         return data
 
     def read_spec(self):

@@ -36,8 +36,9 @@ def predict_in_batches(model, inputs: np.ndarray, batch_size: int = 64):
     """The model's outputs for `inputs`, computed `batch_size` at a time, as one numpy array (a tuple of
     arrays for a model with several outputs)."""
     inputs = np.asarray(inputs, np.float32)
-    outputs = [model.predict_on_batch(inputs[start : start + batch_size])
-               for start in range(0, len(inputs), batch_size)]
+    outputs = [
+        model.predict_on_batch(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)
+    ]
     if outputs and isinstance(outputs[0], (list, tuple)):
         return tuple(np.concatenate([np.asarray(chunk[k]) for chunk in outputs]) for k in range(len(outputs[0])))
     return np.concatenate([np.asarray(chunk) for chunk in outputs]) if outputs else np.zeros((0,), np.float32)

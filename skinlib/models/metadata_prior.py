@@ -26,11 +26,15 @@ import numpy as np
 import pandas as pd
 
 from ..data.classes import CLASSES
+from ..evaluation.calibration import negative_log_likelihood
 
 FIELDS = ("age", "sex", "site")
 #: Accepted column names per field: HAM10000 metadata first, then the ISIC archive's names.
-COLUMN_ALIASES = {"age": ("age", "age_approx"), "sex": ("sex",),
-                  "site": ("localization", "anatom_site_general", "anatom_site_general_challenge")}
+COLUMN_ALIASES = {
+    "age": ("age", "age_approx"),
+    "sex": ("sex",),
+    "site": ("localization", "anatom_site_general", "anatom_site_general_challenge"),
+}
 MISSING_WORDS = {"", "unknown", "nan", "none", "na", "n/a"}
 AGE_DECADE_CAP = 8  # 80 and older share one bin (HAM10000 ages stop at 85)
 #: Weights tried when fitting w on validation: 0 (image only) to 2 (twice the naive-Bayes update).
@@ -39,8 +43,11 @@ WEIGHT_GRID = tuple(np.round(np.arange(0.0, 2.0001, 0.05), 2))
 
 def metadata_columns(frame: pd.DataFrame) -> dict[str, str]:
     """{field: column of `frame` that holds it} for the fields it has, by `COLUMN_ALIASES`."""
-    return {field: next(c for c in names if c in frame.columns)
-            for field, names in COLUMN_ALIASES.items() if any(c in frame.columns for c in names)}
+    return {
+        field: next(c for c in names if c in frame.columns)
+        for field, names in COLUMN_ALIASES.items()
+        if any(c in frame.columns for c in names)
+    }
 
 
 def _age_bin(value) -> str | None:
@@ -54,7 +61,9 @@ def _age_bin(value) -> str | None:
 
 
 def _word(value) -> str | None:
-    text = str(value).strip().lower() if value is not None and not (isinstance(value, float) and np.isnan(value)) else ""
+    text = (
+        str(value).strip().lower() if value is not None and not (isinstance(value, float) and np.isnan(value)) else ""
+    )
     return None if text in MISSING_WORDS else text
 
 
@@ -82,7 +91,7 @@ class MetadataPrior:
     smoothing: float = 1.0
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, smoothing: float = 1.0, classes=CLASSES) -> "MetadataPrior":
+    def fit(cls, frame: pd.DataFrame, smoothing: float = 1.0, classes=CLASSES) -> MetadataPrior:
         """Count the fields of `frame` (a training split with `label`, metadata and `lesion_id` columns).
 
         Each lesion counts once: HAM10000 has up to six images of one lesion, all with the same metadata.
@@ -92,7 +101,9 @@ class MetadataPrior:
         if "label" not in frame.columns or frame.empty:
             raise ValueError("MetadataPrior.fit needs a non-empty frame with a `label` column (the training split)")
         if not metadata_columns(frame):
-            raise ValueError(f"no metadata columns to count: expected some of {sorted(sum(COLUMN_ALIASES.values(), ()))}")
+            raise ValueError(
+                f"no metadata columns to count: expected some of {sorted(sum(COLUMN_ALIASES.values(), ()))}"
+            )
         lesions = frame.drop_duplicates("lesion_id") if "lesion_id" in frame.columns else frame
         values = metadata_values(lesions)
         labels = lesions["label"].to_numpy()
@@ -132,18 +143,34 @@ class MetadataPrior:
 
     def to_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps({"kind": "metadata_prior", "classes": list(self.classes), "smoothing": self.smoothing,
-                                    "tables": self.tables, "lesion_counts": self.counts}, indent=1) + "\n")
+        path.write_text(
+            json.dumps(
+                {
+                    "kind": "metadata_prior",
+                    "classes": list(self.classes),
+                    "smoothing": self.smoothing,
+                    "tables": self.tables,
+                    "lesion_counts": self.counts,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         return path
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "MetadataPrior":
+    def from_json(cls, path: str | Path) -> MetadataPrior:
         stored = json.loads(Path(path).read_text())
         if stored.get("kind") != "metadata_prior":
-            raise ValueError(f"{path} is not a metadata prior (kind {stored.get('kind')!r}); "
-                             "make one with `skinlib fit-metadata`")
-        return cls(tables=stored["tables"], counts=stored["lesion_counts"], classes=tuple(stored["classes"]),
-                   smoothing=stored["smoothing"])
+            raise ValueError(
+                f"{path} is not a metadata prior (kind {stored.get('kind')!r}); make one with `skinlib fit-metadata`"
+            )
+        return cls(
+            tables=stored["tables"],
+            counts=stored["lesion_counts"],
+            classes=tuple(stored["classes"]),
+            smoothing=stored["smoothing"],
+        )
 
 
 def fuse(probs: np.ndarray, log_ratios: np.ndarray, weight: float) -> np.ndarray:
@@ -156,7 +183,6 @@ def fuse(probs: np.ndarray, log_ratios: np.ndarray, weight: float) -> np.ndarray
 
 def fit_weight(labels, probs, log_ratios, grid=WEIGHT_GRID) -> float:
     """The w of `grid` with the lowest negative log-likelihood of the fused probabilities (call on validation)."""
-    from ..evaluation.calibration import negative_log_likelihood
 
     losses = [negative_log_likelihood(labels, fuse(probs, log_ratios, w)) for w in grid]
     return float(grid[int(np.argmin(losses))])
@@ -167,5 +193,8 @@ def warn_ignored(usage: dict, where: str) -> None:
     ignored = {field: info["ignored_values"] for field, info in usage.items() if info["ignored_values"]}
     if ignored:
         shown = "; ".join(f"{field}: {', '.join(map(str, values[:8]))}" for field, values in ignored.items())
-        warnings.warn(f"{where}: metadata values unknown to the model were ignored ({shown}). HAM10000 sites are "
-                      "e.g. back, face, lower extremity; sex male/female; age in years.", stacklevel=2)
+        warnings.warn(
+            f"{where}: metadata values unknown to the model were ignored ({shown}). HAM10000 sites are "
+            "e.g. back, face, lower extremity; sex male/female; age in years.",
+            stacklevel=2,
+        )

@@ -48,13 +48,15 @@ class NoveltyModel:
     threshold: float = float("inf")
 
     @classmethod
-    def fit(cls, features, labels, components: int = COMPONENTS) -> "NoveltyModel":
+    def fit(cls, features, labels, components: int = COMPONENTS) -> NoveltyModel:
         """Fit on training features (N, D) and their class labels (N,); N must exceed `components`."""
         features = np.asarray(features, np.float64)
         labels = np.asarray(labels)
         if features.ndim != 2 or len(features) <= components or len(labels) != len(features):
-            raise ValueError(f"need features of shape (N, D) with N > {components} and one label per row, "
-                             f"got {features.shape} and {labels.shape}")
+            raise ValueError(
+                f"need features of shape (N, D) with N > {components} and one label per row, "
+                f"got {features.shape} and {labels.shape}"
+            )
         classes = np.unique(labels)
         if not np.array_equal(classes, np.arange(len(classes))):
             raise ValueError(f"labels must be 0..C-1 with every class present, got {classes.tolist()}")
@@ -67,8 +69,9 @@ class NoveltyModel:
         model = cls(class_means, vt[:k], eigen[:k], residual, np.ones(len(classes)))
         own = model.distances(features)[np.arange(len(features)), labels]
         pooled = float(np.median(own))
-        scales = [float(np.median(own[labels == c])) if np.sum(labels == c) >= MIN_CLASS_IMAGES else pooled
-                  for c in classes]
+        scales = [
+            float(np.median(own[labels == c])) if np.sum(labels == c) >= MIN_CLASS_IMAGES else pooled for c in classes
+        ]
         return replace(model, class_scales=np.array(scales))
 
     def distances(self, features) -> np.ndarray:
@@ -87,7 +90,7 @@ class NoveltyModel:
         (about 1 for an ordinary training image; larger = less like any training class)."""
         return np.min(self.distances(features) / self.class_scales, axis=1)
 
-    def with_threshold(self, validation_features, flag_rate: float = VALIDATION_FLAG_RATE) -> "NoveltyModel":
+    def with_threshold(self, validation_features, flag_rate: float = VALIDATION_FLAG_RATE) -> NoveltyModel:
         """This model with its threshold at the (1 - flag_rate) quantile of the validation scores."""
         if not 0.0 < flag_rate < 1.0:
             raise ValueError(f"flag_rate must be in (0, 1), got {flag_rate}")
@@ -98,26 +101,42 @@ class NoveltyModel:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        np.savez_compressed(path, class_means=self.class_means.astype(np.float32),
-                            components=self.components.astype(np.float32), variances=self.variances,
-                            residual_variance=self.residual_variance, class_scales=self.class_scales,
-                            threshold=self.threshold)
+        np.savez_compressed(
+            path,
+            class_means=self.class_means.astype(np.float32),
+            components=self.components.astype(np.float32),
+            variances=self.variances,
+            residual_variance=self.residual_variance,
+            class_scales=self.class_scales,
+            threshold=self.threshold,
+        )
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "NoveltyModel":
+    def load(cls, path: str | Path) -> NoveltyModel:
         if not Path(path).is_file():
             raise FileNotFoundError(f"novelty model {path} not found: make it with `skinlib fit-novelty`")
         with np.load(path) as stored:
-            missing = {"class_means", "components", "variances", "residual_variance", "class_scales",
-                       "threshold"} - set(stored.files)
+            missing = {
+                "class_means",
+                "components",
+                "variances",
+                "residual_variance",
+                "class_scales",
+                "threshold",
+            } - set(stored.files)
             if missing:
-                raise ValueError(f"{path} lacks {sorted(missing)} (an older or foreign file): refit it with "
-                                 "`skinlib fit-novelty`")
-            return cls(class_means=stored["class_means"].astype(np.float64),
-                       components=stored["components"].astype(np.float64), variances=stored["variances"],
-                       residual_variance=float(stored["residual_variance"]), class_scales=stored["class_scales"],
-                       threshold=float(stored["threshold"]))
+                raise ValueError(
+                    f"{path} lacks {sorted(missing)} (an older or foreign file): refit it with `skinlib fit-novelty`"
+                )
+            return cls(
+                class_means=stored["class_means"].astype(np.float64),
+                components=stored["components"].astype(np.float64),
+                variances=stored["variances"],
+                residual_variance=float(stored["residual_variance"]),
+                class_scales=stored["class_scales"],
+                threshold=float(stored["threshold"]),
+            )
 
 
 def feature_model(model):
@@ -125,5 +144,6 @@ def feature_model(model):
     gives both the probabilities and what the novelty score is computed on."""
     import keras
 
-    return keras.Model(model.inputs[0], [model.outputs[0], model.get_layer(FEATURE_LAYER).output],
-                       name=f"{model.name}_with_features")
+    return keras.Model(
+        model.inputs[0], [model.outputs[0], model.get_layer(FEATURE_LAYER).output], name=f"{model.name}_with_features"
+    )

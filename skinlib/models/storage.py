@@ -12,9 +12,8 @@ that counter, when exactly one stored path of that base name and shape is left.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -65,12 +64,16 @@ def load_compact_weights(model: keras.Model, path: str | Path) -> keras.Model:
         keys = _match_auto_named(model, stored)
         missing = [v.path for v in model.weights if v.path not in keys]
         unused = sorted(set(stored.files) - set(keys.values()))
-        wrong = [f"{v.path}: {stored[keys[v.path]].shape} != {tuple(v.shape)}" for v in model.weights
-                 if v.path in keys and stored[keys[v.path]].shape != tuple(v.shape)]
+        wrong = [
+            f"{v.path}: {stored[keys[v.path]].shape} != {tuple(v.shape)}"
+            for v in model.weights
+            if v.path in keys and stored[keys[v.path]].shape != tuple(v.shape)
+        ]
         if missing or unused or wrong:
-            raise ValueError(f"{path} does not fit model {model.name}: missing {missing[:5]}, "
-                             f"unused {unused[:5]}, wrong shapes {wrong[:5]}")
+            raise ValueError(
+                f"{path} does not fit model {model.name}: missing {missing[:5]}, "
+                f"unused {unused[:5]}, wrong shapes {wrong[:5]}"
+            )
         for variable in model.weights:
             variable.assign(stored[keys[variable.path]].astype(variable.dtype))
     return model
-

@@ -14,9 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from ..data.classes import CLASSES
-from ..evaluation.calibration import apply_temperature
+from ..data.errors import DataError
+from ..evaluation.calibration import apply_temperature, shift_prior
 from ..models.folder import UNCERTAIN_BELOW, ClassifierSpec, ModelFolder
+from ..models.inference import predict_in_batches
+from ..models.metadata_prior import MetadataPrior, fuse, metadata_values, warn_ignored
+from ..models.novelty import NoveltyModel, feature_model
 from ..shipped import CLASSIFIER
+from .views import DEFAULT_SCALES, average_views, identity_view_start, tta_views
 
 DEFAULT_CLASSIFIER = CLASSIFIER
 
@@ -69,7 +74,8 @@ class StageTwo:
         return self.spec.uncertain_below
 
     @classmethod
-    def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> "StageTwo":
+    def load(cls, folder: str | Path = DEFAULT_CLASSIFIER) -> StageTwo:
+        # deferred: loads Keras
         from ..models.classifier import build_classifier
         from ..models.storage import load_compact_weights
 
@@ -78,24 +84,26 @@ class StageTwo:
         size = spec.image_size
         members = []
         for name in spec.weights_files:
-            model = build_classifier((size, size, 3), backbone=spec.backbone, backbone_weights=None,
-                                     attention=spec.attention, dropout=spec.dropout,
-                                     colour_constancy=spec.colour_constancy)
+            model = build_classifier(
+                (size, size, 3),
+                backbone=spec.backbone,
+                backbone_weights=None,
+                attention=spec.attention,
+                dropout=spec.dropout,
+                colour_constancy=spec.colour_constancy,
+            )
             members.append(load_compact_weights(model, folder / name))
         prior = None
         if spec.metadata_fusion is not None:
-            from ..models.metadata_prior import MetadataPrior
-
             prior = MetadataPrior.from_json(folder / spec.metadata_fusion.prior)
         novelty = None
         if spec.novelty is not None:
-            from ..models.novelty import NoveltyModel
-
             novelty = NoveltyModel.load(folder / spec.novelty.file)
         return cls(model=members[0], spec=spec, members=members, metadata_prior=prior, novelty=novelty)
 
-    def raw_probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                          scales=None, augmented: bool = False) -> np.ndarray:
+    def raw_probabilities(
+        self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None, augmented: bool = False
+    ) -> np.ndarray:
         """Uncalibrated probabilities of square uint8 inputs (N, S, S, 3), averaged over the members.
 
         TTA averages the 8 dihedral views; `scales` (TTA only, e.g. (1.0, 1.2)) adds the same 8 views of
@@ -104,20 +112,26 @@ class StageTwo:
         """
         return self._member_average(inputs, tta, batch_size, scales, augmented, with_features=False)[0]
 
-    def member_probabilities(self, index: int, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                             scales=None, augmented: bool = False) -> np.ndarray:
+    def member_probabilities(
+        self,
+        index: int,
+        inputs: np.ndarray,
+        tta: bool = False,
+        batch_size: int = 64,
+        scales=None,
+        augmented: bool = False,
+    ) -> np.ndarray:
         """Uncalibrated probabilities of member `index` alone (see `raw_probabilities`)."""
-        from ..models.inference import predict_in_batches
 
         probs = predict_in_batches(self.members[index], _views(inputs, tta, scales, augmented), batch_size)
         return _fold_views(probs, len(inputs), tta)
 
-    def raw_probabilities_and_novelty(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64,
-                                      scales=None, augmented: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def raw_probabilities_and_novelty(
+        self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None, augmented: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """`raw_probabilities` and the novelty scores (None without a novelty model) in one pass: the first
         member runs with its pooled features as a second output, so the check costs no second backbone pass.
         The features are the un-augmented input's (with TTA: its identity view at scale 1)."""
-        from .views import identity_view_start
 
         if self.novelty is None:
             return self.raw_probabilities(inputs, tta, batch_size, scales, augmented), None
@@ -129,12 +143,12 @@ class StageTwo:
             features = features[identity : identity + len(inputs)]
         return probs, self.novelty.score(features)
 
-    def _member_average(self, inputs: np.ndarray, tta: bool, batch_size: int, scales, augmented: bool,
-                        with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _member_average(
+        self, inputs: np.ndarray, tta: bool, batch_size: int, scales, augmented: bool, with_features: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """The one path behind `raw_probabilities`: each member's view-averaged probabilities, averaged.
         With `with_features` the first member runs as its two-output twin and its pooled features of every
         view come back too (else None)."""
-        from ..models.inference import predict_in_batches
 
         views = _views(inputs, tta, scales, augmented)
         first = predict_in_batches(self._with_features() if with_features else self.model, views, batch_size)
@@ -144,7 +158,6 @@ class StageTwo:
 
     def _with_features(self):
         """The first member with its pooled features as a second output (built once)."""
-        from ..models.novelty import feature_model
 
         if self._feature_model is None:
             self._feature_model = feature_model(self.model)
@@ -176,12 +189,12 @@ class StageTwo:
         image keeps its image-only probabilities); warns about values the model has never seen. A model
         without a fitted prior is an error that says how to fit one.
         """
-        from ..data.errors import DataError
-        from ..models.metadata_prior import fuse, metadata_values, warn_ignored
 
         if self.metadata_prior is None:
-            raise DataError("this classifier has no metadata fusion: fit one with "
-                             "`skinlib fit-metadata --model DIR` (or leave out the metadata)")
+            raise DataError(
+                "this classifier has no metadata fusion: fit one with "
+                "`skinlib fit-metadata --model DIR` (or leave out the metadata)"
+            )
         if len(metadata) != len(probs):
             raise ValueError(f"got metadata for {len(metadata)} images but {len(probs)} predictions")
         values = metadata_values(metadata.reset_index(drop=True))
@@ -192,19 +205,18 @@ class StageTwo:
     def with_prior(self, probs: np.ndarray, target) -> np.ndarray:
         """Probabilities for a population with class prior `target` ("training": HAM10000's training mix, or one
         share per class) instead of the mix the loss implied (`skinlib.workflows.class_prior`, Bayes' rule)."""
-        from ..data.errors import DataError
-        from ..evaluation.calibration import shift_prior
 
         recorded = self.spec.class_prior
         if recorded is None:
-            raise DataError("this classifier has no recorded class prior: run `skinlib fit-prior --model DIR` "
-                            "(or leave out --prior)")
+            raise DataError(
+                "this classifier has no recorded class prior: run `skinlib fit-prior --model DIR` "
+                "(or leave out --prior)"
+            )
         target = recorded.training if isinstance(target, str) and target == "training" else target
         return shift_prior(probs, recorded.model, target)
 
     def features(self, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """The pooled features the first member's head reads (N, D): what the novelty score is computed on."""
-        from ..models.inference import predict_in_batches
 
         return predict_in_batches(self._with_features(), inputs, batch_size)[1]
 
@@ -212,8 +224,9 @@ class StageTwo:
         """Novelty score per input (`skinlib.models.novelty`; None when this model has no novelty model)."""
         return None if self.novelty is None else self.novelty.score(self.features(inputs))
 
-    def probabilities(self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None,
-                      augmented: bool = False) -> np.ndarray:
+    def probabilities(
+        self, inputs: np.ndarray, tta: bool = False, batch_size: int = 64, scales=None, augmented: bool = False
+    ) -> np.ndarray:
         """Calibrated (temperature-scaled) probabilities."""
         raw = self.raw_probabilities(inputs, tta, batch_size, scales, augmented)
         return apply_temperature(raw, self.temperature_for(tta, augmented))
@@ -226,7 +239,6 @@ def _calibration_key(tta: bool, augmented: bool = False) -> str:
 
 def _views(inputs: np.ndarray, tta: bool, scales, augmented: bool = False) -> np.ndarray:
     """What the network sees: the inputs, or with TTA all their views (`skinlib.runtime.views`)."""
-    from .views import DEFAULT_SCALES, tta_views
 
     if (scales is not None or augmented) and not tta:
         raise ValueError("scales and augmented views are test-time augmentation: pass tta=True with them")
@@ -234,7 +246,6 @@ def _views(inputs: np.ndarray, tta: bool, scales, augmented: bool = False) -> np
 
 
 def _fold_views(probs: np.ndarray, n_images: int, tta: bool) -> np.ndarray:
-    from .views import average_views
 
     return average_views(probs, n_images) if tta else probs
 
@@ -246,4 +257,3 @@ def prior_record(prior) -> str | dict:
     if isinstance(prior, str):
         return prior
     return dict(zip(CLASSES, (round(float(v), 6) for v in prior)))
-

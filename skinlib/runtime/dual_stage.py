@@ -10,6 +10,9 @@ import numpy as np
 from ..data.classes import CLASSES
 from ..data.images import fit_size
 from ..evaluation.calibration import apply_temperature
+from ..segmentation.postprocess import lesion_crop
+from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
+from ..visualize import overlay_heatmap
 from .classifier import DEFAULT_CLASSIFIER, StageTwo
 
 
@@ -21,14 +24,12 @@ class DualStage:
     classifier: StageTwo
 
     @classmethod
-    def load(cls, unet_dir=None, classifier_dir=None) -> "DualStage":
-        from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
+    def load(cls, unet_dir=None, classifier_dir=None) -> DualStage:
 
         return cls(UNetSegmenter.load(unet_dir or DEFAULT_UNET), StageTwo.load(classifier_dir or DEFAULT_CLASSIFIER))
 
     def prepare(self, images: list[np.ndarray]):
         """Masks, crop records and the classifier's square inputs for a list of images."""
-        from ..segmentation.postprocess import lesion_crop
 
         masks = self.segmenter.segment(images)
         crops = [lesion_crop(image, mask, self.classifier.margin) for image, mask in zip(images, masks)]
@@ -39,8 +40,8 @@ class DualStage:
 
     def explain(self, inputs: np.ndarray, layer_name: str | None = None) -> list[dict]:
         """Grad-CAM (predicted class) and spatial-attention overlays on the classifier's inputs (the crops)."""
+        # deferred: loads Keras
         from ..explain import attention_maps, gradcam, gradcam_overlay
-        from ..visualize import overlay_heatmap
 
         model = self.classifier.members  # an ensemble's maps are its members' mean
         cams = gradcam(model, inputs.astype(np.float32), layer_name=layer_name)
@@ -51,16 +52,33 @@ class DualStage:
                 record["attention"] = overlay_heatmap(x, attention)
         return out
 
-    def predict(self, images: list[np.ndarray], tta: bool = False, scales=None, metadata=None,
-                augmented: bool = False, prior=None) -> list[dict]:
+    def predict(
+        self,
+        images: list[np.ndarray],
+        tta: bool = False,
+        scales=None,
+        metadata=None,
+        augmented: bool = False,
+        prior=None,
+    ) -> list[dict]:
         """Per image: calibrated probabilities per class, the top class, the `uncertain` and `melanoma_referral`
         flags and crop notes. `metadata` (optional): a frame of age, sex and site, one row per image; `prior`
         (optional): "training" or a class prior vector, see `classify`."""
-        return self.classify(*self.prepare(images), tta=tta, scales=scales, metadata=metadata, augmented=augmented,
-                             prior=prior)
+        return self.classify(
+            *self.prepare(images), tta=tta, scales=scales, metadata=metadata, augmented=augmented, prior=prior
+        )
 
-    def classify(self, masks, crops, inputs: np.ndarray, tta: bool = False, scales=None, metadata=None,
-                 augmented: bool = False, prior=None) -> list[dict]:
+    def classify(
+        self,
+        masks,
+        crops,
+        inputs: np.ndarray,
+        tta: bool = False,
+        scales=None,
+        metadata=None,
+        augmented: bool = False,
+        prior=None,
+    ) -> list[dict]:
         """Stage 2 on what `prepare` returned (so callers that also explain segment only once).
 
         With `metadata`, the probabilities are fused with it (`metadata_used` says which fields each image
@@ -82,19 +100,20 @@ class DualStage:
         results = []
         for i, (p, mask, crop, fields) in enumerate(zip(probs, masks, crops, used)):
             top = int(np.argmax(p))
-            results.append({
-                "probabilities": {c: round(float(v), 6) for c, v in zip(CLASSES, p)},
-                "prediction": CLASSES[top],
-                "confidence": round(float(p[top]), 6),
-                "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask or unusual[i]),
-                "unlike_training_images": None if unusual[i] is None else bool(unusual[i]),
-                "novelty_score": None if novelty is None else round(float(novelty[i]), 2),
-                "melanoma_referral": None if referral is None else bool(flagged_on[i, mel] >= referral),
-                "melanoma_referral_threshold": referral,
-                "metadata_used": fields,
-                "lesion_found": bool(crop.used_mask),
-                "crop_note": crop.reason,
-                "mask": mask,
-            })
+            results.append(
+                {
+                    "probabilities": {c: round(float(v), 6) for c, v in zip(CLASSES, p)},
+                    "prediction": CLASSES[top],
+                    "confidence": round(float(p[top]), 6),
+                    "uncertain": bool(p[top] < self.classifier.uncertain_below or not crop.used_mask or unusual[i]),
+                    "unlike_training_images": None if unusual[i] is None else bool(unusual[i]),
+                    "novelty_score": None if novelty is None else round(float(novelty[i]), 2),
+                    "melanoma_referral": None if referral is None else bool(flagged_on[i, mel] >= referral),
+                    "melanoma_referral_threshold": referral,
+                    "metadata_used": fields,
+                    "lesion_found": bool(crop.used_mask),
+                    "crop_note": crop.reason,
+                    "mask": mask,
+                }
+            )
         return results
-

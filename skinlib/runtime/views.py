@@ -40,8 +40,9 @@ def check_scales(scales) -> tuple[float, ...]:
     """Scales as a tuple of floats in [0.5, 2]; an empty or out-of-range list is an error that says so."""
     values = tuple(float(s) for s in scales)
     if not values or any(not (0.5 <= s <= 2.0) for s in values):
-        raise ValueError(f"TTA scales must be 1 or more numbers between 0.5 and 2 (1 = the crop as it is), "
-                         f"got {list(scales)}")
+        raise ValueError(
+            f"TTA scales must be 1 or more numbers between 0.5 and 2 (1 = the crop as it is), got {list(scales)}"
+        )
     return values
 
 
@@ -63,8 +64,9 @@ def zoom(images: np.ndarray, scale: float) -> np.ndarray:
     before = (size - side) // 2
     after = size - side - before
     shrunk = [cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA) for image in images]
-    return np.stack([cv2.copyMakeBorder(image, before, after, before, after, cv2.BORDER_REFLECT_101)
-                     for image in shrunk])
+    return np.stack(
+        [cv2.copyMakeBorder(image, before, after, before, after, cv2.BORDER_REFLECT_101) for image in shrunk]
+    )
 
 
 def tta_views(inputs: np.ndarray, scales=DEFAULT_SCALES, augmented: bool = False) -> np.ndarray:
@@ -75,8 +77,9 @@ def tta_views(inputs: np.ndarray, scales=DEFAULT_SCALES, augmented: bool = False
         if check_scales(scales or DEFAULT_SCALES) != DEFAULT_SCALES:
             raise ValueError("augmented TTA views draw their own turns and zooms: leave the scales out")
         return augmented_views(inputs)
-    return np.concatenate([dihedral(zoom(inputs, scale), view)
-                           for scale in check_scales(scales) for view in range(len(DIHEDRAL))])
+    return np.concatenate(
+        [dihedral(zoom(inputs, scale), view) for scale in check_scales(scales) for view in range(len(DIHEDRAL))]
+    )
 
 
 def view_count(scales=DEFAULT_SCALES, augmented: bool = False) -> int:
@@ -113,6 +116,7 @@ def _augment_batch(height: int, width: int):
     (~0.3 s) every time `predict` is asked for one image."""
     import tensorflow as tf
 
+    # deferred: loads TensorFlow
     from ..data.tfdata import Augmentation
 
     augmentation = Augmentation()
@@ -120,8 +124,7 @@ def _augment_batch(height: int, width: int):
     @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32), tf.TensorSpec((2,), tf.int64)])
     def augment(images, seed_pair):
         blank = tf.zeros_like(images[0, ..., :1])
-        return tf.map_fn(lambda image: augmentation(image, blank, seed_pair)[0], images,
-                         fn_output_signature=tf.float32)
+        return tf.map_fn(lambda image: augmentation(image, blank, seed_pair)[0], images, fn_output_signature=tf.float32)
 
     return augment
 

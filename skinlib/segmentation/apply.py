@@ -56,13 +56,21 @@ def pair_images_and_masks(images_dir, masks_dir) -> tuple[list[Path], list[Path]
     for folder, what in ((images_dir, "images"), (masks_dir, "masks")):
         if not folder.is_dir():
             raise DataError(f"{what} folder {folder} does not exist.")
-    images = {p.stem: p for p in sorted(images_dir.iterdir())
-              if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(MASK_SUFFIX)}
-    masks = {p.stem[: -len(MASK_SUFFIX)]: p for p in sorted(masks_dir.iterdir())
-             if p.stem.endswith(MASK_SUFFIX) and p.suffix.lower() in IMAGE_SUFFIXES}
+    images = {
+        p.stem: p
+        for p in sorted(images_dir.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(MASK_SUFFIX)
+    }
+    masks = {
+        p.stem[: -len(MASK_SUFFIX)]: p
+        for p in sorted(masks_dir.iterdir())
+        if p.stem.endswith(MASK_SUFFIX) and p.suffix.lower() in IMAGE_SUFFIXES
+    }
     paired = sorted(set(images) & set(masks))
     if not paired:
-        raise DataError(f"no image in {images_dir} has a mask named <image_id>{MASK_SUFFIX}.png in {masks_dir} "
-                        f"({len(images)} images, {len(masks)} masks found).")
+        raise DataError(
+            f"no image in {images_dir} has a mask named <image_id>{MASK_SUFFIX}.png in {masks_dir} "
+            f"({len(images)} images, {len(masks)} masks found)."
+        )
     unmatched = sorted(set(images) - set(masks))
     return [images[i] for i in paired], [masks[i] for i in paired], unmatched

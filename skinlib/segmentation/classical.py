@@ -34,8 +34,17 @@ CHANNELS = ("gray", "red", "green", "blue", "lab_l", "hsv_v", "xyz_z", "lab_b_in
 
 #: Names of the intermediates `classical_steps` returns, in pipeline order.
 STEP_NAMES = (
-    "image", "hair", "hair_removed", "channel", "smoothed", "field_of_view",
-    "threshold", "cleaned", "lesion_component", "filled", "mask",
+    "image",
+    "hair",
+    "hair_removed",
+    "channel",
+    "smoothed",
+    "field_of_view",
+    "threshold",
+    "cleaned",
+    "lesion_component",
+    "filled",
+    "mask",
 )
 
 
@@ -241,8 +250,12 @@ def threshold_dark(channel: np.ndarray, fov: np.ndarray, params: ClassicalParams
         block = max(3, scaled_size(params.adaptive_block, channel.shape, params))
         # fill the vignette with the median skin value so that it does not darken the local means
         filled = np.where(fov, channel, np.uint8(np.median(channel[fov]))).astype(np.uint8)
-        dark = cv2.adaptiveThreshold(filled, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV,
-                                     block, params.adaptive_c) > 0
+        dark = (
+            cv2.adaptiveThreshold(
+                filled, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, params.adaptive_c
+            )
+            > 0
+        )
     return dark & fov
 
 
@@ -333,8 +346,11 @@ def classical_steps(image: np.ndarray, params: ClassicalParams = ClassicalParams
     steps["smoothed"] = smooth(steps["channel"], scaled_size(params.blur_kernel, shape, params))
     steps["field_of_view"] = field_of_view(work, params.vignette_level)
     steps["threshold"] = threshold_dark(steps["smoothed"], steps["field_of_view"], params)
-    steps["cleaned"] = clean_mask(steps["threshold"], scaled_size(params.open_kernel, shape, params),
-                                  scaled_size(params.close_kernel, shape, params))
+    steps["cleaned"] = clean_mask(
+        steps["threshold"],
+        scaled_size(params.open_kernel, shape, params),
+        scaled_size(params.close_kernel, shape, params),
+    )
     steps["lesion_component"] = select_lesion(steps["cleaned"], steps["field_of_view"], params)
     steps["filled"] = fill_holes(steps["lesion_component"]) if params.fill_holes else steps["lesion_component"]
     steps["mask"] = resize_mask(steps["filled"], original.shape[:2])

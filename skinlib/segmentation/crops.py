@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.images import fit_size, read_image
 from ..data.tfdata import default_cache_dir
+from .postprocess import lesion_crop
 
 SOURCES = ("crop", "full")
 
@@ -29,14 +30,20 @@ def _key(frame, size, source, margin, segmenter_name, weights_file) -> str:
     return digest.hexdigest()[:20]
 
 
-def make_stage2_inputs(frame: pd.DataFrame, size: int = 224, source: str = "crop", segmenter=None,
-                       margin: float = 0.25, batch_size: int = 32, cache: bool | str | Path = False,
-                       progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+def make_stage2_inputs(
+    frame: pd.DataFrame,
+    size: int = 224,
+    source: str = "crop",
+    segmenter=None,
+    margin: float = 0.25,
+    batch_size: int = 32,
+    cache: bool | str | Path = False,
+    progress: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Square uint8 inputs (N, size, size, 3) for the classifier, and a table of how each was made.
 
     The table has `image_id`, `used_mask` and `reason` (why a crop fell back to the full image).
     """
-    from .postprocess import lesion_crop
 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
@@ -50,14 +57,16 @@ def make_stage2_inputs(frame: pd.DataFrame, size: int = 224, source: str = "crop
         cache_file = folder / f"stage2-{_key(frame, size, source, margin, name, weights)}.npz"
         if cache_file.is_file():
             stored = np.load(cache_file, allow_pickle=False)
-            info = pd.DataFrame({"image_id": stored["image_id"], "used_mask": stored["used_mask"],
-                                 "reason": stored["reason"]})
+            info = pd.DataFrame(
+                {"image_id": stored["image_id"], "used_mask": stored["used_mask"], "reason": stored["reason"]}
+            )
             return stored["images"], info
     paths = list(frame["image_path"])
     out = np.zeros((len(paths), size, size, 3), np.uint8)
     used, reasons = [], []
-    for start in tqdm(range(0, len(paths), batch_size), desc=f"stage-2 inputs ({source})", unit="batch",
-                      disable=not progress):
+    for start in tqdm(
+        range(0, len(paths), batch_size), desc=f"stage-2 inputs ({source})", unit="batch", disable=not progress
+    ):
         images = [read_image(p) for p in paths[start : start + batch_size]]
         masks = segmenter.segment(images, batch_size) if source == "crop" else [None] * len(images)
         for offset, (image, mask) in enumerate(zip(images, masks)):
@@ -73,7 +82,12 @@ def make_stage2_inputs(frame: pd.DataFrame, size: int = 224, source: str = "crop
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, images=out, image_id=info["image_id"].to_numpy(str), used_mask=info["used_mask"].to_numpy(),
-                 reason=info["reason"].to_numpy(str))
+        np.savez(
+            tmp,
+            images=out,
+            image_id=info["image_id"].to_numpy(str),
+            used_mask=info["used_mask"].to_numpy(),
+            reason=info["reason"].to_numpy(str),
+        )
         tmp.replace(cache_file)
     return out, info

@@ -62,9 +62,13 @@ def lesion_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     return float(np.linalg.norm(lab[mask].mean(axis=0) - lab[~mask].mean(axis=0)))
 
 
-def mask_problem(mask: np.ndarray, min_fraction: float = MIN_LESION_FRACTION,
-                 max_fraction: float = MAX_LESION_FRACTION, image: np.ndarray | None = None,
-                 min_contrast: float = MIN_LESION_CONTRAST) -> str:
+def mask_problem(
+    mask: np.ndarray,
+    min_fraction: float = MIN_LESION_FRACTION,
+    max_fraction: float = MAX_LESION_FRACTION,
+    image: np.ndarray | None = None,
+    min_contrast: float = MIN_LESION_CONTRAST,
+) -> str:
     """Why a mask should not be trusted for cropping, or "" when it is plausible.
 
     With the `image`, a mask whose region has the colour of its surroundings is refused too: a
@@ -80,13 +84,20 @@ def mask_problem(mask: np.ndarray, min_fraction: float = MIN_LESION_FRACTION,
     if image is not None:
         contrast = lesion_contrast(image, mask)
         if contrast < min_contrast:
-            return (f"no visible lesion: the masked region has the colour of its surroundings "
-                    f"(contrast {contrast:.1f} < {min_contrast:g})")
+            return (
+                f"no visible lesion: the masked region has the colour of its surroundings "
+                f"(contrast {contrast:.1f} < {min_contrast:g})"
+            )
     return ""
 
 
-def lesion_crop(image: np.ndarray, mask: np.ndarray, margin: float = 0.25, min_fraction: float = MIN_LESION_FRACTION,
-                max_fraction: float = MAX_LESION_FRACTION) -> Crop:
+def lesion_crop(
+    image: np.ndarray,
+    mask: np.ndarray,
+    margin: float = 0.25,
+    min_fraction: float = MIN_LESION_FRACTION,
+    max_fraction: float = MAX_LESION_FRACTION,
+) -> Crop:
     """A square crop around the lesion's bounding box, widened by `margin` (a fraction of its side).
 
     Regions outside the photo are filled by edge reflection, so the crop keeps its square shape.

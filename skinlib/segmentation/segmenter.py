@@ -11,10 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import fit_size, unfit_size
+from ..data.errors import DataError
+from ..data.images import fit_size, read_image, read_mask, unfit_size
+from ..evaluation.segmentation import dice, iou, segmentation_scores
+from ..models.folder import ModelFolder
+from ..models.inference import predict_in_batches
+from ..shipped import UNET
 from .classical import ClassicalParams, segment_classical
 from .postprocess import postprocess_mask
-from ..shipped import UNET
 
 DEFAULT_UNET = UNET
 
@@ -31,23 +35,28 @@ class UNetSegmenter:
     weights_file: Path | None = None
 
     @classmethod
-    def load(cls, folder: str | Path = DEFAULT_UNET) -> "UNetSegmenter":
-        from ..models.folder import ModelFolder
+    def load(cls, folder: str | Path = DEFAULT_UNET) -> UNetSegmenter:
+        # deferred: loads Keras
         from ..models.storage import load_compact_weights
         from .unet import build_unet
 
         folder = Path(folder)
         spec = ModelFolder(folder, "unet").read_spec()
-        model = build_unet((*spec.image_size, 3), encoder=spec.encoder, encoder_weights=None,
-                           decoder_filters=spec.decoder_filters)
+        model = build_unet(
+            (*spec.image_size, 3), encoder=spec.encoder, encoder_weights=None, decoder_filters=spec.decoder_filters
+        )
         load_compact_weights(model, folder / spec.weights)
-        return cls(model=model, image_size=spec.image_size, fit=spec.fit, threshold=spec.threshold,
-                   weights_file=folder / spec.weights)
+        return cls(
+            model=model,
+            image_size=spec.image_size,
+            fit=spec.fit,
+            threshold=spec.threshold,
+            weights_file=folder / spec.weights,
+        )
 
     def probabilities(self, images: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Lesion probability maps at each image's own size."""
         batch = np.stack([fit_size(image, self.image_size, self.fit) for image in images]).astype(np.float32)
-        from ..models.inference import predict_in_batches
 
         maps = predict_in_batches(self.model, batch, batch_size)[..., 0]
         return [unfit_size(m, image.shape[:2], self.fit) for m, image in zip(maps, images)]
@@ -86,24 +95,27 @@ def evaluate_segmenter(segmenter, image_paths, mask_paths, batch_size: int = 32,
     """
     from tqdm.auto import tqdm
 
-    from ..data.errors import DataError
-    from ..data.images import read_image, read_mask
-    from ..evaluation.segmentation import dice, iou, segmentation_scores
-
     image_paths, mask_paths = [Path(p) for p in image_paths], [Path(p) for p in mask_paths]
     preds, trues, names = [], [], []
-    for start in tqdm(range(0, len(image_paths), batch_size), desc=f"segmenting ({segmenter.name})", unit="batch",
-                      disable=not progress):
+    for start in tqdm(
+        range(0, len(image_paths), batch_size),
+        desc=f"segmenting ({segmenter.name})",
+        unit="batch",
+        disable=not progress,
+    ):
         images = [read_image(p) for p in image_paths[start : start + batch_size]]
         masks = [read_mask(p, strict=True) for p in mask_paths[start : start + batch_size]]
         for image, mask, path in zip(images, masks, mask_paths[start : start + batch_size]):
             if image.shape[:2] != mask.shape:
-                raise DataError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                                f"{image.shape[1]}x{image.shape[0]}; masks must match their image's size.")
+                raise DataError(
+                    f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                    f"{image.shape[1]}x{image.shape[0]}; masks must match their image's size."
+                )
         preds += segmenter.segment(images, batch_size)
         trues += masks
         names += [p.stem for p in image_paths[start : start + batch_size]]
     summary = segmentation_scores(preds, trues)
-    summary["per_image"] = {n: {"dice": round(dice(p, t), 4), "iou": round(iou(p, t), 4)}
-                            for n, p, t in zip(names, preds, trues)}
+    summary["per_image"] = {
+        n: {"dice": round(dice(p, t), 4), "iou": round(iou(p, t), 4)} for n, p, t in zip(names, preds, trues)
+    }
     return summary

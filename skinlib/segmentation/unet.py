@@ -38,10 +38,12 @@ def plain_encoder(inputs, base_filters: int = 16):
 
 def lite0_encoder(inputs, weights="imagenet"):
     """EfficientNet-Lite0 feature maps at strides 2..32 (ImageNet weights make the U-Net learn faster)."""
+    # deferred: loads Keras
     from ..models.efficientnet_lite import FEATURE_LAYERS, STAGE_OUTPUTS, EfficientNetLite0
 
-    backbone = EfficientNetLite0(input_shape=tuple(inputs.shape[1:]), include_top=False, weights=weights,
-                                 name="encoder")
+    backbone = EfficientNetLite0(
+        input_shape=tuple(inputs.shape[1:]), include_top=False, weights=weights, name="encoder"
+    )
     names = {**FEATURE_LAYERS, 32: STAGE_OUTPUTS[7]}  # 320 channels at stride 32, not the 1280 head
     # A list, not a dict keyed by stride: a .keras file stores dict keys as text and flattens them sorted ("16" <
     # "2"), so a reloaded U-Net (skinlib export) would wire the wrong skip into each decoder level.
@@ -50,8 +52,14 @@ def lite0_encoder(inputs, weights="imagenet"):
     return dict(zip(strides, extractor(inputs)))
 
 
-def build_unet(input_shape=(96, 128, 3), encoder: str = "lite0", encoder_weights="imagenet",
-               decoder_filters=(128, 64, 32, 24, 16), base_filters: int = 16, name: str = "unet") -> keras.Model:
+def build_unet(
+    input_shape=(96, 128, 3),
+    encoder: str = "lite0",
+    encoder_weights="imagenet",
+    decoder_filters=(128, 64, 32, 24, 16),
+    base_filters: int = 16,
+    name: str = "unet",
+) -> keras.Model:
     """Build the U-Net. `decoder_filters` are the widths at strides 16, 8, 4, 2 and 1."""
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, not {encoder!r}")

@@ -13,16 +13,23 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from ..data import CLASSES, class_weights, load_split_frame
+from ..evaluation.calibration import apply_temperature, fit_temperature, loss_prior
+from ..evaluation.classification import balanced_accuracy, classification_report_dict
+from ..evaluation.referral import REFERRAL_SENSITIVITY, referral_record
 from ..models.folder import ClassifierSpec, ClassPriorSpec, ModelFolder, ReferralSpec
-from .recipe import LOSSES, ClassifierConfig, parse_phases
+from ..runtime import StageTwo
+from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
 from .features import FeatureSequence, cached_extract, image_digest, split_model
+from .recipe import LOSSES, ClassifierConfig
+from .recipes import config_from_metrics as read
+
 
 def make_strategy(name: str | None):
     """The `tf.distribute` strategy to train under: several GPUs or CPUs scale with TensorFlow's own engine."""
@@ -38,20 +45,24 @@ def make_strategy(name: str | None):
 def _subset(frame, name, limit, seed):
     part = frame[frame["split"] == name]
     if limit is not None and limit < len(part):
-        picked = part.groupby("dx", group_keys=False).apply(
-            lambda g: g.sample(n=max(1, round(limit * len(g) / len(part))), random_state=seed)).index
+        picked = (
+            part.groupby("dx", group_keys=False)
+            .apply(lambda g: g.sample(n=max(1, round(limit * len(g) / len(part))), random_state=seed))
+            .index
+        )
         part = part.loc[picked]  # by index: newer pandas drops the grouping column from apply's result
     return part.sort_values("image_id").reset_index(drop=True)
 
 
-def stage2_inputs(config: ClassifierConfig, splits=("train", "val", "test"), progress: bool = True,
-                  limit: int | None = None) -> dict:
+def stage2_inputs(
+    config: ClassifierConfig, splits=("train", "val", "test"), progress: bool = True, limit: int | None = None
+) -> dict:
     """Per split: (uint8 inputs N x S x S x 3, labels, frame) as stage 1 hands them to stage 2.
 
     `limit` (quick checks): a stratified sample of at most that many images of every split, test included.
     """
+    # deferred: loads TensorFlow
     from ..segmentation.crops import make_stage2_inputs
-    from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
 
     frame = load_split_frame(config.data_dir, config.split_path)
     segmenter = UNetSegmenter.load(config.segmenter_dir or DEFAULT_UNET) if config.source == "crop" else None
@@ -61,15 +72,20 @@ def stage2_inputs(config: ClassifierConfig, splits=("train", "val", "test"), pro
     out = {}
     for name in splits:
         part = _subset(frame, name, limits[name], config.seed)
-        images, info = make_stage2_inputs(part, config.image_size, config.source, segmenter, config.margin,
-                                          cache=config.cache, progress=progress)
-        out[name] = (images, part["label"].to_numpy(), part.assign(used_mask=info["used_mask"].to_numpy(),
-                                                                    crop_note=info["reason"].to_numpy()))
+        images, info = make_stage2_inputs(
+            part, config.image_size, config.source, segmenter, config.margin, cache=config.cache, progress=progress
+        )
+        out[name] = (
+            images,
+            part["label"].to_numpy(),
+            part.assign(used_mask=info["used_mask"].to_numpy(), crop_note=info["reason"].to_numpy()),
+        )
     return out
 
 
 def loss_class_weights(config: ClassifierConfig, train_labels) -> np.ndarray | None:
     """Each class's weight in the configured loss (from the training labels' counts); None: unweighted."""
+    # deferred: loads Keras
     from ..losses import focal_alpha_from_class_weights
 
     if config.loss not in LOSSES:
@@ -83,7 +99,6 @@ def loss_class_weights(config: ClassifierConfig, train_labels) -> np.ndarray | N
 def class_prior_spec(config: ClassifierConfig) -> dict:
     """The training mix and the mix the loss implied ({"training": [...], "model": [...]}, in `CLASSES` order)
     for a recipe, from its training split alone (no images read)."""
-    from ..evaluation.calibration import loss_prior
 
     train = _subset(load_split_frame(config.data_dir, config.split_path), "train", config.train_limit, config.seed)
     counts = np.bincount(train["label"].to_numpy(), minlength=len(CLASSES)).astype(np.float64)
@@ -91,13 +106,18 @@ def class_prior_spec(config: ClassifierConfig) -> dict:
         missing = [CLASSES[i] for i in np.flatnonzero(counts == 0)]
         raise ValueError(f"the training split has no image of {missing}: no class prior can be stated for them")
     model = loss_prior(counts, loss_class_weights(config, train["label"].to_numpy()))
-    return {"classes": list(CLASSES), "training": (counts / counts.sum()).tolist(), "model": model.tolist(),
-            "training_images": int(counts.sum()),
-            "model_from": f"training counts x the {config.loss} loss's class weights"}
+    return {
+        "classes": list(CLASSES),
+        "training": (counts / counts.sum()).tolist(),
+        "model": model.tolist(),
+        "training_images": int(counts.sum()),
+        "model_from": f"training counts x the {config.loss} loss's class weights",
+    }
 
 
 def make_loss(config: ClassifierConfig, train_labels):
     """The configured loss; class weighting comes from the training labels' counts."""
+    # deferred: loads Keras
     from ..losses import CategoricalFocalLoss, WeightedCategoricalCrossentropy
 
     alpha = loss_class_weights(config, train_labels)
@@ -127,7 +147,6 @@ class BalancedAccuracyCheckpoint(keras.callbacks.Callback):
         self.phase_best, self.misses = -np.inf, 0
 
     def on_epoch_end(self, epoch, logs=None):
-        from ..evaluation.classification import balanced_accuracy
 
         probs = self.model.predict(self.features, batch_size=256, verbose=0)
         score = balanced_accuracy(self.labels, probs)
@@ -171,8 +190,9 @@ def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 64) -> in
 
     Batch k updates the moving averages with momentum k / (k + 1), which makes them the running mean of the
     batches seen so far; the momentum is restored afterwards."""
-    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
-             and layer.trainable]
+    norms = [
+        layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
     saved = [layer.momentum for layer in norms]
     try:
         for k, start in enumerate(range(0, len(images), batch_size)):
@@ -194,16 +214,23 @@ def _all_layers(model):
 
 
 def build_for(config: ClassifierConfig):
+    # deferred: loads Keras
     from ..models.classifier import build_classifier
 
-    return build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
-                            backbone_weights=config.backbone_weights, attention=config.attention,
-                            dropout=config.dropout, colour_constancy=config.colour_constancy)
+    return build_classifier(
+        (config.image_size, config.image_size, 3),
+        backbone=config.backbone,
+        backbone_weights=config.backbone_weights,
+        attention=config.attention,
+        dropout=config.dropout,
+        colour_constancy=config.colour_constancy,
+    )
 
 
 def unfreeze(model, config: ClassifierConfig, stages: int) -> None:
     """Train the last `stages` backbone stages; a random backbone also learns their BatchNorm statistics,
     which mean nothing yet (see `set_trainable_blocks`)."""
+    # deferred: loads Keras
     from ..models.classifier import set_trainable_blocks
 
     set_trainable_blocks(model, stages, train_batchnorm=config.backbone_weights is None)
@@ -243,23 +270,34 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
     lower, upper = split_model(model, config.cache_at)
     cache_dir = None
     if config.cache:
+        # deferred: loads TensorFlow
         from ..data.tfdata import default_cache_dir
 
         cache_dir = default_cache_dir()
     key = feature_cache_key(config)
     train_x, train_y, _ = data["train"]
     val_x, val_y, _ = data["val"]
-    train_features = cached_extract(cache_dir, key + ("augment", image_digest(train_x), config.train_views,
-                                                      config.seed), lower, train_x, config.train_views, "augment",
-                                    seed=config.seed, progress=progress)
-    val_features = cached_extract(cache_dir, key + ("dihedral", image_digest(val_x), 1), lower, val_x, 1,
-                                  "dihedral", progress=progress)[0]
+    train_features = cached_extract(
+        cache_dir,
+        key + ("augment", image_digest(train_x), config.train_views, config.seed),
+        lower,
+        train_x,
+        config.train_views,
+        "augment",
+        seed=config.seed,
+        progress=progress,
+    )
+    val_features = cached_extract(
+        cache_dir, key + ("dihedral", image_digest(val_x), 1), lower, val_x, 1, "dihedral", progress=progress
+    )[0]
 
     def batches(phase):
         return FeatureSequence(train_features, train_y, len(CLASSES), config.batch_size, seed=config.seed + phase), {}
 
-    return (*_run_phases(config, run_dir, model, upper, batches, val_features, val_y, make_loss(config, train_y),
-                         progress), data)
+    return (
+        *_run_phases(config, run_dir, model, upper, batches, val_features, val_y, make_loss(config, train_y), progress),
+        data,
+    )
 
 
 def _train_end_to_end(config: ClassifierConfig, run_dir: Path, data: dict, model, progress: bool):
@@ -270,6 +308,7 @@ def _train_end_to_end(config: ClassifierConfig, run_dir: Path, data: dict, model
     row scored 1/7). End to end, nothing is frozen and nothing can be cached: each epoch costs a full forward
     and backward pass of the network on every training image.
     """
+    # deferred: loads TensorFlow
     from ..data.tfdata import make_dataset
 
     train_x, train_y, _ = data["train"]
@@ -277,19 +316,43 @@ def _train_end_to_end(config: ClassifierConfig, run_dir: Path, data: dict, model
     steps = int(np.ceil(len(train_x) / config.batch_size))
 
     sample = np.random.default_rng(config.seed).choice(len(train_x), min(len(train_x), BATCHNORM_SAMPLE), replace=False)
-    callbacks = [BatchNormRecalibration(train_x[np.sort(sample)], config.batch_size)] if config.backbone_weights is None \
-        else []  # pretrained BatchNorm stays frozen (`set_trainable_blocks`): nothing to recalibrate
+    callbacks = (
+        [BatchNormRecalibration(train_x[np.sort(sample)], config.batch_size)] if config.backbone_weights is None else []
+    )  # pretrained BatchNorm stays frozen (`set_trainable_blocks`): nothing to recalibrate
 
     def batches(phase):
         dataset = make_dataset(train_x, train_y, training=True, batch_size=config.batch_size, seed=config.seed + phase)
         return dataset.repeat(), {"steps_per_epoch": steps, "shuffle": False}  # the dataset shuffles itself
 
-    return (*_run_phases(config, run_dir, model, model, batches, val_x.astype(np.float32), val_y,
-                         make_loss(config, train_y), progress, callbacks), data)
+    return (
+        *_run_phases(
+            config,
+            run_dir,
+            model,
+            model,
+            batches,
+            val_x.astype(np.float32),
+            val_y,
+            make_loss(config, train_y),
+            progress,
+            callbacks,
+        ),
+        data,
+    )
 
 
-def _run_phases(config: ClassifierConfig, run_dir: Path, model, trainee, batches, val_inputs, val_y, loss,
-                progress: bool = True, callbacks=()):
+def _run_phases(
+    config: ClassifierConfig,
+    run_dir: Path,
+    model,
+    trainee,
+    batches,
+    val_inputs,
+    val_y,
+    loss,
+    progress: bool = True,
+    callbacks=(),
+):
     """The phases of `config`: unfreeze, compile `trainee` (the part that trains: the upper model on cached
     features, or the whole model), fit with a cosine learning rate, keep the best validation checkpoint.
 
@@ -312,11 +375,19 @@ def _run_phases(config: ClassifierConfig, run_dir: Path, model, trainee, batches
         schedule = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * steps, alpha=0.05)
         trainee.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
         checkpoint = BalancedAccuracyCheckpoint(val_inputs, val_y, run_dir, config.patience, best, full_model=model)
-        fit = trainee.fit(train_data, epochs=first_epoch + epochs, initial_epoch=first_epoch,
-                          verbose=2 if progress else 0, callbacks=[*callbacks, checkpoint], **fit_arguments)
+        fit = trainee.fit(
+            train_data,
+            epochs=first_epoch + epochs,
+            initial_epoch=first_epoch,
+            verbose=2 if progress else 0,
+            callbacks=[*callbacks, checkpoint],
+            **fit_arguments,
+        )
         best = checkpoint.best
-        history += [{"phase": phase, "epoch": first_epoch + i, **{k: float(v[i]) for k, v in fit.history.items()}}
-                    for i in range(len(fit.history["loss"]))]
+        history += [
+            {"phase": phase, "epoch": first_epoch + i, **{k: float(v[i]) for k, v in fit.history.items()}}
+            for i in range(len(fit.history["loss"]))
+        ]
         model.load_weights(str(run_dir / "best.weights.h5"))  # next phase starts from the best so far
         model.save_weights(str(done))
         _write_progress(run_dir, history, best, seconds_before + time.time() - started)
@@ -333,8 +404,11 @@ def _progress_so_far(run_dir: Path) -> tuple[list, float, float]:
     """
     history_path, best_path = run_dir / "history.json", run_dir / BEST_SCORE_FILE
     previous = json.loads(history_path.read_text()) if history_path.is_file() else {}
-    best = (json.loads(best_path.read_text())["val_balanced_accuracy"] if best_path.is_file()
-            else previous.get("best_val_balanced_accuracy", -np.inf))  # a run dir from before best.json
+    best = (
+        json.loads(best_path.read_text())["val_balanced_accuracy"]
+        if best_path.is_file()
+        else previous.get("best_val_balanced_accuracy", -np.inf)
+    )  # a run dir from before best.json
     return list(previous.get("history", [])), float(best), float(previous.get("train_seconds", 0.0))
 
 
@@ -355,6 +429,7 @@ def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, tem
 
     `models`: one Keras model, or the list of an ensemble's members (all of the same architecture).
     """
+    # deferred: loads Keras
     from ..models.storage import save_compact_weights
 
     models = list(models) if isinstance(models, (list, tuple)) else [models]
@@ -364,12 +439,21 @@ def export_classifier(models, config: ClassifierConfig, out_dir: str | Path, tem
     for model, name in zip(models, names):
         save_compact_weights(model, out_dir / name)
     ensemble = len(models) > 1
-    spec = ClassifierSpec(classes=CLASSES, backbone=config.backbone, attention=config.attention,
-                          colour_constancy=config.colour_constancy, dropout=config.dropout,
-                          image_size=config.image_size, source=config.source, margin=config.margin,
-                          temperature=temperature, weights=names[0], training_seed=config.seed,
-                          members=tuple(names) if ensemble else None,
-                          member_seeds=tuple(config.seed + i for i in range(len(models))) if ensemble else None)
+    spec = ClassifierSpec(
+        classes=CLASSES,
+        backbone=config.backbone,
+        attention=config.attention,
+        colour_constancy=config.colour_constancy,
+        dropout=config.dropout,
+        image_size=config.image_size,
+        source=config.source,
+        margin=config.margin,
+        temperature=temperature,
+        weights=names[0],
+        training_seed=config.seed,
+        members=tuple(names) if ensemble else None,
+        member_seeds=tuple(config.seed + i for i in range(len(models))) if ensemble else None,
+    )
     ModelFolder(out_dir, "classifier").write_spec(spec)
     return out_dir
 
@@ -392,8 +476,9 @@ def train_members(config: ClassifierConfig, run_dir, progress: bool = True):
         member = replace(config, seed=config.seed + index)
         if config.members > 1 and progress:
             print(f"ensemble member {index + 1}/{config.members} (seed {member.seed})", flush=True)
-        model, record, data = train_classifier(member, member_run_dir(run_dir, config, index), data=data,
-                                               progress=progress)
+        model, record, data = train_classifier(
+            member, member_run_dir(run_dir, config, index), data=data, progress=progress
+        )
         models.append(model)
         records.append({"seed": member.seed, **record})
     return models, records, data
@@ -404,7 +489,6 @@ PREDICTIONS_FILE = "predictions.npz"
 
 def save_predictions(path: Path, data: dict, results: dict, temperature: dict) -> Path:
     """Calibrated val/test probabilities (plain and TTA) per image: what paired comparisons of runs need."""
-    from ..evaluation.calibration import apply_temperature
 
     arrays = {}
     for (split, tta), (labels, probs) in results.items():
@@ -418,8 +502,9 @@ def save_predictions(path: Path, data: dict, results: dict, temperature: dict) -
     return path
 
 
-def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, command: str | None = None,
-                              progress: bool = True) -> dict:
+def train_and_ship_classifier(
+    config: ClassifierConfig, run_dir, out_dir, command: str | None = None, progress: bool = True
+) -> dict:
     """Train (every member of an ensemble), fit the temperature on val, export float16 weights, then score
     the *exported* model.
 
@@ -429,10 +514,6 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
     import platform
 
     import tensorflow as tf
-
-    from ..evaluation.calibration import apply_temperature, fit_temperature
-    from ..evaluation.classification import classification_report_dict
-    from ..runtime import StageTwo
 
     started = time.time()
     models, records, data = train_members(config, run_dir, progress=progress)
@@ -444,7 +525,9 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         for tta in (False, True):
             results[(split, tta)] = (labels, shipped.raw_probabilities(inputs, tta=tta))
     temperature = {tta: fit_temperature(*results[("val", tta)]) for tta in (False, True)}
-    calibrated = {key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()}
+    calibrated = {
+        key: (labels, apply_temperature(probs, temperature[key[1]])) for key, (labels, probs) in results.items()
+    }
     val_scores = {tta: classification_report_dict(*calibrated[("val", tta)]) for tta in (False, True)}
     use_tta = val_scores[True]["balanced_accuracy"] > val_scores[False]["balanced_accuracy"]
     try:
@@ -453,17 +536,23 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         referral = {"not_fitted": f"{error}; predict reports melanoma_referral = null"}
         warnings.warn(f"melanoma referral threshold not fitted: {error}", stacklevel=2)
     folder = ModelFolder(out_dir, "classifier")  # the weights are final; only the calibration and the flag are added
-    folder.write_spec(replace(
-        folder.read_spec(), temperature=temperature[False], temperature_tta=temperature[True],
-        tta_recommended=bool(use_tta),
-        melanoma_referral=None if "not_fitted" in referral else referral_spec(referral),
-        class_prior=ClassPriorSpec.from_dict(class_prior_spec(config))))  # for --prior (`skinlib fit-prior` scores it)
+    folder.write_spec(
+        replace(
+            folder.read_spec(),
+            temperature=temperature[False],
+            temperature_tta=temperature[True],
+            tta_recommended=bool(use_tta),
+            melanoma_referral=None if "not_fitted" in referral else referral_spec(referral),
+            class_prior=ClassPriorSpec.from_dict(class_prior_spec(config)),
+        )
+    )  # for --prior (`skinlib fit-prior` scores it)
     test = {}
     for tta in (False, True):
         labels, probs = results[("test", tta)]
         test["tta" if tta else "plain"] = classification_report_dict(*calibrated[("test", tta)])
         test["tta" if tta else "plain"]["ece_before_temperature"] = classification_report_dict(labels, probs)[
-            "expected_calibration_error"]
+            "expected_calibration_error"
+        ]
     save_predictions(Path(run_dir) / PREDICTIONS_FILE, data, results, temperature)
     crops_used = float(np.mean(data["test"][2]["used_mask"])) if config.source == "crop" else 0.0
     metrics = {
@@ -473,10 +562,22 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         "train_seconds": round(sum(r["train_seconds"] for r in records), 1),
         "best_val_balanced_accuracy_during_training": records[0]["best_val_balanced_accuracy"],
         "history": records[0]["history"],
-        **({"members": [{"seed": r["seed"], "train_seconds": r["train_seconds"],
-                         "best_val_balanced_accuracy_during_training": r["best_val_balanced_accuracy"],
-                         "epochs": len(r["history"]), **_member_val_scores(shipped, i, data)}
-                        for i, r in enumerate(records)]} if len(records) > 1 else {}),
+        **(
+            {
+                "members": [
+                    {
+                        "seed": r["seed"],
+                        "train_seconds": r["train_seconds"],
+                        "best_val_balanced_accuracy_during_training": r["best_val_balanced_accuracy"],
+                        "epochs": len(r["history"]),
+                        **_member_val_scores(shipped, i, data),
+                    }
+                    for i, r in enumerate(records)
+                ]
+            }
+            if len(records) > 1
+            else {}
+        ),
         "temperature": temperature[False],
         "temperature_tta": temperature[True],
         "tta_chosen_on_val": bool(use_tta),
@@ -484,8 +585,12 @@ def train_and_ship_classifier(config: ClassifierConfig, run_dir, out_dir, comman
         "test": test,
         "melanoma_referral": referral,
         "test_fraction_with_lesion_crop": crops_used,
-        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                        "keras": keras.__version__, "machine": platform.machine()},
+        "environment": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "machine": platform.machine(),
+        },
     }
     metrics["total_seconds"] = round(time.time() - started, 1)  # crops, features, training and scoring
     folder.write_metrics(metrics)
@@ -498,26 +603,28 @@ def referral_thresholds(calibrated: dict, sensitivity: float | None = None) -> d
     `calibrated`: {(split, tta): (labels, calibrated probabilities)} for split "val" (fit) and optionally
     "test" (scored once with the fixed threshold, for metrics.json). Returns {"plain": ..., "tta": ...}.
     """
-    from ..evaluation.referral import REFERRAL_SENSITIVITY, referral_record
 
     sensitivity = REFERRAL_SENSITIVITY if sensitivity is None else float(sensitivity)
     record = {}
     for tta in (False, True):
         test = calibrated.get(("test", tta), (None, None))
-        record["tta" if tta else "plain"] = referral_record(*calibrated[("val", tta)], sensitivity,
-                                                            test_labels=test[0], test_probs=test[1])
+        record["tta" if tta else "plain"] = referral_record(
+            *calibrated[("val", tta)], sensitivity, test_labels=test[0], test_probs=test[1]
+        )
     return record
 
 
 def referral_spec(record: dict) -> ReferralSpec:
     """The part of `referral_thresholds`'s record that model.json keeps: what predict needs, no scores."""
-    return ReferralSpec(target_sensitivity_on_val=record["plain"]["target_sensitivity_on_val"],
-                        threshold=record["plain"]["threshold"], threshold_tta=record["tta"]["threshold"])
+    return ReferralSpec(
+        target_sensitivity_on_val=record["plain"]["target_sensitivity_on_val"],
+        threshold=record["plain"]["threshold"],
+        threshold_tta=record["tta"]["threshold"],
+    )
 
 
 def _member_val_scores(ensemble, index: int, data: dict) -> dict:
     """One member's own validation balanced accuracy and macro AUC (uncalibrated: argmax and ranks only)."""
-    from ..evaluation.classification import classification_report_dict
 
     inputs, labels, _ = data["val"]
     report = classification_report_dict(labels, ensemble.member_probabilities(index, inputs))
@@ -529,7 +636,6 @@ def _member_val_scores(ensemble, index: int, data: dict) -> dict:
 
 def config_from_metrics(metrics_path, **overrides) -> ClassifierConfig:
     """The config a shipped model was trained with (its `metrics.json`), optionally changed: to retrain it."""
-    from .recipes import config_from_metrics as read
 
     return read(ClassifierConfig, metrics_path, **overrides)
 
@@ -541,19 +647,33 @@ def phase_plan(config: ClassifierConfig) -> list[dict]:
     whole network, trained end to end).
     Builds the model without ImageNet weights: only the shapes matter here.
     """
+    # deferred: loads Keras
     from ..models.classifier import build_classifier
 
-    model = build_classifier((config.image_size, config.image_size, 3), backbone=config.backbone,
-                             backbone_weights=None, attention=config.attention, dropout=config.dropout,
-                             colour_constancy=config.colour_constancy)
+    model = build_classifier(
+        (config.image_size, config.image_size, 3),
+        backbone=config.backbone,
+        backbone_weights=None,
+        attention=config.attention,
+        dropout=config.dropout,
+        colour_constancy=config.colour_constancy,
+    )
     upper = model if config.cache_at == END_TO_END else split_model(model, config.cache_at)[1]
     total = int(sum(np.prod(w.shape) for w in model.weights))
     rows = []
     for phase, (stages, epochs, rate) in enumerate(config.phases):
         unfreeze(model, config, stages)
         trainable = int(sum(np.prod(w.shape) for w in upper.trainable_weights))
-        rows.append({"phase": phase, "stages_unfrozen": int(stages), "epochs": int(epochs), "learning_rate": rate,
-                     "trainable_weights": trainable, "share_of_model": trainable / total})
+        rows.append(
+            {
+                "phase": phase,
+                "stages_unfrozen": int(stages),
+                "epochs": int(epochs),
+                "learning_rate": rate,
+                "trainable_weights": trainable,
+                "share_of_model": trainable / total,
+            }
+        )
     return rows
 
 
@@ -563,12 +683,16 @@ def train_and_score(config: ClassifierConfig, run_dir, data: dict | None = None,
     Returns the history, the validation report (`classification_report_dict`), the seconds taken and
     the stage-2 data, so several runs on the same images (e.g. one per loss) share crops and features.
     """
-    from ..evaluation.classification import classification_report_dict
 
     started = time.time()
     data = data or stage2_inputs(config, splits=("train", "val"), progress=progress)  # never the test split
     model, record, data = train_classifier(config, run_dir, data=data, progress=progress)
     val_x, val_y, _ = data["val"]
     probs = model.predict(val_x.astype(np.float32), batch_size=64, verbose=0)
-    return {"history": record["history"], "val": classification_report_dict(val_y, probs), "probs": probs,
-            "seconds": round(time.time() - started, 1), "data": data}
+    return {
+        "history": record["history"],
+        "val": classification_report_dict(val_y, probs),
+        "probs": probs,
+        "seconds": round(time.time() - started, 1),
+        "data": data,
+    }

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..runtime.views import dihedral
 
+
 def split_model(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras.Model]:
     """(lower, upper) sharing weights with `model`: image -> features -> probabilities."""
     features = model.get_layer(layer_name).output
@@ -25,16 +26,25 @@ def split_model(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras
 
 def _augmented_batches(images: np.ndarray, seed: int, batch_size: int):
     """Yield augmented float32 batches (flips, turns, affine, colour) of `images`, seeded."""
+    # deferred: loads TensorFlow
     from ..data.tfdata import make_dataset
 
-    data = make_dataset(images, labels=np.zeros(len(images), np.int64), training=True, batch_size=batch_size,
-                        seed=seed, shuffle=False)
+    data = make_dataset(
+        images, labels=np.zeros(len(images), np.int64), training=True, batch_size=batch_size, seed=seed, shuffle=False
+    )
     for x, _ in data:
         yield x.numpy()
 
 
-def extract(lower: keras.Model, images: np.ndarray, views: int, mode: str, seed: int = 0, batch_size: int = 64,
-            progress: bool = True) -> np.ndarray:
+def extract(
+    lower: keras.Model,
+    images: np.ndarray,
+    views: int,
+    mode: str,
+    seed: int = 0,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> np.ndarray:
     """Features of `views` views of every image, shape (views, N, h, w, c), float16.
 
     `mode="augment"`: random training augmentations (view v uses seed `seed + v`).
@@ -49,8 +59,9 @@ def extract(lower: keras.Model, images: np.ndarray, views: int, mode: str, seed:
         if mode == "augment":
             batches = _augmented_batches(images, seed + view, batch_size)
         else:
-            batches = (dihedral(images[i : i + batch_size], view).astype(np.float32)
-                       for i in range(0, len(images), batch_size))
+            batches = (
+                dihedral(images[i : i + batch_size], view).astype(np.float32) for i in range(0, len(images), batch_size)
+            )
         start = 0
         for batch in batches:
             out[view, start : start + len(batch)] = lower(batch, training=False).numpy().astype(np.float16)
@@ -84,8 +95,16 @@ def image_digest(images: np.ndarray) -> str:
 class FeatureSequence(keras.utils.PyDataset):
     """Batches of cached features: each epoch every image appears once, through a random one of its views."""
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int = 64,
-                 seed: int = 0, shuffle: bool = True, **kwargs):
+    def __init__(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        num_classes: int,
+        batch_size: int = 64,
+        seed: int = 0,
+        shuffle: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.features, self.labels = features, np.asarray(labels)
         self.num_classes, self.batch_size, self.shuffle = num_classes, batch_size, shuffle

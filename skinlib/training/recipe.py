@@ -55,7 +55,7 @@ DEFAULTS = ClassifierConfig()
 
 
 def parse_phases(text: str) -> tuple:
-    """"0:4:1e-3,2:6:3e-4" -> ((0, 4, 0.001), (2, 6, 0.0003)): stages unfrozen, epochs, learning rate."""
+    """ "0:4:1e-3,2:6:3e-4" -> ((0, 4, 0.001), (2, 6, 0.0003)): stages unfrozen, epochs, learning rate."""
     try:
         return tuple((int(s), int(e), float(r)) for s, e, r in (part.split(":") for part in text.split(",")))
     except ValueError:
@@ -103,24 +103,52 @@ RECIPE_FLAGS = (
     RecipeFlag("--size", "image_size", "square input size", int, metavar="PIXELS"),
     RecipeFlag("--source", "source", "lesion crop (from the U-Net mask) or the full image", choices=SOURCES),
     RecipeFlag("--loss", "loss", "focal loss, class-weighted or plain cross-entropy", choices=LOSSES),
-    RecipeFlag("--no-attention", "attention", "global pooling straight after the backbone, no CBAM",
-               switch_to=False),
-    RecipeFlag("--colour-constancy", "colour_constancy", "divide out each image's illuminant first (Shades of "
-               "Gray, p=6; part of the model, so predict and evaluate apply it too)", switch_to=True),
-    RecipeFlag("--backbone", "backbone", "ImageNet backbone: lite0, lite2 (wider and deeper, about twice the "
-               "compute) or efficientnetb0 (its weights need the network or a local file)", choices=BACKBONES),
+    RecipeFlag("--no-attention", "attention", "global pooling straight after the backbone, no CBAM", switch_to=False),
+    RecipeFlag(
+        "--colour-constancy",
+        "colour_constancy",
+        "divide out each image's illuminant first (Shades of "
+        "Gray, p=6; part of the model, so predict and evaluate apply it too)",
+        switch_to=True,
+    ),
+    RecipeFlag(
+        "--backbone",
+        "backbone",
+        "ImageNet backbone: lite0, lite2 (wider and deeper, about twice the "
+        "compute) or efficientnetb0 (its weights need the network or a local file)",
+        choices=BACKBONES,
+    ),
     RecipeFlag("--random-init", "backbone_weights", "no ImageNet weights (ablation)"),
     RecipeFlag("--views", "train_views", "augmented views per training image to cache", int, metavar="N"),
-    RecipeFlag("--cache-at", "cache_at", "backbone layer whose output is cached; only the stages above it can be "
-               "trained; none: nothing cached, every stage trains end to end on freshly augmented crops (about "
-               "100 s an epoch at 128 px on 2 CPU cores)", choices=CACHE_POINTS),
-    RecipeFlag("--phases", "phases", "last stages unfrozen, epochs and learning rate per phase",
-               metavar="STAGES:EPOCHS:RATE,..."),
-    RecipeFlag("--patience", "patience", "stop a phase after this many epochs without beating its best validation "
-               "balanced accuracy", int, metavar="EPOCHS"),
+    RecipeFlag(
+        "--cache-at",
+        "cache_at",
+        "backbone layer whose output is cached; only the stages above it can be "
+        "trained; none: nothing cached, every stage trains end to end on freshly augmented crops (about "
+        "100 s an epoch at 128 px on 2 CPU cores)",
+        choices=CACHE_POINTS,
+    ),
+    RecipeFlag(
+        "--phases",
+        "phases",
+        "last stages unfrozen, epochs and learning rate per phase",
+        metavar="STAGES:EPOCHS:RATE,...",
+    ),
+    RecipeFlag(
+        "--patience",
+        "patience",
+        "stop a phase after this many epochs without beating its best validation balanced accuracy",
+        int,
+        metavar="EPOCHS",
+    ),
     RecipeFlag("--seed", "seed", "every random choice of the run", int),
-    RecipeFlag("--members", "members", "train N models (seeds SEED..SEED+N-1) and ship them as one ensemble that "
-               "averages their probabilities", int, metavar="N"),
+    RecipeFlag(
+        "--members",
+        "members",
+        "train N models (seeds SEED..SEED+N-1) and ship them as one ensemble that averages their probabilities",
+        int,
+        metavar="N",
+    ),
     RecipeFlag("--train-limit", "train_limit", "a per-class sample of at most N training images", int, metavar="N"),
     RecipeFlag("--val-limit", "val_limit", "a per-class sample of at most N validation images", int, metavar="N"),
 )
@@ -150,11 +178,16 @@ def recipe_flags(config: ClassifierConfig) -> list[str]:
     """The train-classifier flags that train `config`: one for every recipe field that differs from the
     default. `config_from_options` of these flags gives `config` back (tested)."""
     flagged = {spec.field for spec in RECIPE_FLAGS}
-    unsayable = [name for name in recipe_fields()
-                 if name not in flagged and not _same(getattr(config, name), getattr(DEFAULTS, name))]
+    unsayable = [
+        name
+        for name in recipe_fields()
+        if name not in flagged and not _same(getattr(config, name), getattr(DEFAULTS, name))
+    ]
     if unsayable:
-        raise ValueError(f"no train-classifier flag sets {', '.join(unsayable)}; change its default in "
-                         "ClassifierConfig or add a flag to RECIPE_FLAGS")
+        raise ValueError(
+            f"no train-classifier flag sets {', '.join(unsayable)}; change its default in "
+            "ClassifierConfig or add a flag to RECIPE_FLAGS"
+        )
     flags = []
     for spec in RECIPE_FLAGS:
         value = getattr(config, spec.field)

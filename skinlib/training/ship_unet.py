@@ -9,6 +9,7 @@ from dataclasses import asdict
 from ..data import load_split_frame
 from ..models.folder import ModelFolder
 from ..segmentation.segmenter import ClassicalSegmenter, UNetSegmenter, evaluate_segmenter
+from .unet import export_unet, train_unet
 
 
 def split_scores(segmenter, frame, split: str, progress: bool = True) -> dict:
@@ -28,8 +29,6 @@ def train_and_ship_unet(config, run_dir, out_dir, command: str | None = None, pr
     import keras
     import tensorflow as tf
 
-    from .unet import export_unet, train_unet
-
     started = time.time()
     model, history = train_unet(config, run_dir, progress=progress)
     train_seconds = time.time() - started
@@ -47,8 +46,12 @@ def train_and_ship_unet(config, run_dir, out_dir, command: str | None = None, pr
         "test": split_scores(shipped, frame, "test", progress),
         "classical_test": split_scores(ClassicalSegmenter(), frame, "test", progress),
         "evaluated_at": "each mask's own resolution (200x150 for ../shared data), after post-processing",
-        "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                        "keras": keras.__version__, "machine": platform.machine()},
+        "environment": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "machine": platform.machine(),
+        },
     }
     ModelFolder(out_dir, "unet").write_metrics(metrics)
     return metrics

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_split_frame
+from ..models.folder import WEIGHTS_FILE, ModelFolder, UNetSpec
+from .recipes import config_from_metrics
 
 
 @dataclass
@@ -51,14 +53,16 @@ def _subset(frame, name: str, limit: int | None, seed: int):
 
 def load_segmentation_data(config: UNetConfig, progress: bool = True):
     """Train and validation arrays (images, masks) of the shared split at the configured size."""
+    # deferred: loads TensorFlow
     from ..data.tfdata import load_arrays
 
     frame = load_split_frame(config.data_dir, config.split_path)
     parts = {}
     for name, limit in (("train", config.train_limit), ("val", config.val_limit)):
         subset = _subset(frame, name, limit, config.seed)
-        parts[name] = load_arrays(subset, config.image_size, config.fit, with_masks=True, progress=progress,
-                                  cache=config.cache)
+        parts[name] = load_arrays(
+            subset, config.image_size, config.fit, with_masks=True, progress=progress, cache=config.cache
+        )
     return parts
 
 
@@ -66,8 +70,13 @@ def _callbacks(run_dir: Path, phase: str, patience: int, progress: bool):
     import keras
 
     return [
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_dice", mode="max",
-                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.weights.h5"),
+            monitor="val_dice",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience, restore_best_weights=False),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.BackupAndRestore(str(run_dir / f"backup-{phase}")),
@@ -93,6 +102,7 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
     import keras
     import pandas as pd
 
+    # deferred: loads TensorFlow
     from ..data.tfdata import make_dataset
     from ..losses import DiceBCELoss
     from ..segmentation.unet import DiceScore, IoUScore, ThresholdedJaccard, build_unet
@@ -102,11 +112,16 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     keras.utils.set_random_seed(config.seed)
     data = load_segmentation_data(config, progress)
-    train = make_dataset(data["train"][0], masks=data["train"][1], training=True, batch_size=config.batch_size,
-                         seed=config.seed)
+    train = make_dataset(
+        data["train"][0], masks=data["train"][1], training=True, batch_size=config.batch_size, seed=config.seed
+    )
     val = make_dataset(data["val"][0], masks=data["val"][1], training=False, batch_size=32)
-    model = build_unet((*config.image_size, 3), encoder=config.encoder, encoder_weights=config.encoder_weights,
-                       decoder_filters=config.decoder_filters)
+    model = build_unet(
+        (*config.image_size, 3),
+        encoder=config.encoder,
+        encoder_weights=config.encoder_weights,
+        decoder_filters=config.decoder_filters,
+    )
     metrics = lambda: [DiceScore(config.threshold), IoUScore(config.threshold), ThresholdedJaccard(config.threshold)]  # noqa: E731
     verbose = 1 if progress else 0
     started = time.time()
@@ -119,8 +134,14 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
             model.get_layer("encoder").trainable = False
             model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=DiceBCELoss(), metrics=metrics())
             # shuffle=False: `train` is a tf.data pipeline that shuffles itself (Keras warns otherwise).
-            model.fit(train, validation_data=val, epochs=config.frozen_epochs, verbose=verbose, shuffle=False,
-                      callbacks=_callbacks(run_dir, "frozen", config.patience, progress))
+            model.fit(
+                train,
+                validation_data=val,
+                epochs=config.frozen_epochs,
+                verbose=verbose,
+                shuffle=False,
+                callbacks=_callbacks(run_dir, "frozen", config.patience, progress),
+            )
             model.save_weights(str(phase1_done))
         model.get_layer("encoder").trainable = True
         first_epoch, rate = config.frozen_epochs, config.fine_tune_learning_rate
@@ -134,9 +155,15 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=DiceBCELoss(), metrics=metrics())
         callbacks = _callbacks(run_dir, "fine-tune", config.patience, progress)
         callbacks[0].best = _best_so_far(run_dir)  # only replace phase 1's checkpoint with a better one
-        model.fit(train, validation_data=val, initial_epoch=first_epoch, epochs=config.epochs, verbose=verbose,
-                  shuffle=False,
-                  callbacks=callbacks)
+        model.fit(
+            train,
+            validation_data=val,
+            initial_epoch=first_epoch,
+            epochs=config.epochs,
+            verbose=verbose,
+            shuffle=False,
+            callbacks=callbacks,
+        )
     model.load_weights(str(run_dir / "best.weights.h5"))
     history = pd.read_csv(run_dir / "history.csv")
     (run_dir / "timing.json").write_text(json.dumps({"train_seconds": round(time.time() - started, 1)}) + "\n")
@@ -145,21 +172,27 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
 
 def export_unet(model, config: UNetConfig, out_dir: str | Path) -> Path:
     """Write a shipped model folder: `model.json` + float16 `weights.npz`."""
-    from ..models.folder import WEIGHTS_FILE, ModelFolder, UNetSpec
+    # deferred: loads Keras
     from ..models.storage import save_compact_weights
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_compact_weights(model, out_dir / WEIGHTS_FILE)
-    spec = UNetSpec(encoder=config.encoder, image_size=tuple(config.image_size), fit=config.fit,
-                    decoder_filters=tuple(config.decoder_filters), threshold=config.threshold, weights=WEIGHTS_FILE,
-                    split_seed_file="skinlib/resources/ham10000_split.json", training_seed=config.seed)
+    spec = UNetSpec(
+        encoder=config.encoder,
+        image_size=tuple(config.image_size),
+        fit=config.fit,
+        decoder_filters=tuple(config.decoder_filters),
+        threshold=config.threshold,
+        weights=WEIGHTS_FILE,
+        split_seed_file="skinlib/resources/ham10000_split.json",
+        training_seed=config.seed,
+    )
     ModelFolder(out_dir, "unet").write_spec(spec)
     return out_dir
 
 
 def unet_config_from_metrics(metrics_path, **overrides) -> UNetConfig:
     """The config a shipped U-Net was trained with (its `metrics.json`), optionally changed: to retrain it."""
-    from .recipes import config_from_metrics
 
     return config_from_metrics(UNetConfig, metrics_path, **overrides)

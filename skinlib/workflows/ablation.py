@@ -20,9 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import CLASSES
-from ..models.folder import ModelFolder
+from ..data import CLASSES, lesion_ids, load_split_frame, read_split
+from ..evaluation.calibration import fit_temperature
+from ..evaluation.report import detectable_gain, headline_scores, paired_gains, units_to_detect
+from ..models.folder import METRICS_FILE, SPEC_FILE, ModelFolder
+from ..models.metadata_prior import MetadataPrior
+from ..runtime import StageTwo
+from ..runtime.views import describe_views
 from ..training.classifier import PREDICTIONS_FILE
+from ..training.recipe import NOT_RECIPE, ClassifierConfig, recipe_flags
+from .metadata_fusion import SPLITS, fusion_record, training_frame
 
 #: The baseline recipe: how it differs from `ClassifierConfig`'s defaults (smaller input, cache lower, three phases).
 BASELINE_CHANGES = {"image_size": 128, "cache_at": "stage3_out", "phases": ((0, 3, 1e-3), (2, 4, 5e-4), (4, 8, 2e-4))}
@@ -45,7 +52,6 @@ class AblationRow:
     scale_note: str = ""
     why_more_changes: str = ""  # a row changes one thing; one that needs several fields for it says why
 
-
     @property
     def has_own_predictions(self) -> bool:
         """False only for the plain TTA rows, whose predictions the reused model's run already holds."""
@@ -59,57 +65,103 @@ class AblationRow:
 
 ROWS = (
     AblationRow("baseline", "The shipped recipe: U-Net lesion crop, ImageNet init, CBAM attention, focal loss."),
-    AblationRow("full_image", "Does the dual stage help? The whole image instead of the U-Net lesion crop.",
-                {"source": "full"}),
-    AblationRow("weighted_ce", "Focal loss vs class-weighted cross-entropy (same class weights).",
-                {"loss": "weighted_ce"}),
+    AblationRow(
+        "full_image", "Does the dual stage help? The whole image instead of the U-Net lesion crop.", {"source": "full"}
+    ),
+    AblationRow(
+        "weighted_ce", "Focal loss vs class-weighted cross-entropy (same class weights).", {"loss": "weighted_ce"}
+    ),
     AblationRow("plain_ce", "Focal loss vs plain cross-entropy (no class weighting at all).", {"loss": "ce"}),
-    AblationRow("no_attention", "Channel + spatial attention vs global pooling straight after the backbone.",
-                {"attention": False}),
-    AblationRow("colour_constancy", "Does removing the light's colour help? Shades-of-Gray colour constancy (each "
-                "image's illuminant divided out, p=6, as top ISIC challenge entries did) as the model's first layer.",
-                {"colour_constancy": True}),
-    AblationRow("random_init", "What is ImageNet worth? Random initialisation, every stage trained end to end.",
-                RANDOM_INIT_CHANGES,
-                scale_note="A fair start from random weights: the cached recipe freezes stages 1-3, which random "
-                           "weights cannot survive (an earlier version of this row froze them and every image got "
-                           "one class, balanced accuracy 1/7). Here nothing is frozen or cached: every stage, "
-                           "BatchNorm included, trains on freshly augmented crops for 20 epochs (one phase, Adam "
-                           "1e-3 with cosine decay, the same loss, data and seed), and after every epoch BatchNorm's "
-                           "statistics are recomputed on 1,024 training images (moving averages of a network that "
-                           "changes this fast go stale: without it, an early checkpoint gave every validation image "
-                           "one class in inference mode while its batch statistics told the classes apart). It costs "
-                           "several times the baseline's CPU time. The difference to the baseline reads as what ImageNet pretraining "
-                           "is worth under this machine's budget; a longer schedule would narrow it.",
-                why_more_changes="one change, the initialisation; random weights cannot be trained with frozen, "
-                               "cached stages, so the row also says how it trains (end to end, one phase)"),
-    AblationRow("lite2_backbone", "Is the backbone the limit? EfficientNet-Lite2 (wider and deeper, 77.6 % vs 75.1 % "
-                "ImageNet top-1, about twice the compute) in place of Lite0, same recipe.", {"backbone": "lite2"}),
-    AblationRow("ensemble", "Three models of the baseline recipe (seeds 0, 1, 2), probabilities averaged, vs one.",
-                {"members": 3}),
-    AblationRow("half_data", "How much does data add? Half of the training images (sampled per class), same recipe.",
-                {"train_limit": 3502},
-                scale_note="The baseline recipe on 3500 of the 7005 training images (per-class sample, seed 0; same "
-                           "epochs, so half the updates): a point on the learning curve, not a design choice."),
-    AblationRow("quarter_data", "How much does data add? A quarter of the training images, same recipe.",
-                {"train_limit": 1751},
-                scale_note="The baseline recipe on 1751 of the 7005 training images (per-class sample, seed 0; same "
-                           "epochs, so a quarter of the updates): a point on the learning curve."),
-    AblationRow("tta", "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
-                tta=True, trains_from="baseline"),
-    AblationRow("ensemble_tta", "TTA on the ensemble: each of the three models averages the 8 flips/rotations.",
-                tta=True, trains_from="ensemble"),
-    AblationRow("tta_scales", "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
-                tta=True, trains_from="baseline", scales=(1.0, 1.2)),
-    AblationRow("tta_augmented", "TTA with the training augmentation's views: 16 fixed draws (turn, flip, rotation up "
-                "to 20°, zoom 0.9-1.15, colour jitter) instead of the 8 flips/rotations.",
-                tta=True, trains_from="baseline", augmented=True,
-                scale_note="Full. Added after a validation-only comparison of view sets on the baseline model "
-                           "(dihedral, zooms, augmented draws); its test scores were read once, here."),
-    AblationRow("metadata", "Image + metadata: the baseline model's probabilities fused with age, sex and site "
-                "(naive-Bayes prior counted on the training lesions, its weight fitted on val).",
-                trains_from="baseline", metadata=True,
-                scale_note="Full: no training; the baseline model with the late fusion of `skinlib fit-metadata`."),
+    AblationRow(
+        "no_attention",
+        "Channel + spatial attention vs global pooling straight after the backbone.",
+        {"attention": False},
+    ),
+    AblationRow(
+        "colour_constancy",
+        "Does removing the light's colour help? Shades-of-Gray colour constancy (each "
+        "image's illuminant divided out, p=6, as top ISIC challenge entries did) as the model's first layer.",
+        {"colour_constancy": True},
+    ),
+    AblationRow(
+        "random_init",
+        "What is ImageNet worth? Random initialisation, every stage trained end to end.",
+        RANDOM_INIT_CHANGES,
+        scale_note="A fair start from random weights: the cached recipe freezes stages 1-3, which random "
+        "weights cannot survive (an earlier version of this row froze them and every image got "
+        "one class, balanced accuracy 1/7). Here nothing is frozen or cached: every stage, "
+        "BatchNorm included, trains on freshly augmented crops for 20 epochs (one phase, Adam "
+        "1e-3 with cosine decay, the same loss, data and seed), and after every epoch BatchNorm's "
+        "statistics are recomputed on 1,024 training images (moving averages of a network that "
+        "changes this fast go stale: without it, an early checkpoint gave every validation image "
+        "one class in inference mode while its batch statistics told the classes apart). It costs "
+        "several times the baseline's CPU time. The difference to the baseline reads as what ImageNet pretraining "
+        "is worth under this machine's budget; a longer schedule would narrow it.",
+        why_more_changes="one change, the initialisation; random weights cannot be trained with frozen, "
+        "cached stages, so the row also says how it trains (end to end, one phase)",
+    ),
+    AblationRow(
+        "lite2_backbone",
+        "Is the backbone the limit? EfficientNet-Lite2 (wider and deeper, 77.6 % vs 75.1 % "
+        "ImageNet top-1, about twice the compute) in place of Lite0, same recipe.",
+        {"backbone": "lite2"},
+    ),
+    AblationRow(
+        "ensemble",
+        "Three models of the baseline recipe (seeds 0, 1, 2), probabilities averaged, vs one.",
+        {"members": 3},
+    ),
+    AblationRow(
+        "half_data",
+        "How much does data add? Half of the training images (sampled per class), same recipe.",
+        {"train_limit": 3502},
+        scale_note="The baseline recipe on 3500 of the 7005 training images (per-class sample, seed 0; same "
+        "epochs, so half the updates): a point on the learning curve, not a design choice.",
+    ),
+    AblationRow(
+        "quarter_data",
+        "How much does data add? A quarter of the training images, same recipe.",
+        {"train_limit": 1751},
+        scale_note="The baseline recipe on 1751 of the 7005 training images (per-class sample, seed 0; same "
+        "epochs, so a quarter of the updates): a point on the learning curve.",
+    ),
+    AblationRow(
+        "tta",
+        "Test-time augmentation: the baseline model, averaging the 8 flips/rotations.",
+        tta=True,
+        trains_from="baseline",
+    ),
+    AblationRow(
+        "ensemble_tta",
+        "TTA on the ensemble: each of the three models averages the 8 flips/rotations.",
+        tta=True,
+        trains_from="ensemble",
+    ),
+    AblationRow(
+        "tta_scales",
+        "TTA with scale: the 8 flips/rotations of the crop as it is and zoomed in by 20 %.",
+        tta=True,
+        trains_from="baseline",
+        scales=(1.0, 1.2),
+    ),
+    AblationRow(
+        "tta_augmented",
+        "TTA with the training augmentation's views: 16 fixed draws (turn, flip, rotation up "
+        "to 20°, zoom 0.9-1.15, colour jitter) instead of the 8 flips/rotations.",
+        tta=True,
+        trains_from="baseline",
+        augmented=True,
+        scale_note="Full. Added after a validation-only comparison of view sets on the baseline model "
+        "(dihedral, zooms, augmented draws); its test scores were read once, here.",
+    ),
+    AblationRow(
+        "metadata",
+        "Image + metadata: the baseline model's probabilities fused with age, sex and site "
+        "(naive-Bayes prior counted on the training lesions, its weight fitted on val).",
+        trains_from="baseline",
+        metadata=True,
+        scale_note="Full: no training; the baseline model with the late fusion of `skinlib fit-metadata`.",
+    ),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 #: The rows that train a model of their own (the others score another row's model with TTA).
@@ -136,7 +188,6 @@ def model_dir(out_dir, name: str) -> Path:
 
 def row_config(name: str, data_dir: str | None = None):
     """The `ClassifierConfig` that row `name` trains: the baseline recipe with the row's changes."""
-    from ..training.recipe import ClassifierConfig
 
     row = _row(name)
     if row.trains_from:
@@ -147,12 +198,19 @@ def row_config(name: str, data_dir: str | None = None):
 def train_command(name: str, out_dir, data_dir: str | None = None) -> list[str]:
     """The `skinlib train-classifier` argv that trains row `name`, generated from its config (and parsed back to
     it by the command line: tested)."""
-    from ..training.recipe import recipe_flags
 
     folder = row_dir(out_dir, name)
     data = ["--data", str(data_dir)] if data_dir else []
-    return ["skinlib", "train-classifier", *data, *recipe_flags(row_config(name)),
-            "--out", str(folder / "model"), "--run-dir", str(folder / "run")]
+    return [
+        "skinlib",
+        "train-classifier",
+        *data,
+        *recipe_flags(row_config(name)),
+        "--out",
+        str(folder / "model"),
+        "--run-dir",
+        str(folder / "run"),
+    ]
 
 
 def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False) -> Path:
@@ -165,6 +223,7 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
         return own_view_tta_predictions(name, out_dir, data_dir)
     if _row(name).metadata:
         return metadata_predictions(name, out_dir, data_dir)
+    # deferred: loads Keras
     from ..training.classifier import train_and_ship_classifier
 
     trained = _row(name).trains_from or name
@@ -172,8 +231,13 @@ def run_row(name: str, out_dir, data_dir: str | None = None, quiet: bool = False
     folder.mkdir(parents=True, exist_ok=True)
     print(f"[ablation] {name}: {command}", flush=True)
     started = time.time()
-    train_and_ship_classifier(row_config(trained, data_dir), run_dir=folder / "run", out_dir=folder / "model",
-                              command=command, progress=not quiet)
+    train_and_ship_classifier(
+        row_config(trained, data_dir),
+        run_dir=folder / "run",
+        out_dir=folder / "model",
+        command=command,
+        progress=not quiet,
+    )
     keras_clear_session()  # the next row starts from a clean graph
     if not predictions.is_file():
         raise RuntimeError(f"ablation row {name!r} finished without writing {predictions}")
@@ -191,7 +255,6 @@ def keras_clear_session() -> None:
 def recipe_of(config) -> dict:
     """A config's recipe as a model's metrics.json records it (tuples as JSON lists), without the fields that
     say where things are."""
-    from ..training.recipe import NOT_RECIPE
 
     recorded = json.loads(json.dumps(asdict(config)))
     return {key: value for key, value in recorded.items() if key not in NOT_RECIPE}
@@ -199,7 +262,6 @@ def recipe_of(config) -> dict:
 
 def baseline_config() -> dict:
     """The baseline recipe as recorded in a model's metrics.json."""
-    from ..training.recipe import ClassifierConfig
 
     return recipe_of(ClassifierConfig(**BASELINE_CHANGES))
 
@@ -209,6 +271,7 @@ def recipe_differences(recorded: dict) -> dict:
 
     A field missing from the record (a model trained before the field existed) had its default value.
     """
+    # deferred: loads Keras
     from ..training.classifier import ClassifierConfig
 
     baseline = baseline_config()
@@ -219,6 +282,7 @@ def recipe_differences(recorded: dict) -> dict:
 
 def _val_test_inputs(model_folder: Path, data_dir: str | None) -> dict:
     """The val and test stage-2 inputs of a trained model, made as its recorded config made them."""
+    # deferred: loads Keras
     from ..training.classifier import config_from_metrics, stage2_inputs
 
     config = config_from_metrics(model_folder / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
@@ -243,20 +307,25 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
     """
     import shutil
 
-    from ..runtime import StageTwo
+    # deferred: loads Keras
     from ..training.classifier import save_predictions
 
     trained_dir = Path(trained_dir)
     recorded = ModelFolder(trained_dir).read_metrics()["config"]
     different, expected = recipe_differences(recorded), row_recipe_differences(name)
     if different != expected:
-        raise ValueError(f"{trained_dir} was not trained with the {name} row's recipe (it differs from the baseline "
-                         f"in {different}, the row in {expected}); train the row instead: "
-                         f"{shlex.join(train_command(name, out_dir, data_dir))}")
+        raise ValueError(
+            f"{trained_dir} was not trained with the {name} row's recipe (it differs from the baseline "
+            f"in {different}, the row in {expected}); train the row instead: "
+            f"{shlex.join(train_command(name, out_dir, data_dir))}"
+        )
     data = _val_test_inputs(trained_dir, data_dir)
     model = StageTwo.load(trained_dir)
-    results = {(split, tta): (data[split][1], model.raw_probabilities(data[split][0], tta=tta))
-               for split in ("val", "test") for tta in (False, True)}
+    results = {
+        (split, tta): (data[split][1], model.raw_probabilities(data[split][0], tta=tta))
+        for split in ("val", "test")
+        for tta in (False, True)
+    }
     folder = row_dir(out_dir, name)
     (folder / "model").mkdir(parents=True, exist_ok=True)
     for file in model_files(model.spec):
@@ -268,7 +337,6 @@ def row_from_model(name: str, trained_dir, out_dir, data_dir: str | None = None)
 def model_files(spec) -> list[str]:
     """Every file of a classifier folder that its model.json (a `ClassifierSpec`) names (weights, metadata prior,
     novelty model), with metrics.json and model.json: what a copy needs for `StageTwo.load` to work on it."""
-    from ..models.folder import METRICS_FILE, SPEC_FILE
 
     return [METRICS_FILE, SPEC_FILE, *spec.files()]
 
@@ -281,9 +349,7 @@ def baseline_from_model(trained_dir, out_dir, data_dir: str | None = None) -> Pa
 def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
     """Score the reused model with TTA on the row's views (scales or augmented draws); the temperature is
     fitted on val for these views."""
-    from ..evaluation.calibration import fit_temperature
-    from ..runtime.views import describe_views
-    from ..runtime import StageTwo
+    # deferred: loads Keras
     from ..training.classifier import save_predictions
 
     row = _row(name)
@@ -291,9 +357,13 @@ def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) ->
     data = _val_test_inputs(source, data_dir)
     model = StageTwo.load(source)
     print(f"[ablation] {name}: TTA on {describe_views(row.scales, row.augmented)} views with {source}", flush=True)
-    results = {(split, True): (data[split][1], model.raw_probabilities(data[split][0], tta=True, scales=row.scales,
-                                                                       augmented=row.augmented))
-               for split in ("val", "test")}
+    results = {
+        (split, True): (
+            data[split][1],
+            model.raw_probabilities(data[split][0], tta=True, scales=row.scales, augmented=row.augmented),
+        )
+        for split in ("val", "test")
+    }
     temperature = {True: fit_temperature(*results[("val", True)])}
     return save_predictions(row_dir(out_dir, name) / "run" / PREDICTIONS_FILE, data, results, temperature)
 
@@ -301,19 +371,22 @@ def own_view_tta_predictions(name: str, out_dir, data_dir: str | None = None) ->
 def metadata_predictions(name: str, out_dir, data_dir: str | None = None) -> Path:
     """Fuse the reused model's saved val/test probabilities with each image's metadata (`skinlib fit-metadata`'s
     method: prior counted on the model's training split, weight fitted on val); no images are read."""
-    from ..data import load_split_frame
-    from ..models.metadata_prior import MetadataPrior
+    # deferred: loads Keras
     from ..training.classifier import config_from_metrics, save_predictions
-    from .metadata_fusion import SPLITS, fusion_record, training_frame
 
     row = _row(name)
     source = run_row(row.trains_from, out_dir, data_dir)
     reused = _load(source)
-    config = config_from_metrics(model_dir(out_dir, name) / "metrics.json", **({"data_dir": data_dir} if data_dir else {}))
+    config = config_from_metrics(
+        model_dir(out_dir, name) / "metrics.json", **({"data_dir": data_dir} if data_dir else {})
+    )
     frame = load_split_frame(config.data_dir, config.split_path).set_index("image_id")
     frames = {split: frame.loc[reused[f"{split}_image_ids"]].reset_index() for split in SPLITS}
-    calibrated = {(split, tta): (reused[f"{split}_labels"], reused[f"{split}_{'tta' if tta else 'plain'}"])
-                  for split in SPLITS for tta in (False, True)}
+    calibrated = {
+        (split, tta): (reused[f"{split}_labels"], reused[f"{split}_{'tta' if tta else 'plain'}"])
+        for split in SPLITS
+        for tta in (False, True)
+    }
     print(f"[ablation] {name}: metadata fusion of {source}", flush=True)
     _, fused = fusion_record(MetadataPrior.fit(training_frame(config)), calibrated, frames)
     data = {split: (None, None, frames[split]) for split in SPLITS}
@@ -327,7 +400,7 @@ def _load(path: Path) -> dict:
 
 def training_images(config: dict) -> int:
     """How many training images a recorded config trained on (`train_limit` samples them per class)."""
-    from ..data import read_split
+    # deferred: loads Keras
     from ..training.classifier import _subset
 
     split = read_split(config.get("split_path"))  # the count depends only on the class sizes of its train split
@@ -339,9 +412,11 @@ def check_not_collapsed(name: str, probs, where) -> None:
     loudly (its balanced accuracy would be exactly 1/7 and read as a finding)."""
     predicted = np.unique(np.asarray(probs).argmax(axis=1))
     if len(predicted) < 2:
-        raise ValueError(f"row {name!r} predicts {CLASSES[int(predicted[0])]!r} for every validation image: its "
-                         f"training failed (see {Path(where) / 'train.log'}); fix the recipe and rerun it, it does "
-                         "not enter the table")
+        raise ValueError(
+            f"row {name!r} predicts {CLASSES[int(predicted[0])]!r} for every validation image: its "
+            f"training failed (see {Path(where) / 'train.log'}); fix the recipe and rerun it, it does "
+            "not enter the table"
+        )
 
 
 def finished_rows(out_dir) -> list[str]:
@@ -350,10 +425,6 @@ def finished_rows(out_dir) -> list[str]:
 
 def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: int | None = None) -> dict:
     """The results JSON from the rows' prediction files: val and test scores, test difference to baseline."""
-    from ..evaluation.report import headline_scores, paired_gains
-    from ..runtime.views import describe_views
-
-    from ..data import lesion_ids, read_split
 
     samples = samples or BOOTSTRAP_SAMPLES
     names = finished_rows(out_dir) if names is None else names
@@ -372,35 +443,63 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
         arrays = _load(folder / "run" / PREDICTIONS_FILE)
         for split in ("val", "test"):
             if not np.array_equal(arrays[f"{split}_image_ids"], base[f"{split}_image_ids"]):
-                raise ValueError(f"row {name!r} was scored on other {split} images than the baseline; "
-                                 f"delete {folder} and rerun it")
+                raise ValueError(
+                    f"row {name!r} was scored on other {split} images than the baseline; delete {folder} and rerun it"
+                )
         view = "tta" if row.tta else "plain"
         check_not_collapsed(name, arrays[f"val_{view}"], folder)
         metrics = ModelFolder(model_dir(out_dir, name)).read_metrics()
         labels = base["test_labels"]
         entry = {
-            "name": name, "question": row.question,
-            "command": shlex.join(["skinlib", "ablate", *(["--data", str(data_dir)] if data_dir else []),
-                                   "--out", str(out_dir), "--rows", name]),
+            "name": name,
+            "question": row.question,
+            "command": shlex.join(
+                [
+                    "skinlib",
+                    "ablate",
+                    *(["--data", str(data_dir)] if data_dir else []),
+                    "--out",
+                    str(out_dir),
+                    "--rows",
+                    name,
+                ]
+            ),
             "train_command": shlex.join(train_command(row.trains_from or name, out_dir, data_dir)),
-            "tta": row.tta, "tta_scales": list(row.scales) if row.scales else None,
-            "tta_views": describe_views(row.scales, row.augmented) if row.tta else None, "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
+            "tta": row.tta,
+            "tta_scales": list(row.scales) if row.scales else None,
+            "tta_views": describe_views(row.scales, row.augmented) if row.tta else None,
+            "scale": row.scale_note or "Full: the shipped model's own schedule and data.",
             "val": headline_scores(base["val_labels"], arrays[f"val_{view}"]),
             "test": headline_scores(labels, arrays[f"test_{view}"]),
-            "val_minus_baseline": paired_gains(base["val_labels"], base["val_plain"], arrays[f"val_{view}"],
-                                               samples, BOOTSTRAP_SEED, groups=lesions["val"]),
-            "test_minus_baseline": paired_gains(labels, base["test_plain"], arrays[f"test_{view}"], samples,
-                                                BOOTSTRAP_SEED, groups=lesions["test"]),
+            "val_minus_baseline": paired_gains(
+                base["val_labels"],
+                base["val_plain"],
+                arrays[f"val_{view}"],
+                samples,
+                BOOTSTRAP_SEED,
+                groups=lesions["val"],
+            ),
+            "test_minus_baseline": paired_gains(
+                labels, base["test_plain"], arrays[f"test_{view}"], samples, BOOTSTRAP_SEED, groups=lesions["test"]
+            ),
             "train_images": training_images(metrics["config"]),
             "model_command": metrics.get("command"),
-            "train_seconds": metrics.get("train_seconds"), "total_seconds": metrics.get("total_seconds"),
+            "train_seconds": metrics.get("train_seconds"),
+            "total_seconds": metrics.get("total_seconds"),
         }
         rows.append(entry)
-    return {"classes": list(CLASSES), "baseline": "baseline", "seed": 0,
-            "test_images": int(len(base["test_labels"])), "val_images": int(len(base["val_labels"])),
-            "test_lesions": int(len(set(lesions["test"]))), "val_lesions": int(len(set(lesions["val"]))),
-            "bootstrap": {"samples": samples, "seed": BOOTSTRAP_SEED, "paired": True, "unit": "lesions"},
-            "selection": "compare rows on val; test is reported once per row", "rows": rows}
+    return {
+        "classes": list(CLASSES),
+        "baseline": "baseline",
+        "seed": 0,
+        "test_images": int(len(base["test_labels"])),
+        "val_images": int(len(base["val_labels"])),
+        "test_lesions": int(len(set(lesions["test"]))),
+        "val_lesions": int(len(set(lesions["val"]))),
+        "bootstrap": {"samples": samples, "seed": BOOTSTRAP_SEED, "paired": True, "unit": "lesions"},
+        "selection": "compare rows on val; test is reported once per row",
+        "rows": rows,
+    }
 
 
 #: The calibration the shipped model must keep (expected calibration error after temperature scaling).
@@ -416,13 +515,22 @@ def replacement_verdict(results: dict, ece_target: float = ECE_TARGET) -> dict:
     "qualify": [...], "held_back": {row: why}, "image_level": [...]}; a row in "image_level" was judged on an
     interval that resampled images (too narrow): its verdict is provisional until the row is rerun.
     """
-    beat = [r for r in results["rows"] if not r["tta"] and r["name"] != "baseline"
-            and r["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] > 0]
-    held_back = {r["name"]: f"validation ECE {r['val']['expected_calibration_error']:.3f} > {ece_target:g}"
-                 for r in beat if r["val"]["expected_calibration_error"] > ece_target}
-    return {"beat_on_val": [r["name"] for r in beat], "held_back": held_back,
-            "qualify": [r["name"] for r in beat if r["name"] not in held_back],
-            "image_level": [name for name in image_level_rows(results) if name != "baseline"]}
+    beat = [
+        r
+        for r in results["rows"]
+        if not r["tta"] and r["name"] != "baseline" and r["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] > 0
+    ]
+    held_back = {
+        r["name"]: f"validation ECE {r['val']['expected_calibration_error']:.3f} > {ece_target:g}"
+        for r in beat
+        if r["val"]["expected_calibration_error"] > ece_target
+    }
+    return {
+        "beat_on_val": [r["name"] for r in beat],
+        "held_back": held_back,
+        "qualify": [r["name"] for r in beat if r["name"] not in held_back],
+        "image_level": [name for name in image_level_rows(results) if name != "baseline"],
+    }
 
 
 def tta_rows(results: dict) -> list[dict]:
@@ -444,21 +552,30 @@ def gain_power(results: dict, name: str, split: str = "test", metric: str = "bal
     bootstrap resampled; images for a row still collected over images) its measured change would take to
     detect (80 % power, 95 % intervals; `skinlib.evaluation.report.detectable_gain`).
     Needs the bootstrap standard error that `collect_ablation` records."""
-    from ..evaluation.report import detectable_gain, units_to_detect
 
     row = next((r for r in results["rows"] if r["name"] == name), None)
     if row is None:
         raise ValueError(f"no row {name!r} in the results")
     gain = row[f"{split}_minus_baseline"][metric]
     if "standard_error" not in gain:
-        raise ValueError("these results predate the bootstrap standard error: rebuild them with "
-                         "`skinlib ablate --collect-only --update`")
+        raise ValueError(
+            "these results predate the bootstrap standard error: rebuild them with "
+            "`skinlib ablate --collect-only --update`"
+        )
     unit = gain.get("bootstrap_unit", "images")
     units = int(gain.get("units") or results[f"{split}_images"])
-    return {"row": name, "split": split, "metric": metric, "unit": unit, "units": units,
-            "images": int(results[f"{split}_images"]), "observed": gain["difference"],
-            "standard_error": gain["standard_error"], "detectable": detectable_gain(gain["standard_error"]),
-            "units_to_detect_observed": units_to_detect(gain["difference"], gain["standard_error"], units)}
+    return {
+        "row": name,
+        "split": split,
+        "metric": metric,
+        "unit": unit,
+        "units": units,
+        "images": int(results[f"{split}_images"]),
+        "observed": gain["difference"],
+        "standard_error": gain["standard_error"],
+        "detectable": detectable_gain(gain["standard_error"]),
+        "units_to_detect_observed": units_to_detect(gain["difference"], gain["standard_error"], units),
+    }
 
 
 def row_bootstrap_unit(row: dict) -> str:
@@ -487,20 +604,32 @@ def learning_curve(results: dict, target: float | None = None) -> dict:
     rows = {row["name"]: row for row in results["rows"]}
     present = [name for name in LEARNING_CURVE_ROWS if name in rows and "train_images" in rows[name]]
     if len(present) < 2:
-        raise ValueError(f"a learning curve needs at least two of the rows {LEARNING_CURVE_ROWS} with train_images; "
-                         f"run `skinlib ablate --rows quarter_data half_data`")
+        raise ValueError(
+            f"a learning curve needs at least two of the rows {LEARNING_CURVE_ROWS} with train_images; "
+            f"run `skinlib ablate --rows quarter_data half_data`"
+        )
     images = np.array([rows[name]["train_images"] for name in present], dtype=float)
     val = np.array([rows[name]["val"]["balanced_accuracy"] for name in present])
     test = np.array([rows[name]["test"]["balanced_accuracy"] for name in present])
     slope, intercept = np.polyfit(np.log2(images), val, 1)
-    curve = {"rows": present, "train_images": images.astype(int).tolist(), "val_balanced_accuracy": val.tolist(),
-             "test_balanced_accuracy": test.tolist(), "val_gain_per_doubling": float(slope),
-             "val_fit_intercept": float(intercept),
-             "val_gain_last_doubling": float((val[-1] - val[-2]) / np.log2(images[-1] / images[-2]))}
+    curve = {
+        "rows": present,
+        "train_images": images.astype(int).tolist(),
+        "val_balanced_accuracy": val.tolist(),
+        "test_balanced_accuracy": test.tolist(),
+        "val_gain_per_doubling": float(slope),
+        "val_fit_intercept": float(intercept),
+        "val_gain_last_doubling": float((val[-1] - val[-2]) / np.log2(images[-1] / images[-2])),
+    }
     if target is not None:
         needed = (target - val[-1]) / slope if slope > 1e-6 else float("inf")  # flat or falling: never
-        curve.update({"target": float(target), "doublings_to_target": float(needed),
-                      "images_for_target": float(images[-1] * 2 ** needed) if np.isfinite(needed) else float("inf")})
+        curve.update(
+            {
+                "target": float(target),
+                "doublings_to_target": float(needed),
+                "images_for_target": float(images[-1] * 2**needed) if np.isfinite(needed) else float("inf"),
+            }
+        )
     return curve
 
 
@@ -510,6 +639,7 @@ def merge_results(existing: dict, fresh: dict, source: str = "the results JSON")
     Refuses unless both were measured against the same baseline on the same images, which is what makes
     their differences comparable.
     """
+
     def baseline_scores(results, split):
         row = next(row for row in results["rows"] if row["name"] == results["baseline"])
         return [row[split]["balanced_accuracy"], row[split]["macro_roc_auc"]]
@@ -517,19 +647,31 @@ def merge_results(existing: dict, fresh: dict, source: str = "the results JSON")
     def resampling(results):  # the unit may differ: a row carried over keeps its own (see row_bootstrap_unit)
         return {key: value for key, value in results.get("bootstrap", {}).items() if key != "unit"}
 
-    for key, read in (("classes", dict.get), ("baseline", dict.get), ("test_images", dict.get),
-                      ("val_images", dict.get), ("bootstrap", lambda results, _: resampling(results))):
+    for key, read in (
+        ("classes", dict.get),
+        ("baseline", dict.get),
+        ("test_images", dict.get),
+        ("val_images", dict.get),
+        ("bootstrap", lambda results, _: resampling(results)),
+    ):
         if read(existing, key) != read(fresh, key):
-            raise ValueError(f"{source} has {key}={read(existing, key)!r} but this run has {read(fresh, key)!r}; "
-                             f"rerun every row instead of --update")
+            raise ValueError(
+                f"{source} has {key}={read(existing, key)!r} but this run has {read(fresh, key)!r}; "
+                f"rerun every row instead of --update"
+            )
     for split in ("val", "test"):
         if not np.allclose(baseline_scores(existing, split), baseline_scores(fresh, split), atol=1e-6):
-            raise ValueError(f"the baseline's {split} scores in {source} differ from this run's baseline; "
-                             f"the rows would not be comparable: rerun every row instead of --update")
+            raise ValueError(
+                f"the baseline's {split} scores in {source} differ from this run's baseline; "
+                f"the rows would not be comparable: rerun every row instead of --update"
+            )
     carried = {row["name"]: _with_unit(row, existing) for row in existing["rows"]}
     rows = carried | {row["name"]: row for row in fresh["rows"]}
-    return {**existing, **{key: value for key, value in fresh.items() if key != "rows"},
-            "rows": [rows[name] for name in ROW_NAMES if name in rows]}
+    return {
+        **existing,
+        **{key: value for key, value in fresh.items() if key != "rows"},
+        "rows": [rows[name] for name in ROW_NAMES if name in rows],
+    }
 
 
 def _with_unit(row: dict, results: dict) -> dict:
@@ -545,17 +687,24 @@ def _with_unit(row: dict, results: dict) -> dict:
 
 def ablation_markdown(results: dict) -> str:
     """A table for the terminal and the README (the book renders it from the JSON, never retyped)."""
+
     def interval(diff):
         mark = " *" if diff.get("bootstrap_unit", "images") == "images" else ""
         return f"{diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}]{mark}"
 
-    lines = ["| row | val BMA | val - baseline (95 % CI) | test BMA | test - baseline (95 % CI) | test macro AUC | mel recall |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| row | val BMA | val - baseline (95 % CI) | test BMA | test - baseline (95 % CI) | test macro AUC | mel recall |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in results["rows"]:
-        lines.append(f"| {row['name']} | {row['val']['balanced_accuracy']:.3f} "
-                     f"| {interval(row['val_minus_baseline']['balanced_accuracy'])} "
-                     f"| {row['test']['balanced_accuracy']:.3f} | {interval(row['test_minus_baseline']['balanced_accuracy'])} "
-                     f"| {row['test']['macro_roc_auc']:.3f} | {row['test']['melanoma_recall']:.3f} |")
-    lines.append("\nIntervals: paired bootstrap over lesions; * over images (a row collected before, too narrow "
-                 "until it is rerun).")
+        lines.append(
+            f"| {row['name']} | {row['val']['balanced_accuracy']:.3f} "
+            f"| {interval(row['val_minus_baseline']['balanced_accuracy'])} "
+            f"| {row['test']['balanced_accuracy']:.3f} | {interval(row['test_minus_baseline']['balanced_accuracy'])} "
+            f"| {row['test']['macro_roc_auc']:.3f} | {row['test']['melanoma_recall']:.3f} |"
+        )
+    lines.append(
+        "\nIntervals: paired bootstrap over lesions; * over images (a row collected before, too narrow "
+        "until it is rerun)."
+    )
     return "\n".join(lines) + "\n"

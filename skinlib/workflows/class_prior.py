@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluation.calibration import prior_scores, shift_prior
+from ..runtime import StageTwo
 from ..training.classifier import class_prior_spec, stage2_inputs
 from .posthoc import model_recipe, record_fit
 
@@ -21,14 +23,13 @@ from .posthoc import model_recipe, record_fit
 KEY = "class_prior"
 
 
-def fit_class_prior(model_dir, data_dir=None, limit: int | None = None, command: str | None = None,
-                    progress: bool = True) -> dict:
+def fit_class_prior(
+    model_dir, data_dir=None, limit: int | None = None, command: str | None = None, progress: bool = True
+) -> dict:
     """Record a classifier folder's class priors in model.json and score the correction on val and test.
 
     `limit` (quick checks) samples val and test and writes nothing.
     """
-    from ..evaluation.calibration import prior_scores, shift_prior
-    from ..runtime import StageTwo
 
     config = model_recipe(model_dir, data_dir, "fit-prior")
     spec = class_prior_spec(config)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data import load_split_frame
+from ..evaluation.referral import referral_record
+from ..evaluation.report import headline_scores, paired_gains
 from ..models.folder import METADATA_PRIOR_FILE, MetadataFusionSpec
 from ..models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
+from ..runtime import StageTwo
 
 PRIOR_FILE = METADATA_PRIOR_FILE
 SPLITS = ("val", "test")
@@ -23,8 +27,6 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
     `calibrated`: {(split, tta): (labels, calibrated image probabilities)}; `frames`: {split: metadata frame,
     rows in the same order}. Returns (record for metrics.json, {(split, tta): (labels, fused probabilities)}).
     """
-    from ..evaluation.referral import referral_record
-    from ..evaluation.report import headline_scores, paired_gains
 
     ratios = {split: prior.log_ratios(metadata_values(frames[split])) for split in SPLITS}
     record = {"coverage": {split: usage for split, (_, usage) in ratios.items()}}
@@ -37,16 +39,26 @@ def fusion_record(prior: MetadataPrior, calibrated: dict, frames: dict) -> tuple
             fused[(split, tta)] = (labels, fuse(probs, ratios[split][0], weight))
         record[view] = {
             "weight": weight,
-            **{split: {"image_only": headline_scores(*calibrated[(split, tta)]),
-                       "fused": headline_scores(*fused[(split, tta)])} for split in SPLITS},
-            **{f"{split}_fused_minus_image_only": paired_gains(*calibrated[(split, tta)], fused[(split, tta)][1],
-                                                              groups=_lesions(frames[split]))
-               for split in SPLITS},
-            "melanoma_referral": referral_record(*fused[("val", tta)], test_labels=fused[("test", tta)][0],
-                                                 test_probs=fused[("test", tta)][1]),
+            **{
+                split: {
+                    "image_only": headline_scores(*calibrated[(split, tta)]),
+                    "fused": headline_scores(*fused[(split, tta)]),
+                }
+                for split in SPLITS
+            },
+            **{
+                f"{split}_fused_minus_image_only": paired_gains(
+                    *calibrated[(split, tta)], fused[(split, tta)][1], groups=_lesions(frames[split])
+                )
+                for split in SPLITS
+            },
+            "melanoma_referral": referral_record(
+                *fused[("val", tta)], test_labels=fused[("test", tta)][0], test_probs=fused[("test", tta)][1]
+            ),
         }
-    record["tta_chosen_on_val"] = bool(record["tta"]["val"]["fused"]["balanced_accuracy"]
-                                       > record["plain"]["val"]["fused"]["balanced_accuracy"])
+    record["tta_chosen_on_val"] = bool(
+        record["tta"]["val"]["fused"]["balanced_accuracy"] > record["plain"]["val"]["fused"]["balanced_accuracy"]
+    )
     return record, fused
 
 
@@ -57,31 +69,38 @@ def _lesions(frame):
 
 def fusion_spec(record: dict) -> MetadataFusionSpec:
     """What model.json keeps of a fusion record: the prior's file, the weights and the referral thresholds."""
+    # deferred: loads Keras
     from ..training.classifier import referral_spec
 
     referral = referral_spec({view: record[view]["melanoma_referral"] for view in ("plain", "tta")})
-    return MetadataFusionSpec(prior=PRIOR_FILE, weight=record["plain"]["weight"], weight_tta=record["tta"]["weight"],
-                              melanoma_referral=referral, tta_recommended=record["tta_chosen_on_val"],
-                              fitted_on="validation (weight: negative log-likelihood; thresholds: melanoma sensitivity)")
+    return MetadataFusionSpec(
+        prior=PRIOR_FILE,
+        weight=record["plain"]["weight"],
+        weight_tta=record["tta"]["weight"],
+        melanoma_referral=referral,
+        tta_recommended=record["tta_chosen_on_val"],
+        fitted_on="validation (weight: negative log-likelihood; thresholds: melanoma sensitivity)",
+    )
 
 
 def training_frame(config):
     """The training split the model itself was trained on (its `train_limit` sample included)."""
-    from ..data import load_split_frame
+    # deferred: loads Keras
     from ..training.classifier import _subset
 
     frame = load_split_frame(config.data_dir, config.split_path)
     return _subset(frame, "train", config.train_limit, config.seed)
 
 
-def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, command: str | None = None,
-                           progress: bool = True) -> dict:
+def fit_metadata_for_model(
+    model_dir, data_dir=None, limit: int | None = None, command: str | None = None, progress: bool = True
+) -> dict:
     """`skinlib fit-metadata`: count the prior on the model's training split, fit the weights on validation,
     score val and test; write metadata_prior.json, model.json's "metadata_fusion" and metrics.json's.
 
     `limit` (quick checks) samples val and test and writes nothing.
     """
-    from ..runtime import StageTwo
+    # deferred: loads Keras
     from ..training.classifier import stage2_inputs
     from .posthoc import model_recipe, record_fit
 
@@ -89,11 +108,18 @@ def fit_metadata_for_model(model_dir, data_dir=None, limit: int | None = None, c
     data = stage2_inputs(config, splits=SPLITS, progress=progress, limit=limit)
     prior = MetadataPrior.fit(training_frame(config))
     classifier = StageTwo.load(model_dir)
-    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
-                  for split in SPLITS for tta in (False, True)}
+    calibrated = {
+        (split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
+        for split in SPLITS
+        for tta in (False, True)
+    }
     record, _ = fusion_record(prior, calibrated, {split: data[split][2] for split in SPLITS})
     if limit is None:
         prior.to_json(Path(model_dir) / PRIOR_FILE)
-        record_fit(model_dir, "metadata_fusion", fusion_spec(record),
-                   {"command": command or f"skinlib fit-metadata --model {model_dir}", **record})
+        record_fit(
+            model_dir,
+            "metadata_fusion",
+            fusion_spec(record),
+            {"command": command or f"skinlib fit-metadata --model {model_dir}", **record},
+        )
     return record

@@ -16,6 +16,7 @@ import numpy as np
 from ..data.classes import CLASSES
 from ..models.folder import NOVELTY_FILE, NoveltySpec
 from ..models.novelty import COMPONENTS, VALIDATION_FLAG_RATE, NoveltyModel
+from ..runtime import DualStage
 
 
 def unusual_images() -> dict[str, np.ndarray]:
@@ -48,23 +49,27 @@ def novelty_record(novelty: NoveltyModel, scores: dict, labels: dict, unusual: d
     unusual image. `scores`/`labels`: {split: array}; `unusual`: {name: score}."""
     flagged = {split: scores[split] > novelty.threshold for split in scores}
     return {
-        "threshold": novelty.threshold, "components": int(len(novelty.variances)),
+        "threshold": novelty.threshold,
+        "components": int(len(novelty.variances)),
         "target_validation_flag_rate": VALIDATION_FLAG_RATE,
-        "val_flag_rate": float(flagged["val"].mean()), "test_flag_rate": float(flagged["test"].mean()),
+        "val_flag_rate": float(flagged["val"].mean()),
+        "test_flag_rate": float(flagged["test"].mean()),
         "val_flag_rate_by_class": _by_class(flagged["val"], labels["val"]),
         "test_flag_rate_by_class": _by_class(flagged["test"], labels["test"]),
         "test_score_median": float(np.median(scores["test"])),
-        "unusual_images": {name: {"score": float(score), "flagged": bool(score > novelty.threshold)}
-                           for name, score in unusual.items()},
+        "unusual_images": {
+            name: {"score": float(score), "flagged": bool(score > novelty.threshold)} for name, score in unusual.items()
+        },
         "unusual_flag_rate": float(np.mean([score > novelty.threshold for score in unusual.values()])),
     }
 
 
-def fit_novelty_for_model(model_dir, data_dir=None, limit: int | None = None, command: str | None = None,
-                          progress: bool = True) -> dict:
+def fit_novelty_for_model(
+    model_dir, data_dir=None, limit: int | None = None, command: str | None = None, progress: bool = True
+) -> dict:
     """`skinlib fit-novelty`: fit on the model's training features, threshold on validation, score test and the
     unusual images; write novelty.npz, model.json's "novelty" and metrics.json's. `limit` writes nothing."""
-    from ..runtime import DualStage
+    # deferred: loads Keras
     from ..training.classifier import stage2_inputs
     from .posthoc import model_recipe, record_fit
 
@@ -77,12 +82,23 @@ def fit_novelty_for_model(model_dir, data_dir=None, limit: int | None = None, co
     novelty = NoveltyModel.fit(features["train"], data["train"][1], components).with_threshold(features["val"])
     images = unusual_images()
     odd = novelty.score(classifier.features(pipeline.prepare(list(images.values()))[2]))
-    record = novelty_record(novelty, {split: novelty.score(features[split]) for split in ("val", "test")},
-                            {split: data[split][1] for split in ("val", "test")}, dict(zip(images, odd)))
+    record = novelty_record(
+        novelty,
+        {split: novelty.score(features[split]) for split in ("val", "test")},
+        {split: data[split][1] for split in ("val", "test")},
+        dict(zip(images, odd)),
+    )
     if limit is None:
         novelty.save(Path(model_dir) / NOVELTY_FILE)
-        record_fit(model_dir, "novelty",
-                   NoveltySpec(file=NOVELTY_FILE, threshold=novelty.threshold, components=components,
-                               fitted_on=f"training features; threshold: validation, {VALIDATION_FLAG_RATE:.0%} flagged"),
-                   {"command": command or f"skinlib fit-novelty --model {model_dir}", **record})
+        record_fit(
+            model_dir,
+            "novelty",
+            NoveltySpec(
+                file=NOVELTY_FILE,
+                threshold=novelty.threshold,
+                components=components,
+                fitted_on=f"training features; threshold: validation, {VALIDATION_FLAG_RATE:.0%} flagged",
+            ),
+            {"command": command or f"skinlib fit-novelty --model {model_dir}", **record},
+        )
     return record

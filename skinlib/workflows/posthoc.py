@@ -15,8 +15,10 @@ def model_recipe(model_dir, data_dir=None, command: str = "skinlib fit-*"):
     rebuilds the splits and crops exactly as training built them."""
     metrics_path = Path(model_dir) / "metrics.json"
     if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} is missing: {command} rebuilds the splits from the recipe a "
-                                "model's metrics.json records (train-classifier writes it)")
+        raise FileNotFoundError(
+            f"{metrics_path} is missing: {command} rebuilds the splits from the recipe a "
+            "model's metrics.json records (train-classifier writes it)"
+        )
     return config_from_metrics(metrics_path, data_dir=data_dir)
 
 

@@ -7,8 +7,14 @@ from ..training.classifier import referral_spec, referral_thresholds, stage2_inp
 from .posthoc import model_recipe, record_fit
 
 
-def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None = None, limit: int | None = None,
-                           command: str | None = None, progress: bool = True) -> dict:
+def fit_referral_for_model(
+    model_dir,
+    data_dir=None,
+    sensitivity: float | None = None,
+    limit: int | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> dict:
     """`skinlib fit-referral`: fit the referral thresholds of an already trained classifier folder.
 
     Its val and test inputs are rebuilt exactly as training built them (the recipe in its metrics.json);
@@ -18,10 +24,17 @@ def fit_referral_for_model(model_dir, data_dir=None, sensitivity: float | None =
     config = model_recipe(model_dir, data_dir, "fit-referral")
     data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
     classifier = StageTwo.load(model_dir)
-    calibrated = {(split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
-                  for split in ("val", "test") for tta in (False, True)}
+    calibrated = {
+        (split, tta): (data[split][1], classifier.probabilities(data[split][0], tta=tta))
+        for split in ("val", "test")
+        for tta in (False, True)
+    }
     record = referral_thresholds(calibrated, sensitivity)
     if limit is None:
-        record_fit(model_dir, "melanoma_referral", referral_spec(record),
-                   {"command": command or f"skinlib fit-referral --model {model_dir}", **record})
+        record_fit(
+            model_dir,
+            "melanoma_referral",
+            referral_spec(record),
+            {"command": command or f"skinlib fit-referral --model {model_dir}", **record},
+        )
     return record
