@@ -8,7 +8,7 @@ SKINLIB_DATA ?= $(abspath ../shared/data/ham10000)
 MODE ?= quick
 export SKINLIB_DATA
 
-.PHONY: setup test course book clean
+.PHONY: setup test course book diagrams lab clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ course: setup
 
 book: setup
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+# The book's diagrams (book/figures/*.svg), redrawn from the code and the shipped models; tests/test_diagrams.py
+# fails when the committed ones are out of date.
+diagrams: setup
+	$(PY) -m skinlib.diagrams
 
 clean:
 	rm -rf _build .pytest_cache
