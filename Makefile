@@ -34,5 +34,13 @@ book: setup
 diagrams: setup
 	$(PY) -m skinlib.diagrams
 
+# JupyterLab on the course notebooks, in this project's environment (its kernel, its skinlib), with SKINLIB_DATA
+# exported as an absolute path (the notebooks run from notebooks/). Options pass through LAB_ARGS, for example
+# make lab LAB_ARGS="--no-browser --port 8890". See book/instructor.md.
+LAB_ARGS ?=
+lab: setup
+	cd notebooks && SKINLIB_DATA="$(abspath $(SKINLIB_DATA))" JUPYTER_PREFER_ENV_PATH=1 \
+		"$(abspath $(VENV))/bin/jupyter" lab $(LAB_ARGS)
+
 clean:
 	rm -rf _build .pytest_cache
