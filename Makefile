@@ -8,7 +8,7 @@ SKINLIB_DATA ?= $(abspath ../shared/data/ham10000)
 MODE ?= quick
 export SKINLIB_DATA
 
-.PHONY: setup test course book clean
+.PHONY: setup test course book diagrams lab clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,19 @@ course: setup
 
 book: setup
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+# The book's diagrams (book/figures/*.svg), redrawn from the code and the shipped models; tests/test_diagrams.py
+# fails when the committed ones are out of date.
+diagrams: setup
+	$(PY) -m skinlib.diagrams
+
+# JupyterLab on the course notebooks, in this project's environment (its kernel, its skinlib), with SKINLIB_DATA
+# exported as an absolute path (the notebooks run from notebooks/). Options pass through LAB_ARGS, for example
+# make lab LAB_ARGS="--no-browser --port 8890". See book/instructor.md.
+LAB_ARGS ?=
+lab: setup
+	cd notebooks && SKINLIB_DATA="$(abspath $(SKINLIB_DATA))" JUPYTER_PREFER_ENV_PATH=1 \
+		"$(abspath $(VENV))/bin/jupyter" lab $(LAB_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 
 import cli_reference  # noqa: E402  (book/_ext is on the path only now)
+import course_timings  # noqa: E402
 import shipped_numbers  # noqa: E402
 
 from skinlib.cli import build_parser  # noqa: E402
@@ -206,7 +209,7 @@ def test_book_registers_the_extensions_and_lists_the_pages():
     yaml = pytest.importorskip("yaml")
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     extensions = config["sphinx"]["local_extensions"]
-    assert extensions == {"cli_reference": "book/_ext", "shipped_numbers": "book/_ext"}
+    assert extensions == {"cli_reference": "book/_ext", "shipped_numbers": "book/_ext", "course_timings": "book/_ext"}
     toc = (REPO / "_toc.yml").read_text()
     for page in ("book/usage", "book/how_it_works", "book/reproduce", "book/reference_cli"):
         assert f"- file: {page}\n" in toc
@@ -214,3 +217,182 @@ def test_book_registers_the_extensions_and_lists_the_pages():
     reproduce = (REPO / "book" / "reproduce.md").read_text()
     for section in shipped_numbers.SECTIONS:
         assert f"```{{shipped-numbers}} {section}" in reproduce
+
+
+# ----------------------------------------------------------------------------------- instructor guide
+
+
+TOY_NOTEBOOKS = ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
+
+
+def load_timings_script():
+    """benchmarks/course_timings.py (a script, not a package; its name would clash with the book extension)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_timings_script", REPO / "benchmarks" / "course_timings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def toy_run(folder: Path, timed: dict, executed: dict, mode: str = "quick") -> Path:
+    """A fake `skinlib pipeline` output folder: timings.json with `timed` (name -> (seconds, status)) and
+    executed notebooks with papermill metadata for `executed` (name -> (duration, exception))."""
+    (folder / "notebooks").mkdir(parents=True)
+    entries = [{"notebook": name, "seconds": seconds, "status": status} for name, (seconds, status) in timed.items()]
+    (folder / "timings.json").write_text(json.dumps({"mode": mode, "notebooks": entries}))
+    for name, (duration, exception) in executed.items():
+        papermill = {
+            "duration": duration,
+            "exception": exception,
+            "parameters": {"mode": mode},
+            "start_time": "2026-01-01T00:00:00",
+        }
+        notebook = {"cells": [], "metadata": {"papermill": papermill}, "nbformat": 4, "nbformat_minor": 5}
+        (folder / "notebooks" / name).write_text(json.dumps(notebook))
+    return folder
+
+
+def test_timings_script_reads_timings_json_then_papermill_and_the_last_run_wins(tmp_path, monkeypatch):
+    script = load_timings_script()
+    notebooks = ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb", "04_d.ipynb"]
+    first = toy_run(
+        tmp_path / "first",
+        {"01_a.ipynb": (10.04, "ok"), "02_b.ipynb": (5, "failed")},
+        {"01_a.ipynb": (9.0, None), "02_b.ipynb": (4.0, True), "03_c.ipynb": (30.0, None)},
+    )
+    second = toy_run(tmp_path / "second", {"03_c.ipynb": (20.0, "ok")}, {})
+    full = toy_run(tmp_path / "full", {"04_d.ipynb": (99.0, "ok")}, {"04_d.ipynb": (98.0, None)}, mode="full")
+    monkeypatch.chdir(tmp_path)
+    records = script.collect([first, second, full], "quick", notebooks)
+    assert [(r["notebook"], r["seconds"], r["source"], r["run"]) for r in records] == [
+        ("01_a.ipynb", 10.0, "timings.json", "first"),  # timings.json before papermill's duration
+        ("03_c.ipynb", 20.0, "timings.json", "second"),  # the later run wins
+    ]  # 02 failed in both records; 04 ran only in full mode
+    assert records[0]["started"] == "2026-01-01T00:00:00"
+
+
+def test_timings_script_writes_the_record_and_the_command(tmp_path, monkeypatch):
+    script = load_timings_script()
+    run = toy_run(tmp_path / "run", {}, {script.NOTEBOOKS[0]: (12.5, None)})
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "record.json"
+    assert script.main(["run", "--out", str(out), "--note", "a test"]) == 0
+    record = json.loads(out.read_text())
+    assert record["notebooks"][0]["notebook"] == script.NOTEBOOKS[0] and record["total_seconds"] == 12.5
+    assert record["notebooks_recorded"] == 1 and record["notebooks_in_course"] == len(script.NOTEBOOKS)
+    assert record["command"] == "python benchmarks/course_timings.py run --note 'a test'"  # --out left out
+    assert record["runs"] == ["run"] and record["note"] == "a test" and run.is_dir()
+    with pytest.raises(SystemExit):
+        script.main([str(tmp_path / "missing"), "--out", str(out)])
+
+
+def test_timings_table_lists_every_notebook_in_course_order():
+    record = {
+        "mode": "quick",
+        "runs": ["outputs/quick"],
+        "cpu_count": 2,
+        "machine": "x86_64",
+        "note": "Shared.",
+        "notebooks": [
+            {"notebook": "02_b.ipynb", "seconds": 714.9, "source": "timings.json", "run": "outputs/quick"},
+            {"notebook": "01_a.ipynb", "seconds": 42.4, "source": "papermill duration", "run": "x"},
+        ],
+    }
+    text = course_timings.timings_markdown(record, TOY_NOTEBOOKS, "benchmarks/results/course_timings.json")
+    rows = [line for line in text.splitlines() if line.startswith("| {doc}")]
+    assert rows == [
+        "| {doc}`../notebooks/01_a` | 42 s | `papermill duration` of `x` |",
+        "| {doc}`../notebooks/02_b` | 11.9 min | `timings.json` of `outputs/quick` |",
+        "| {doc}`../notebooks/03_c` | not recorded | – |",
+    ]
+    assert "| **the 2 recorded chapters** | **12.6 min** | |" in text
+    assert "quick mode on a machine with 2 CPU cores, x86_64" in text and "`outputs/quick`" in text
+    assert text.rstrip().endswith("Shared.")
+    missing = course_timings.timings_markdown(None, TOY_NOTEBOOKS, "benchmarks/results/course_timings.json")
+    assert "No timings are recorded yet" in missing
+
+
+def test_the_instructor_table_is_generated_from_the_committed_record():
+    from skinlib.pipeline import NOTEBOOKS
+
+    record = json.loads((REPO / "benchmarks" / "results" / "course_timings.json").read_text())
+    text, files = course_timings.section_markdown(REPO)
+    assert REPO / "benchmarks" / "results" / "course_timings.json" in files and REPO / "_toc.yml" in files
+    by_name = {entry["notebook"]: entry for entry in record["notebooks"]}
+    rows = [line for line in text.splitlines() if line.startswith("| {doc}")]
+    assert len(rows) == len(NOTEBOOKS)
+    for name, row in zip(NOTEBOOKS, rows):
+        assert row.startswith(f"| {{doc}}`../notebooks/{Path(name).stem}` |")
+        expected = shipped_numbers.format_duration(by_name[name]["seconds"]) if name in by_name else "not recorded"
+        assert f"| {expected} |" in row
+    assert record["mode"] == "quick" and record["command"].startswith("python benchmarks/course_timings.py")
+
+
+def test_the_instructor_guide_is_in_the_book_and_uses_the_generated_table():
+    page = (REPO / "book" / "instructor.md").read_text()
+    assert "- file: book/instructor\n" in (REPO / "_toc.yml").read_text()
+    assert "```{course-timings}\n```" in page
+    assert "make lab" in page and "90-minute session" in page and "three-week module" in page
+    import skinlib.widgets
+
+    for widget in (
+        "lesion_browser",
+        "classical_mask_explorer",
+        "melanoma_threshold_slider",
+        "gradcam_explorer",
+        "tta_toggle",
+        "metadata_explorer",
+    ):
+        assert hasattr(skinlib.widgets, widget) and f"`{widget}(" in page, widget
+    section = page.split("## How long")[1].split("\n## ")[0]
+    typed = re.findall(r"\d+(?:\.\d+)? ?(?:s|min|h|seconds|minutes|hours)\b", section)
+    assert not typed, f"run times on the instructor page come from the record, not from its text: {typed}"
+
+
+def test_make_lab_starts_jupyterlab_in_notebooks_with_the_data_and_leaves_make_test_alone():
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {**os.environ, "SKINLIB_DATA": "relative/ham10000"}
+    lab = subprocess.run(["make", "-n", "lab"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert lab.returncode == 0, lab.stderr
+    command = lab.stdout.strip().splitlines()[-2:]
+    assert "cd notebooks" in command[0] and f'SKINLIB_DATA="{REPO / "relative" / "ham10000"}"' in command[0]
+    assert "bin/jupyter" in command[1] and " lab" in command[1]
+    test = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True)
+    assert test.returncode == 0 and "jupyter" not in test.stdout and "-m pytest" in test.stdout
+
+
+# ------------------------------------------------------------------------------------------ data page
+
+
+def test_the_data_page_says_where_to_get_the_data_and_how_to_use_it():
+    page = (REPO / "book" / "data.md").read_text()
+    for fact in (
+        "doi:10.7910/DVN/DBW86T",  # the download
+        "HAM10000_images_part_1",
+        "HAM10000_segmentations_lesion_tschandl",
+        "SKINLIB_DATA",
+        "skinlib check-data",
+        "../shared/data/ham10000",
+        "../shared/data/isic2017",
+        "ISIC2017_labels.csv",
+        "evaluation only",
+        "CC BY-NC-SA 4.0",  # HAM10000's licence
+        "CC-0 or CC BY-NC",  # ISIC 2017's
+        "lesion_id",
+        "skinlib split --verify",
+    ):
+        assert fact in page, fact
+    for key in ("tschandl2018ham10000", "tschandl2020human", "codella2018isic2017"):
+        assert f"{{cite}}`{key}`" in page and f"{{{key}," in (REPO / "book" / "references.bib").read_text()
+
+
+def test_usage_links_the_data_page_instead_of_repeating_it():
+    usage = (REPO / "book" / "usage.md").read_text()
+    assert "{doc}`data`" in usage
+    for repeated in ("CC BY-NC-SA", "HAM10000_segmentations_lesion_tschandl", "skinlib split --verify"):
+        assert repeated not in usage, repeated
