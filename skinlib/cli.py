@@ -24,6 +24,7 @@ from .data.errors import DataError
 from .evaluation.calibration import prior_from_shares
 from .evaluation.referral import REFERRAL_SENSITIVITY
 from .evaluation.robustness import colour_cast_rows, merge_colour_cast_studies
+from .evaluation.subset import AS_IS, RESTRICTED, reading_titles
 from .models.metadata_prior import metadata_columns
 from .pipeline import add_pipeline_parser
 from .predict import predict_files
@@ -253,15 +254,10 @@ def _evaluate_classification(args) -> int:
     with_metadata = f" + metadata ({fusion['images_with_metadata']} with some)" if fusion else ""
     with_views = f" with TTA ({views.describe()} views)" if views.is_tta else ""
     print(f"dual-stage pipeline on {report['n_samples']} image(s){with_views}{with_metadata}:")
-    for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "macro_f1", "expected_calibration_error"):
-        print(f"  {key:<28} {report[key]:.4f}")
-    print(f"  {'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
-    for code in CLASSES:
-        c = report["per_class"][code]
-        print(
-            f"  {code:<6} {c['recall']:7.3f} {c['precision']:9.3f} {c['specificity']:11.3f} {c['roc_auc']:6.3f} "
-            f"{c['support']:7d}"
-        )
+    if "restricted_to_present_classes" in report:
+        _print_both_readings(report)
+    else:
+        _print_reading(report, CLASSES)
     referral = report.get("melanoma_referral")
     if referral and referral["sensitivity"] is not None:
         print(
@@ -294,6 +290,41 @@ def _evaluate_classification(args) -> int:
     return 0
 
 
+def _number(value, width: int = 0, digits: int = 4) -> str:
+    """A number as printed; where it is undefined (None or NaN), "not defined" (in a table column, "n/a")."""
+    if value is None or value != value:
+        return f"{'n/a':>{width}}" if width else "not defined"
+    return f"{value:{width}.{digits}f}"
+
+
+def _print_reading(reading: dict, codes, indent: str = "  ") -> None:
+    """The headline numbers of a reading of `evaluate --labels` and the per-class rows of `codes`."""
+    for key in ("balanced_accuracy", "accuracy", "macro_roc_auc", "macro_f1", "expected_calibration_error"):
+        print(f"{indent}{key:<28} {_number(reading[key])}")
+    print(f"{indent}{'class':<6} {'recall':>7} {'precision':>9} {'specificity':>11} {'AUC':>6} {'support':>7}")
+    for code in codes:
+        c = reading["per_class"][code]
+        print(
+            f"{indent}{code:<6} {_number(c['recall'], 7, 3)} {_number(c['precision'], 9, 3)} "
+            f"{_number(c['specificity'], 11, 3)} {_number(c['roc_auc'], 6, 3)} {c['support']:7d}"
+        )
+
+
+def _print_both_readings(report: dict) -> None:
+    """Labels lacking some classes: the 7-class answer as is, then the answer restricted to the classes present,
+    each under a heading that says which it is."""
+    as_is, restricted_title = reading_titles(report)
+    went = report["predictions_to_absent_classes"]["by_class"]
+    print(f"  {as_is}:")
+    print("    predictions of absent classes: " + ", ".join(f"{code} {count}" for code, count in went.items()))
+    _print_reading(report, report["classes_present"], indent="    ")
+    restricted = report["restricted_to_present_classes"]
+    print(f"  {restricted_title}:")
+    if "note" in restricted:
+        print(f"    note: {restricted['note']}")
+    _print_reading(restricted, report["classes_present"], indent="    ")
+
+
 def _print_intervals(report: dict) -> None:
     """The report's 95 % intervals, naming what the bootstrap resampled; the image-level ones beside them
     when lesions were resampled (they are too narrow, shown for comparison)."""
@@ -304,11 +335,30 @@ def _print_intervals(report: dict) -> None:
         f"  95 % intervals, bootstrap over {boot['unit']}{of_lesions}, {boot['resamples']} resamples"
         + ("; over images beside them, too narrow:" if image_level else ":")
     )
+    restricted = report.get("restricted_to_present_classes")
+    indent = "    " if restricted else "  "  # labels lacking some classes: the intervals of each reading
+    if restricted:
+        print(f"  {AS_IS}:")
     for name, interval in report["confidence_intervals"].items():
-        line = f"  {name:<28} {interval['estimate']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
+        line = f"{indent}{name:<28} {_interval(interval)}"
         if image_level:
-            line += f"   images: [{image_level[name]['low']:.4f}, {image_level[name]['high']:.4f}]"
+            line += f"   images: {_bounds(image_level[name])}"
         print(line)
+    if restricted:
+        print(f"  {RESTRICTED}:")
+        for name, interval in restricted["confidence_intervals"].items():
+            print(f"{indent}{name:<28} {_interval(interval)}")
+
+
+def _interval(interval: dict) -> str:
+    return f"{_number(interval['estimate'])} {_bounds(interval)}"
+
+
+def _bounds(interval: dict) -> str:
+    low, high = interval["low"], interval["high"]
+    if low is None or high is None or low != low or high != high:
+        return "[interval not defined]"
+    return f"[{low:.4f}, {high:.4f}]"
 
 
 def cmd_predict(args) -> int:

@@ -12,9 +12,9 @@ from .data.labels import read_labels
 from .data.layout import IMAGE_SUFFIXES
 from .data.metadata import metadata_rows
 from .evaluation.calibration import apply_temperature, prior_scores
-from .evaluation.classification import classification_report_dict
 from .evaluation.referral import referral_scores
 from .evaluation.report import write_report
+from .evaluation.subset import collection_report
 from .runtime.classifier import StageTwo, prior_record
 from .runtime.dual_stage import DualStage
 from .runtime.views import SINGLE, Views
@@ -38,7 +38,9 @@ def score_labelled_folder(
     never silently dropped. Unreadable images are an error naming the file. `metadata` (a table with
     `image_id` and age/sex/site columns, e.g. the HAM10000 metadata CSV) scores the image + metadata fusion;
     `prior` scores the probabilities for a population with that class mix (`DualStage.classify`), with the
-    class-wise calibration before and after beside them.
+    class-wise calibration before and after beside them. Labels that lack some of the classes (a collection such
+    as ISIC 2017) give the 7-class answer as is and the answer restricted to the classes present, naming the
+    absent ones (`skinlib.evaluation.subset.collection_report`).
     """
     from tqdm.auto import tqdm
 
@@ -81,7 +83,7 @@ def score_labelled_folder(
     if prior is not None:
         probs = pipeline.classifier.with_prior(probs, prior)
         prior_effect = prior_scores(labels_array, flagged_on, probs, shifted_name="with_prior")
-    report = classification_report_dict(labels_array, probs)
+    report = collection_report(labels_array, probs)  # labels lacking some classes: both readings, absent ones named
     threshold = pipeline.classifier.referral_threshold(views, metadata=metadata is not None)
     if threshold is not None:  # the model's own threshold, fixed on HAM10000 validation: never refitted here
         report["melanoma_referral"] = referral_scores(labels_array, flagged_on, threshold)
@@ -91,6 +93,7 @@ def score_labelled_folder(
             labels_array,
             probs,
             report_dir,
+            classes_present=report.get("classes_present"),
             probs_uncalibrated=None if prior is not None else raw,
             referral_threshold=None if prior is not None else threshold,
             groups=groups,
@@ -103,6 +106,8 @@ def score_labelled_folder(
         if "confidence_intervals_image_level" in full:
             report["confidence_intervals_image_level"] = full["confidence_intervals_image_level"]
         report["melanoma_operating_points"] = full.get("melanoma_operating_points")
+        if "restricted_to_present_classes" in full:  # with its intervals and calibration
+            report["restricted_to_present_classes"] = full["restricted_to_present_classes"]
     report.update(
         {
             "images": str(images_dir),

@@ -1,4 +1,6 @@
-"""Shared fixtures. Tests that need HAM10000 read it from $SKINLIB_DATA (default ../shared/data/ham10000).
+"""Shared fixtures. Tests that need HAM10000 read it from $SKINLIB_DATA (default ../shared/data/ham10000); the
+ISIC 2017 collection (an external test set of three classes) from $SKINLIB_ISIC2017 (default
+../shared/data/isic2017).
 
 In CI (CI=true) a missing data folder fails those tests loudly; elsewhere they skip and say why.
 """
@@ -12,6 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ham10000"
+DEFAULT_ISIC2017 = REPO.parent / "shared" / "data" / "isic2017"
 
 
 def _data_folder() -> Path:
@@ -23,6 +26,18 @@ def data_dir() -> Path:
     folder = _data_folder()
     if not (folder / "HAM10000_metadata.csv").is_file():
         message = f"HAM10000 not found at {folder}: set SKINLIB_DATA to the data folder (see README, 'The data')."
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def isic2017_dir() -> Path:
+    """The ISIC 2017 folder (images/, ISIC2017_labels.csv): mel, bkl and nv only, never used for training."""
+    folder = Path(os.environ.get("SKINLIB_ISIC2017") or DEFAULT_ISIC2017)
+    if not (folder / "ISIC2017_labels.csv").is_file():
+        message = f"ISIC 2017 not found at {folder}: set SKINLIB_ISIC2017 to the folder with ISIC2017_labels.csv."
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

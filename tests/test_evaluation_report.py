@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from skinlib.evaluation.classification import (
 )
 from skinlib.evaluation.report import (
     FIGURES,
+    RESTRICTED_FIGURES,
     bootstrap_ci,
     macro_roc_auc,
     paired_bootstrap_difference,
@@ -147,6 +149,56 @@ def test_absent_class_gives_nan_not_a_crash(tmp_path):
     saved = json.loads((tmp_path / "report.json").read_text())  # strict JSON: NaN became null
     assert saved["per_class"]["df"]["recall"] is None
     assert "n/a" in (tmp_path / "report.md").read_text()
+
+
+def test_a_report_of_some_classes_gives_both_readings_and_no_rows_for_absent_ones(tmp_path):
+    """ISIC 2017-like labels (bkl, mel, nv): the 7-class answer as is and the one restricted to those classes."""
+    labels, probs = synthetic(240, seed=8)
+    keep = np.isin(labels, [CLASSES.index(c) for c in ("bkl", "mel", "nv")])
+    labels, probs = labels[keep], probs[keep]
+    numbers = write_report(
+        labels,
+        probs,
+        tmp_path,
+        bootstrap=50,
+        probs_uncalibrated=apply_temperature(probs, 0.5),
+        referral_threshold=0.3,
+        classes_present=["bkl", "mel", "nv"],
+    )
+    for name in FIGURES + RESTRICTED_FIGURES:
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000, name
+    assert numbers["classes_absent"] == ["akiec", "bcc", "df", "vasc"]
+    assert set(numbers["per_class"]) == {"bkl", "mel", "nv"} and len(numbers["confusion_matrix"]) == 3
+    assert len(numbers["confusion_matrix_normalised"][0]) == len(CLASSES)  # rows present, columns all predicted
+    assert numbers["balanced_accuracy"] == pytest.approx(balanced_accuracy(labels, probs))  # as is: unchanged
+    restricted = numbers["restricted_to_present_classes"]
+    assert np.shape(restricted["confusion_matrix_normalised"]) == (3, 3)
+    assert restricted["confidence_intervals"]["balanced_accuracy"]["low"] <= restricted["balanced_accuracy"]
+    assert restricted["balanced_accuracy"] > numbers["balanced_accuracy"]  # nothing lost to absent classes
+    assert numbers["melanoma_referral"]["threshold"] == 0.3  # the flag, as before, on the 7-class P(mel)
+    text = (tmp_path / "report.md").read_text()
+    assert "## 7-class answer as is (4 of 7 classes absent from the labels: akiec, bcc, df, vasc;" in text
+    assert "## Restricted to the classes present (bkl, mel, nv; probabilities renormalised over them)" in text
+    assert (
+        "\n| df |" not in text
+        and "\n| vasc |" not in text
+        and "n/a" not in text
+        and not re.search(r"\bnan\b", text, re.IGNORECASE)
+    )
+    assert "Melanoma referral flag" in text and "![roc_restricted](roc_restricted.png)" in text
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["restricted_to_present_classes"]["classes"] == ["bkl", "mel", "nv"]
+
+
+def test_a_report_of_one_class_says_what_is_not_defined(tmp_path):
+    labels, probs = synthetic(60, seed=9)
+    labels[:] = CLASSES.index("nv")
+    numbers = write_report(labels, probs, tmp_path, bootstrap=20, classes_present=["nv"])
+    assert numbers["macro_roc_auc"] is None and numbers["confidence_intervals"]["macro_roc_auc"]["low"] is None
+    assert numbers["restricted_to_present_classes"]["accuracy"] == 1.0
+    text = (tmp_path / "report.md").read_text()
+    assert "| macro ROC AUC | n/a | n/a | n/a |" in text and not re.search(r"\bnan\b", text, re.IGNORECASE)
+    assert "every answer restricted to it is right" in text
 
 
 def test_no_melanoma_gives_nan_operating_points(tmp_path):

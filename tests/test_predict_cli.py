@@ -1,6 +1,7 @@
 """`skinlib predict` and `skinlib evaluate --labels` end to end with the shipped models, and bad input."""
 
 import json
+import re
 import shutil
 
 import cv2
@@ -296,3 +297,49 @@ def test_a_classifier_without_a_recorded_prior_says_how_to_fit_one(test_sample, 
         == 2
     )
     assert "skinlib fit-prior" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_evaluate_on_a_collection_of_three_classes_gives_both_readings(isic2017_dir, tmp_path, capsys):
+    """30 ISIC 2017 images (10 each of mel, bkl, nv): the absent classes named, the 7-class answer as is and the
+    one restricted to the classes present, each headed; no NaN printed or written; the referral flag as before."""
+    import pandas as pd
+
+    labels = pd.read_csv(isic2017_dir / "ISIC2017_labels.csv").sort_values("image_id").groupby("dx").head(10)
+    images = tmp_path / "images"
+    images.mkdir()
+    for image_id in labels["image_id"]:
+        shutil.copy(isic2017_dir / "images" / f"{image_id}.jpg", images)
+    csv, out, report = tmp_path / "labels.csv", tmp_path / "scores.json", tmp_path / "report"
+    labels.to_csv(csv, index=False)
+    argv = ["evaluate", "--images", str(images), "--labels", str(csv), "--report", str(report), "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    scores = json.loads(out.read_text())
+    went = scores["predictions_to_absent_classes"]["count"]
+    assert "dual-stage pipeline on 30 image(s):" in printed
+    assert (
+        f"7-class answer as is (4 of 7 classes absent from the labels: akiec, bcc, df, vasc; {went} prediction(s)"
+        in printed
+    )
+    assert "restricted to the classes present (bkl, mel, nv; probabilities renormalised over them):" in printed
+    assert not re.search(r"\bnan\b", printed, re.IGNORECASE), printed
+    assert not re.search(r"^\s+(akiec|bcc|df|vasc)\s", printed, re.MULTILINE), "a row for an absent class"
+    assert "melanoma referral (P(mel) >=" in printed and "unlike the training images" in printed
+    assert "bootstrap over images (no lesion ids in the labels)" in printed
+    assert scores["classes_absent"] == ["akiec", "bcc", "df", "vasc"] and set(scores["per_class"]) == {
+        "bkl",
+        "mel",
+        "nv",
+    }
+    restricted = scores["restricted_to_present_classes"]
+    assert restricted["n_samples"] == 30 and set(restricted["per_class"]) == {"bkl", "mel", "nv"}
+    assert sum(map(sum, restricted["confusion_matrix"])) == 30 and "confidence_intervals" in restricted
+    assert scores["melanoma_referral"]["melanomas"] == 10
+    json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in {out}"))
+    json.loads((report / "report.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in report.json"))
+    for name in ("confusion_matrix", "confusion_matrix_restricted", "roc_restricted", "reliability_restricted"):
+        assert (report / f"{name}.png").is_file() and (report / f"{name}.svg").is_file()
+    text = (report / "report.md").read_text()
+    assert "absent: akiec, bcc, df, vasc" in text and "## Restricted to the classes present (bkl, mel, nv;" in text
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)

@@ -22,6 +22,12 @@ def test_ham_and_isic_label_files(tmp_path):
     assert read_labels(ham)[["image_id", "dx"]].values.tolist() == [["ISIC_1", "mel"], ["ISIC_2", "nv"]]
     frame = read_labels(isic)
     assert frame["dx"].tolist() == ["mel", "vasc"] and frame["label"].tolist() == [4, 6]
+    assert read_labels(ham)["lesion_id"].tolist() == ["L1", "L2"]
+    no_lesions = tmp_path / "isic2017.csv"  # image_id and dx only, like ISIC 2017: no lesion ids made up
+    no_lesions.write_text("image_id,dx,isic2017_part\nISIC_1,mel,train\nISIC_2,bkl,validation\n")
+    with pytest.warns(UserWarning, match="no lesion_id column"):
+        frame = read_labels(no_lesions)
+    assert "lesion_id" not in frame and frame["dx"].tolist() == ["mel", "bkl"]
 
 
 def test_bad_label_files(tmp_path):

@@ -18,14 +18,14 @@ ISIC_COLUMNS = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "BKL":
 def read_labels(path: str | Path) -> pd.DataFrame:
     """`image_id`, `dx`, `label` from a HAM10000-style CSV (image_id, dx) or an ISIC 2018 Task 3 CSV
     (image + one-hot MEL, NV, BCC, AKIEC, BKL, DF, VASC); `lesion_id` too when the CSV has it (HAM10000's
-    metadata does), so intervals can resample lesions."""
+    metadata does; not when `read_metadata_csv` made one up, one per image), so intervals can resample lesions."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labels file {path} not found.")
     header = pd.read_csv(path, nrows=0).columns
     if {"image_id", "dx"} <= set(header):
         frame = read_metadata_csv(path)
-        return frame[["image_id", "dx", "label", *(["lesion_id"] if "lesion_id" in frame else [])]]
+        return frame[["image_id", "dx", "label", *(["lesion_id"] if "lesion_id" in header else [])]]
     if "image" in header and set(ISIC_COLUMNS) <= set(header):
         frame = pd.read_csv(path, dtype={"image": str})
         onehot = frame[list(ISIC_COLUMNS)].to_numpy(float)

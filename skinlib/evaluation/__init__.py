@@ -1,7 +1,8 @@
 """Evaluation metrics (numpy/scikit-learn only).
 
 Segmentation: overlap scores of binary masks. Classification: balanced accuracy, per-class
-report, calibration and melanoma operating points.
+report, calibration and melanoma operating points; on a collection of some of the classes, the
+7-class answer as is and the answer restricted to the classes present (`subset`).
 """
 
 from .classification import (
@@ -25,6 +26,7 @@ from .segmentation import (
     thresholded_jaccard,
     thresholded_jaccard_batch,
 )
+from .subset import collection_report, subset_readings
 
 __all__ = [
     "ISIC_JACCARD_THRESHOLD",
@@ -44,4 +46,6 @@ __all__ = [
     "reliability_bins",
     "sensitivity_at_specificity",
     "specificity_at_sensitivity",
+    "collection_report",
+    "subset_readings",
 ]

@@ -48,9 +48,11 @@ from .classification import (
     specificity_at_sensitivity,
 )
 from .referral import referral_scores
+from .subset import AS_IS, nan_to_none, present_indices, reading_titles, restrict_probabilities, subset_readings
 
 __all__ = [
     "FIGURES",
+    "RESTRICTED_FIGURES",
     "Interval",
     "PairedDifference",
     "bootstrap_ci",
@@ -68,6 +70,8 @@ __all__ = [
 
 #: Figure files written by `write_report`, each as .png and .svg.
 FIGURES = ("roc", "precision_recall", "confusion_matrix", "confusion_matrix_normalised", "reliability")
+#: The same figures of the reading restricted to the classes present, written when the labels lack some classes.
+RESTRICTED_FIGURES = tuple(f"{name}_restricted" for name in FIGURES)
 #: (kind, target) of the melanoma operating points: what a triage setting would fix in advance.
 OPERATING_POINTS = (
     ("sensitivity_at_specificity", 0.80),
@@ -341,6 +345,47 @@ def _report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed,
     return numbers
 
 
+def _subset_numbers(numbers, labels, probs, classes, present, probs_uncalibrated, bootstrap, seed, groups) -> dict:
+    """`_report_numbers` of a collection lacking some classes: the 7-class answer as is under the same keys (rows
+    of the classes present only; class-wise calibration over them), and `restricted_to_present_classes` with its
+    own intervals and calibration (`skinlib.evaluation.subset`). NaN becomes None."""
+    codes = [classes[k] for k in present]
+    readings = subset_readings(labels, probs, codes, classes)
+    as_is = readings["as_is"]
+    numbers.update({key: value for key, value in as_is.items() if key != "predicted_absent"})
+    numbers["confusion_matrix_normalised"] = [numbers["confusion_matrix_normalised"][k] for k in present]
+    numbers["classwise_calibration_error"] = _classwise_mean(labels, probs, present)
+    if probs_uncalibrated is not None:
+        numbers["classwise_calibration_error_uncalibrated"] = _classwise_mean(labels, probs_uncalibrated, present)
+    numbers["classes_present"], numbers["classes_absent"] = readings["classes_present"], readings["classes_absent"]
+    numbers["predictions_to_absent_classes"] = as_is["predicted_absent"]
+
+    restricted = readings["restricted_to_present_classes"]
+    index = np.full(len(classes), -1)
+    index[present] = np.arange(len(present))
+    sub_labels, sub_probs = index[labels], restrict_probabilities(probs, present)
+    restricted["confusion_matrix_normalised"] = confusion_matrix(
+        sub_labels, sub_probs.argmax(axis=1), "true", len(present)
+    ).tolist()
+    restricted["confidence_intervals"] = _intervals(
+        sub_labels, sub_probs, nan_to_none(restricted), bootstrap, seed, groups
+    )
+    restricted["classwise_calibration_error"] = classwise_calibration_error(sub_labels, sub_probs)["mean"]
+    if probs_uncalibrated is not None:
+        sub_uncalibrated = restrict_probabilities(probs_uncalibrated, present)
+        restricted["expected_calibration_error_uncalibrated"] = expected_calibration_error(sub_labels, sub_uncalibrated)
+        restricted["classwise_calibration_error_uncalibrated"] = classwise_calibration_error(
+            sub_labels, sub_uncalibrated
+        )["mean"]
+    numbers["restricted_to_present_classes"] = restricted
+    return nan_to_none(numbers)
+
+
+def _classwise_mean(labels, probs, present) -> float:
+    """Class-wise calibration error averaged over the classes `present`."""
+    return float(np.mean([classwise_calibration_error(labels, probs)["per_class"][k] for k in present]))
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -352,14 +397,16 @@ def _save(figure: Figure, out_dir: Path, name: str) -> list[str]:
     return files
 
 
-def _one_vs_rest_figure(labels, probs, classes, per_class, curve: str, title: str) -> Figure:
-    """Per-class ROC (curve="roc") or precision-recall ("pr") curves, the reported area in the legend."""
+def _one_vs_rest_figure(labels, probs, classes, per_class, curve: str, title: str, shown=None) -> Figure:
+    """Per-class ROC (curve="roc") or precision-recall ("pr") curves, the reported area in the legend; `shown`:
+    the classes drawn (default all)."""
     figure = Figure(figsize=(6, 5.5))
     ax = figure.subplots()
-    for k, code in enumerate(classes):
+    for code in classes if shown is None else shown:
+        k = classes.index(code)
         positive = labels == k
         area = per_class[code]["roc_auc" if curve == "roc" else "average_precision"]
-        if math.isnan(area):
+        if area is None or math.isnan(area):
             ax.plot([], [], label=f"{code} (undefined: no positives or no negatives)")
         elif curve == "roc":
             fpr, tpr, _ = roc_curve(positive, probs[:, k])
@@ -377,8 +424,11 @@ def _one_vs_rest_figure(labels, probs, classes, per_class, curve: str, title: st
     return figure
 
 
-def _confusion_figure(matrix, classes, normalised: bool, title: str) -> Figure:
-    figure = Figure(figsize=(6, 5))
+def _confusion_figure(matrix, classes, normalised: bool, title: str, rows=None) -> Figure:
+    """Rows = true classes (`rows`, default all `classes`), columns = predicted `classes`."""
+    rows = classes if rows is None else rows
+    square = len(rows) == len(classes)
+    figure = Figure(figsize=(6, 5) if square else (1.5 + 0.85 * len(classes), 2.0 + 0.6 * len(rows)))
     ax = figure.subplots()
     sns.heatmap(
         np.asarray(matrix, np.float64),
@@ -387,10 +437,10 @@ def _confusion_figure(matrix, classes, normalised: bool, title: str) -> Figure:
         cmap="Blues",
         vmin=0,
         vmax=1 if normalised else None,
-        square=True,
+        square=square,
         ax=ax,
         xticklabels=classes,
-        yticklabels=classes,
+        yticklabels=rows,
         cbar_kws={"shrink": 0.8},
     )
     ax.set(xlabel="predicted", ylabel="true", title=title)
@@ -424,21 +474,43 @@ def _reliability_figure(labels, probs, probs_uncalibrated, title: str) -> Figure
     return figure
 
 
-def _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title) -> dict:
+def _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title, rows=None, suffix="") -> dict:
+    """The FIGURES (names + `suffix`); `rows`: the true classes shown (curves, confusion rows), default all."""
     figures = {
-        "roc": _one_vs_rest_figure(labels, probs, classes, numbers["per_class"], "roc", f"{title}: ROC, one vs rest"),
+        "roc": _one_vs_rest_figure(
+            labels, probs, classes, numbers["per_class"], "roc", f"{title}: ROC, one vs rest", rows
+        ),
         "precision_recall": _one_vs_rest_figure(
-            labels, probs, classes, numbers["per_class"], "pr", f"{title}: precision-recall"
+            labels, probs, classes, numbers["per_class"], "pr", f"{title}: precision-recall", rows
         ),
         "confusion_matrix": _confusion_figure(
-            numbers["confusion_matrix"], classes, False, f"{title}: confusion matrix (counts)"
+            numbers["confusion_matrix"], classes, False, f"{title}: confusion matrix (counts)", rows
         ),
         "confusion_matrix_normalised": _confusion_figure(
-            numbers["confusion_matrix_normalised"], classes, True, f"{title}: confusion matrix (rows = recall)"
+            numbers["confusion_matrix_normalised"], classes, True, f"{title}: confusion matrix (rows = recall)", rows
         ),
         "reliability": _reliability_figure(labels, probs, probs_uncalibrated, f"{title}: reliability"),
     }
-    return {name: _save(figure, out_dir, name) for name, figure in figures.items()}
+    return {name + suffix: _save(figure, out_dir, name + suffix) for name, figure in figures.items()}
+
+
+def _subset_figures(labels, probs, classes, present, probs_uncalibrated, numbers, out_dir, title) -> dict:
+    """FIGURES of the 7-class answer as is (curves and confusion rows of the classes present only), and
+    RESTRICTED_FIGURES of the answer restricted to them."""
+    codes = [classes[k] for k in present]
+    index = np.full(len(classes), -1)
+    index[present] = np.arange(len(present))
+    figures = _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, f"{title}, as is", codes)
+    restricted_title = f"{title}, restricted to {', '.join(codes)}"
+    uncalibrated = None if probs_uncalibrated is None else restrict_probabilities(probs_uncalibrated, present)
+    restricted = numbers["restricted_to_present_classes"]
+    sub_probs = restrict_probabilities(probs, present)
+    figures.update(
+        _write_figures(
+            index[labels], sub_probs, codes, uncalibrated, restricted, out_dir, restricted_title, suffix="_restricted"
+        )
+    )
+    return figures
 
 
 # --------------------------------------------------------------------------- files
@@ -470,18 +542,9 @@ def _table(header: Sequence[str], rows) -> list[str]:
     return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
 
 
-def _markdown(numbers: dict, title: str) -> str:
-    classes, ci, boot = numbers["classes"], numbers["confidence_intervals"], numbers["bootstrap"]
-    of_lesions = f" of {boot['units']} lesions" if boot["unit"] == "lesions" else ""
-    lines = [
-        f"# {title}",
-        "",
-        f"{numbers['n_samples']} images{of_lesions}. 95 % intervals: percentile bootstrap over "
-        f"{boot['unit']}, {boot['resamples']} resamples, seed {boot['seed']}.",
-        "",
-        "## Summary",
-        "",
-    ]
+def _summary_lines(numbers: dict) -> list[str]:
+    """The summary table of one reading: accuracy, balanced accuracy and macro AUC (with intervals), F1, ECE."""
+    ci = numbers["confidence_intervals"]
     summary = [
         ("accuracy", numbers["accuracy"], "", ""),
         (
@@ -506,32 +569,46 @@ def _markdown(numbers: dict, title: str) -> str:
                 "",
             )
         )
-    lines += _table(("metric", "value", "95 % CI low", "95 % CI high"), summary)
-    image_level = numbers.get("confidence_intervals_image_level")
-    if image_level:
-        lines += [
-            "",
-            "## Bootstrap over lesions vs over images",
-            "",
-            "Images of one lesion are not independent: resampling images treats them as if they were, and "
-            "its intervals are too narrow. The intervals above resample lesions; beside them, what an "
-            "image-level bootstrap would claim.",
-            "",
-        ]
-        lines += _table(
-            ("metric", "value", "lesions: 95 % CI", "width", "images: 95 % CI", "width"),
-            [
-                (
-                    name.replace("_", " "),
-                    ci[name]["estimate"],
-                    f"{_fmt(ci[name]['low'])} to {_fmt(ci[name]['high'])}",
-                    ci[name]["high"] - ci[name]["low"],
-                    f"{_fmt(image_level[name]['low'])} to {_fmt(image_level[name]['high'])}",
-                    image_level[name]["high"] - image_level[name]["low"],
-                )
-                for name in ci
-            ],
-        )
+    return _table(("metric", "value", "95 % CI low", "95 % CI high"), summary)
+
+
+def _width(interval: dict):
+    low, high = interval["low"], interval["high"]
+    return None if low is None or high is None else high - low
+
+
+def _image_level_lines(numbers: dict, of: str = "") -> list[str]:
+    ci, image_level = numbers["confidence_intervals"], numbers.get("confidence_intervals_image_level")
+    if not image_level:
+        return []
+    lines = [
+        "",
+        f"## Bootstrap over lesions vs over images{of}",
+        "",
+        "Images of one lesion are not independent: resampling images treats them as if they were, and "
+        "its intervals are too narrow. The intervals above resample lesions; beside them, what an "
+        "image-level bootstrap would claim.",
+        "",
+    ]
+    return lines + _table(
+        ("metric", "value", "lesions: 95 % CI", "width", "images: 95 % CI", "width"),
+        [
+            (
+                name.replace("_", " "),
+                ci[name]["estimate"],
+                f"{_fmt(ci[name]['low'])} to {_fmt(ci[name]['high'])}",
+                _width(ci[name]),
+                f"{_fmt(image_level[name]['low'])} to {_fmt(image_level[name]['high'])}",
+                _width(image_level[name]),
+            )
+            for name in ci
+        ],
+    )
+
+
+def _melanoma_lines(numbers: dict) -> list[str]:
+    """The melanoma operating points and the referral flag, both on the 7-class P(mel)."""
+    lines = []
     if numbers["melanoma_operating_points"]:
         lines += ["", "## Melanoma operating points (melanoma vs rest)", ""]
         rows = [
@@ -554,8 +631,12 @@ def _markdown(numbers: dict, title: str) -> str:
                 )
             ],
         )
-    lines += ["", "## Per class", ""]
-    rows = [
+    return lines
+
+
+def _per_class_lines(numbers: dict, heading: str, rows: Sequence[str]) -> list[str]:
+    lines = ["", heading, ""]
+    table = [
         (
             code,
             DISPLAY_NAMES.get(code, code),
@@ -564,13 +645,71 @@ def _markdown(numbers: dict, title: str) -> str:
                 for key in ("support", "precision", "recall", "f1", "specificity", "roc_auc", "average_precision")
             ),
         )
-        for code in classes
+        for code in rows
     ]
-    lines += _table(("class", "name", "support", "precision", "recall", "F1", "specificity", "ROC AUC", "AP"), rows)
-    lines += ["", "## Confusion matrix (rows = true, columns = predicted)", ""]
-    lines += _table(
-        ("true \\ predicted", *classes), [(code, *row) for code, row in zip(classes, numbers["confusion_matrix"])]
+    return lines + _table(
+        ("class", "name", "support", "precision", "recall", "F1", "specificity", "ROC AUC", "AP"), table
     )
+
+
+def _confusion_lines(numbers: dict, heading: str, rows: Sequence[str]) -> list[str]:
+    return ["", heading, ""] + _table(
+        ("true \\ predicted", *numbers["classes"]),
+        [(code, *row) for code, row in zip(rows, numbers["confusion_matrix"])],
+    )
+
+
+def _subset_lines(numbers: dict) -> list[str]:
+    """Both readings of a collection that lacks some classes, each under its own heading."""
+    as_is_title, restricted_title = reading_titles(numbers)
+    present, absent = numbers["classes_present"], numbers["classes_absent"]
+    went = numbers["predictions_to_absent_classes"]
+    restricted = numbers["restricted_to_present_classes"]
+    lines = [
+        "",
+        f"The labels hold {len(present)} of the {len(present) + len(absent)} classes ({', '.join(present)}); "
+        f"absent: {', '.join(absent)}. Two readings follow. The **7-class answer as is**: the model's answer "
+        "among all its classes, where a prediction of an absent class counts as a miss; balanced accuracy, "
+        "macro ROC AUC and class-wise calibration are over the classes present. The answer **restricted to "
+        "the classes present**: each image's probabilities of those classes renormalised to sum to 1, the "
+        "answer the arg-max among them: the question a collection of only these classes asks.",
+        "",
+        f"## {as_is_title[0].upper()}{as_is_title[1:]}",
+        "",
+        "Predictions of absent classes: "
+        + ", ".join(f"{code} {count}" for code, count in went["by_class"].items())
+        + f" ({went['count']} of {numbers['n_samples']}).",
+        "",
+    ]
+    lines += _summary_lines(numbers)
+    lines += _per_class_lines(numbers, "### Per class (classes present)", present)
+    lines += _confusion_lines(
+        numbers, "### Confusion matrix (rows = true classes present, columns = every predicted class)", present
+    )
+    lines += ["", f"## {restricted_title[0].upper()}{restricted_title[1:]}", ""]
+    if "note" in restricted:
+        lines += [f"Note: {restricted['note']}.", ""]
+    lines += _summary_lines(restricted)
+    lines += _per_class_lines(restricted, "### Per class", present)
+    lines += _confusion_lines(restricted, "### Confusion matrix (rows = true, columns = predicted)", present)
+    return lines
+
+
+def _markdown(numbers: dict, title: str) -> str:
+    classes, boot = numbers["classes"], numbers["bootstrap"]
+    of_lesions = f" of {boot['units']} lesions" if boot["unit"] == "lesions" else ""
+    lines = [
+        f"# {title}",
+        "",
+        f"{numbers['n_samples']} images{of_lesions}. 95 % intervals: percentile bootstrap over "
+        f"{boot['unit']}, {boot['resamples']} resamples, seed {boot['seed']}.",
+    ]
+    if "restricted_to_present_classes" in numbers:
+        lines += _subset_lines(numbers) + _image_level_lines(numbers, f" ({AS_IS})") + _melanoma_lines(numbers)
+    else:
+        lines += ["", "## Summary", ""] + _summary_lines(numbers) + _image_level_lines(numbers)
+        lines += _melanoma_lines(numbers) + _per_class_lines(numbers, "## Per class", classes)
+        lines += _confusion_lines(numbers, "## Confusion matrix (rows = true, columns = predicted)", classes)
     lines += ["", "## Figures", ""] + [f"![{name}]({files[0]})" for name, files in numbers["figures"].items()]
     return "\n".join(lines) + "\n"
 
@@ -586,6 +725,7 @@ def write_report(
     seed: int = 0,
     referral_threshold: float | None = None,
     groups=None,
+    classes_present: Sequence[str] | None = None,
 ) -> dict:
     """Write figures (PNG + SVG), report.json and report.md to out_dir; return the numbers.
 
@@ -598,6 +738,11 @@ def write_report(
     `skinlib.evaluation.referral`); the report then scores that flag as `melanoma_referral`.
     `groups`: each image's lesion id, when known; the intervals then resample lesions, and the image-level
     intervals are reported beside them (`confidence_intervals_image_level`).
+    `classes_present`: the classes the labels hold (`skinlib.evaluation.subset.collection_report`), when
+    fewer than `classes` (a collection such as ISIC 2017's mel, bkl and nv): the report then gives the 7-class
+    answer as is, rows of the classes present only, and the answer restricted to them
+    (`restricted_to_present_classes`, its figures named RESTRICTED_FIGURES), names the absent classes, and
+    undefined values are None, not NaN.
     """
     classes = list(classes)
     probs = check_probabilities(probs, len(classes))
@@ -609,9 +754,18 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers = {"title": title, **_report_numbers(labels, probs, classes, probs_uncalibrated, bootstrap, seed, groups)}
+    present = None if classes_present is None else present_indices(labels, classes_present, classes)
+    if present is not None and len(present) < len(classes):
+        numbers = _subset_numbers(numbers, labels, probs, classes, present, probs_uncalibrated, bootstrap, seed, groups)
+        numbers["reading"] = AS_IS
     if referral_threshold is not None:
         numbers["melanoma_referral"] = referral_scores(labels, probs, referral_threshold, classes)
-    numbers["figures"] = _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title)
+    if "restricted_to_present_classes" in numbers:
+        numbers["figures"] = _subset_figures(
+            labels, probs, classes, present, probs_uncalibrated, numbers, out_dir, title
+        )
+    else:
+        numbers["figures"] = _write_figures(labels, probs, classes, probs_uncalibrated, numbers, out_dir, title)
     (out_dir / "report.json").write_text(json.dumps(_strict_json(numbers), indent=2, allow_nan=False) + "\n")
     (out_dir / "report.md").write_text(_markdown(numbers, title))
     return numbers
