@@ -231,8 +231,7 @@ def test_the_classifier_refuses_anything_but_views():
 def test_cli_builds_views_from_its_flags():
     import argparse
 
-    from skinlib.cli import _views
-    from skinlib.data.errors import DataError
+    from skinlib.cli import UsageError, _views
 
     def flags(tta=False, scales=None, augmented=False):
         return argparse.Namespace(tta=tta, tta_scales=scales, tta_augmented=augmented)
@@ -247,5 +246,5 @@ def test_cli_builds_views_from_its_flags():
         (flags(tta=True, scales=[1.2], augmented=True), "leave out --tta-scales"),
         (flags(tta=True, scales=[5.0]), "--tta-scales: TTA scales must be"),
     ):
-        with pytest.raises(DataError, match=message):
+        with pytest.raises(UsageError, match=message):
             _views(bad)
