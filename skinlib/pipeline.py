@@ -21,7 +21,7 @@ depends on what is installed where. The pipeline does not leave it to chance: it
 `kernel_manager_class=CurrentPythonKernelManager`, whose spec for "python3" is ipykernel's own spec for
 *this* interpreter (`[sys.executable, "-m", "ipykernel_launcher", ...]`, the same trick as nbval's
 `--nbval-current-env`), with `SKINLIB_STATIC=1` added to the kernel's environment so the instructor
-widgets render static figures (`skinlib.widgets.static_mode`). The notebooks thus always run in the
+widgets render static figures (`skinlib.display.static_mode`). The notebooks thus always run in the
 environment that runs the pipeline, with the skinlib it imports.
 """
 
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from .data import resolve_data_dir
-from .widgets import STATIC_ENV
+from .display import STATIC_ENV
 
 #: The repository root (the notebooks are not part of the installed package: run from a checkout).
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Course figures that are neither an evaluation report nor a widget: training curves, loss shapes,
 per-class recall side by side, and the ablation study. Each returns a matplotlib `Figure` (no pyplot
-state), so notebooks show it with `skinlib.widgets.show_figure` and tests can inspect it.
+state), so notebooks show it with `skinlib.display.show_figure` and tests can inspect it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from skinlib import display as D
+from skinlib import panels as P
 from skinlib import widgets as W
 from skinlib.data import CLASSES
 from skinlib.runtime.views import Views
@@ -64,7 +66,7 @@ def synthetic_frame(tmp_path):
 
 @pytest.fixture
 def static(monkeypatch):
-    monkeypatch.setenv(W.STATIC_ENV, "1")
+    monkeypatch.setenv(D.STATIC_ENV, "1")
 
 
 @pytest.fixture
@@ -84,19 +86,19 @@ def shown(monkeypatch):
     "value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("false", False)]
 )
 def test_static_mode_follows_the_environment_variable(monkeypatch, value, expected):
-    monkeypatch.setenv(W.STATIC_ENV, value)
-    assert W.static_mode() is expected
+    monkeypatch.setenv(D.STATIC_ENV, value)
+    assert D.static_mode() is expected
 
 
 def test_static_mode_outside_a_kernel(monkeypatch):
-    monkeypatch.delenv(W.STATIC_ENV, raising=False)
-    assert W.static_mode() is True  # pytest is no IPython kernel
+    monkeypatch.delenv(D.STATIC_ENV, raising=False)
+    assert D.static_mode() is True  # pytest is no IPython kernel
 
 
 def test_show_figure_displays_a_png_and_saves_it(tmp_path, shown):
     figure = Figure(figsize=(2, 2))
     figure.subplots().plot([0, 1], [1, 0])
-    assert W.show_figure(figure, save=tmp_path / "sub" / "plot.png") is None
+    assert D.show_figure(figure, save=tmp_path / "sub" / "plot.png") is None
     assert (tmp_path / "sub" / "plot.png").read_bytes().startswith(PNG)
     assert len(shown) == 1 and shown[0].data.startswith(PNG)
 
@@ -106,84 +108,84 @@ def test_show_figure_displays_a_png_and_saves_it(tmp_path, shown):
 
 def test_mask_panel_draws_every_step_and_scores_the_mask():
     image, truth = lesion_image()
-    figure, score = W.mask_panel(image, ClassicalParams(), truth)
+    figure, score = P.mask_panel(image, ClassicalParams(), truth)
     assert isinstance(figure, Figure)
-    assert len(figure.axes) == len(W.EXPLORER_STEPS)
+    assert len(figure.axes) == len(P.EXPLORER_STEPS)
     assert score > 0.9  # a dark ellipse on skin is the easy case
-    figure, score = W.mask_panel(image, ClassicalParams(), None, steps=("image", "threshold", "mask"))
+    figure, score = P.mask_panel(image, ClassicalParams(), None, steps=("image", "threshold", "mask"))
     assert score is None and len(figure.axes) == 3
-    assert W.figure_png(figure).startswith(PNG)
+    assert D.figure_png(figure).startswith(PNG)
 
 
 def test_mask_panel_dice_moves_with_the_parameters():
     image, truth = lesion_image()
-    _, good = W.mask_panel(image, ClassicalParams(), truth)
-    too_strict = W.params_from_controls({"method": "otsu", "otsu_offset": -120})  # nothing is dark enough
-    _, empty = W.mask_panel(image, too_strict, truth)
+    _, good = P.mask_panel(image, ClassicalParams(), truth)
+    too_strict = P.params_from_controls({"method": "otsu", "otsu_offset": -120})  # nothing is dark enough
+    _, empty = P.mask_panel(image, too_strict, truth)
     assert good > 0.9 and empty == 0.0
 
 
 def test_steps_figure_is_a_grid_of_images_by_steps():
     pairs = [lesion_image(), lesion_image(centre=(110, 80))]
-    figure = W.steps_figure([p[0] for p in pairs], ClassicalParams(), [p[1] for p in pairs], row_titles=["a", "b"])
-    assert len(figure.axes) == 2 * len(W.FIGURE_STEPS)
+    figure = P.steps_figure([p[0] for p in pairs], ClassicalParams(), [p[1] for p in pairs], row_titles=["a", "b"])
+    assert len(figure.axes) == 2 * len(P.FIGURE_STEPS)
     with pytest.raises(ValueError, match="at least one image"):
-        W.steps_figure([])
+        P.steps_figure([])
 
 
 def test_params_from_controls_replaces_only_parameter_fields():
-    params = W.params_from_controls({"channel": "gray", "adaptive_c": 1.5, "image": 3}, ClassicalParams(open_kernel=3))
+    params = P.params_from_controls({"channel": "gray", "adaptive_c": 1.5, "image": 3}, ClassicalParams(open_kernel=3))
     assert (params.channel, params.adaptive_c, params.open_kernel) == ("gray", 1.5, 3)
     assert params.method == ClassicalParams().method
     with pytest.raises(ValueError, match="channel"):
-        W.params_from_controls({"channel": "purple"})
+        P.params_from_controls({"channel": "purple"})
 
 
 def test_threshold_counts_by_hand():
     y_true = [1, 1, 1, 0, 0, 0, 0]
     scores = [0.9, 0.5, 0.2, 0.6, 0.3, 0.1, 0.5]
-    counts = W.threshold_counts(y_true, scores, 0.5)  # >= 0.5 is melanoma: 0.9, 0.5 | 0.6, 0.5
+    counts = P.threshold_counts(y_true, scores, 0.5)  # >= 0.5 is melanoma: 0.9, 0.5 | 0.6, 0.5
     assert (counts["tp"], counts["fn"], counts["fp"], counts["tn"]) == (2, 1, 2, 2)
     assert counts["sensitivity"] == pytest.approx(2 / 3)
     assert counts["specificity"] == pytest.approx(0.5)
     assert counts["ppv"] == pytest.approx(0.5)
     assert counts["flagged"] == 4 and counts["n"] == 7
-    assert W.threshold_counts(y_true, scores, 0.0)["sensitivity"] == 1.0
-    assert W.threshold_counts(y_true, scores, 1.01)["specificity"] == 1.0
+    assert P.threshold_counts(y_true, scores, 0.0)["sensitivity"] == 1.0
+    assert P.threshold_counts(y_true, scores, 1.01)["specificity"] == 1.0
 
 
 def test_threshold_counts_undefined_ratios_are_nan_and_bad_input_is_refused():
-    counts = W.threshold_counts([0, 0], [0.2, 0.8], 0.5)
+    counts = P.threshold_counts([0, 0], [0.2, 0.8], 0.5)
     assert math.isnan(counts["sensitivity"]) and counts["specificity"] == 0.5
-    assert "n/a" in W.threshold_summary(counts)
+    assert "n/a" in P.threshold_summary(counts)
     with pytest.raises(ValueError, match="0/1"):
-        W.threshold_counts([0, 4], [0.2, 0.8], 0.5)
+        P.threshold_counts([0, 4], [0.2, 0.8], 0.5)
     with pytest.raises(ValueError, match="one length"):
-        W.threshold_counts([0, 1], [0.2], 0.5)
+        P.threshold_counts([0, 1], [0.2], 0.5)
     with pytest.raises(ValueError, match="finite"):
-        W.threshold_counts([0, 1], [0.2, np.nan], 0.5)
+        P.threshold_counts([0, 1], [0.2, np.nan], 0.5)
 
 
 def test_threshold_panel_returns_the_figure_and_the_counts():
-    figure, counts = W.threshold_panel(np.array([True, False, True]), np.array([0.8, 0.4, 0.3]), 0.35)
+    figure, counts = P.threshold_panel(np.array([True, False, True]), np.array([0.8, 0.4, 0.3]), 0.35)
     assert isinstance(figure, Figure) and len(figure.axes) == 2
     assert (counts["tp"], counts["fn"], counts["fp"], counts["tn"]) == (1, 1, 1, 0)
 
 
 def test_browser_rows_group_the_images_of_a_lesion(synthetic_frame):
-    rows = W.browser_rows(synthetic_frame, "mel")
+    rows = P.browser_rows(synthetic_frame, "mel")
     assert list(rows["image_id"]) == ["ISIC_1", "ISIC_2", "ISIC_3"]
     assert list(rows["lesion_images"]) == [2, 2, 1] and list(rows["lesion_position"]) == [1, 2, 1]
-    text = W.lesion_text(rows.iloc[1])
+    text = P.lesion_text(rows.iloc[1])
     for part in ("ISIC_2", "Melanoma", "lesion HAM_1 (image 2 of 2)", "histo", "age 51", "female", "back", "val split"):
         assert part in text
-    assert W.browser_rows(synthetic_frame, "df").empty
+    assert P.browser_rows(synthetic_frame, "df").empty
     with pytest.raises(ValueError, match="unknown class"):
-        W.browser_rows(synthetic_frame, "melanoma")
+        P.browser_rows(synthetic_frame, "melanoma")
 
 
 def test_lesion_panel_shows_image_and_expert_mask(synthetic_frame):
-    figure = W.lesion_panel(W.browser_rows(synthetic_frame, "nv").iloc[0])
+    figure = P.lesion_panel(P.browser_rows(synthetic_frame, "nv").iloc[0])
     assert len(figure.axes) == 2 and "ISIC_4" in figure._suptitle.get_text()
 
 
@@ -221,7 +223,7 @@ def test_mask_explorer_widget_recomputes_dice(synthetic_frame, static, shown):
     first = explorer.info["dice"]
     assert first == pytest.approx(explorer.info["default_dice"]) and first > 0.8
     _ = explorer.widget  # build it
-    assert set(W.EXPLORER_FIELDS) <= set(explorer.controls)
+    assert set(P.EXPLORER_FIELDS) <= set(explorer.controls)
     assert explorer.controls["channel"].value == ClassicalParams().channel
     assert explorer.controls["otsu_offset"].disabled  # the default method is adaptive
     explorer.controls["method"].value = "otsu"
@@ -234,7 +236,7 @@ def test_mask_explorer_widget_recomputes_dice(synthetic_frame, static, shown):
     params = explorer.info["params"]
     assert (params.open_kernel, params.close_kernel, params.hair_removal) == (15, 1, False)
     image, truth = explorer.pair(0)
-    assert explorer.info["dice"] == pytest.approx(W.mask_panel(image, params, truth)[1])
+    assert explorer.info["dice"] == pytest.approx(P.mask_panel(image, params, truth)[1])
     assert f"{explorer.info['dice']:.3f}" in explorer.text.value
     explorer.controls["image"].value = 3
     assert explorer.info["image_id"] == "ISIC_4"
@@ -260,7 +262,7 @@ def test_threshold_slider_widget(static, shown):
     control = slider.widget.children[0].children[0]
     assert control is slider.controls["threshold"] and control.value == 0.5
     control.value = 0.1
-    assert slider.info == W.threshold_counts(y_true, scores, 0.1)
+    assert slider.info == P.threshold_counts(y_true, scores, 0.1)
     assert slider.info["sensitivity"] == 1.0 and "threshold 0.10" in slider.text.value
     assert slider.update()["threshold"] == 0.1
     with pytest.raises(ValueError, match="0/1"):
@@ -270,7 +272,7 @@ def test_threshold_slider_widget(static, shown):
 def test_live_mode_displays_the_widget(monkeypatch, shown):
     import ipywidgets
 
-    monkeypatch.setenv(W.STATIC_ENV, "0")
+    monkeypatch.setenv(D.STATIC_ENV, "0")
     slider = W.melanoma_threshold_slider([0, 1, 1], [0.2, 0.7, 0.4])
     assert shown == [slider.widget] and isinstance(shown[0], ipywidgets.VBox)
 
@@ -316,31 +318,31 @@ def crops():
 
 
 def test_stage2_crops_fit_images_to_the_classifier_input(stage_two, crops):
-    out = W.stage2_crops(stage_two, [crops[0], lesion_image()[0]])
+    out = P.stage2_crops(stage_two, [crops[0], lesion_image()[0]])
     assert out.shape == (2, 64, 64, 3) and out.dtype == np.uint8
     with pytest.raises(ValueError, match="at least one"):
-        W.stage2_crops(stage_two, [])
+        P.stage2_crops(stage_two, [])
 
 
 def test_gradcam_panel_explains_the_chosen_class_at_the_chosen_layer(stage_two, crops):
     from skinlib.explain import candidate_layers
 
-    figure, info = W.gradcam_panel(stage_two, crops[0])
+    figure, info = P.gradcam_panel(stage_two, crops[0])
     assert isinstance(figure, Figure) and len(figure.axes) == 3
     probs = stage_two.probabilities(crops[0][None])[0]
     assert info["predicted"] == info["class"] == CLASSES[int(np.argmax(probs))]
     assert info["layer"] == "top_activation" and sum(info["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     early = candidate_layers(stage_two.model)[0]
-    _, other = W.gradcam_panel(stage_two, crops[0], "df", early)
+    _, other = P.gradcam_panel(stage_two, crops[0], "df", early)
     assert other["class"] == "df" and other["layer"] == early
     assert other["map_shape"][0] > info["map_shape"][0]  # earlier layers are finer
-    assert W.gradcam_panel(stage_two, crops[0], CLASSES.index("vasc"))[1]["class"] == "vasc"
+    assert P.gradcam_panel(stage_two, crops[0], CLASSES.index("vasc"))[1]["class"] == "vasc"
     with pytest.raises(ValueError, match="unknown class"):
-        W.gradcam_panel(stage_two, crops[0], "melanoma")
+        P.gradcam_panel(stage_two, crops[0], "melanoma")
 
 
 def test_tta_view_probabilities_match_the_classifier(stage_two, crops):
-    views = W.tta_view_probabilities(stage_two, crops[0])
+    views = P.tta_view_probabilities(stage_two, crops[0])
     assert views["views"].shape == (8, 64, 64, 3) and views["view_probs"].shape == (8, len(CLASSES))
     np.testing.assert_array_equal(views["views"][0], crops[0])
     np.testing.assert_allclose(views["single"], stage_two.probabilities(crops[0][None], Views.single())[0], atol=1e-5)
@@ -359,18 +361,18 @@ def test_stage2_tools_average_an_ensembles_members(stage_two, crops):
     second = build_classifier(input_shape=(64, 64, 3), backbone_weights=None)
     second.layers[-1].bias.assign(np.linspace(-2, 2, len(CLASSES)).astype("float32"))  # a member that disagrees
     ensemble = StageTwo(model=stage_two.model, spec=stage_two.spec, members=[stage_two.model, second])
-    views = W.tta_view_probabilities(ensemble, crops[0])
+    views = P.tta_view_probabilities(ensemble, crops[0])
     np.testing.assert_allclose(views["single"], ensemble.probabilities(crops[0][None])[0], atol=1e-5)
     np.testing.assert_allclose(views["average"], ensemble.probabilities(crops[0][None], Views.dihedral())[0], atol=1e-5)
     assert not np.allclose(views["single"], stage_two.probabilities(crops[0][None])[0], atol=1e-3)
-    _, info = W.gradcam_panel(ensemble, crops[0])
+    _, info = P.gradcam_panel(ensemble, crops[0])
     assert info["predicted"] == CLASSES[int(np.argmax(ensemble.probabilities(crops[0][None])[0]))]
 
 
 def test_tta_panel_on_and_off(stage_two, crops):
-    views = W.tta_view_probabilities(stage_two, crops[0])
-    _, on = W.tta_panel(stage_two, crops[0], tta=True, views=views)
-    _, off = W.tta_panel(stage_two, crops[0], tta=False, views=views)
+    views = P.tta_view_probabilities(stage_two, crops[0])
+    _, on = P.tta_panel(stage_two, crops[0], tta=True, views=views)
+    _, off = P.tta_panel(stage_two, crops[0], tta=False, views=views)
     assert on["tta"] and not off["tta"]
     assert on["prediction"] == max(on["average"], key=on["average"].get)
     assert off["prediction"] == max(off["single"], key=off["single"].get)
