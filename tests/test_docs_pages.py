@@ -396,3 +396,19 @@ def test_usage_links_the_data_page_instead_of_repeating_it():
     assert "{doc}`data`" in usage
     for repeated in ("CC BY-NC-SA", "HAM10000_segmentations_lesion_tschandl", "skinlib split --verify"):
         assert repeated not in usage, repeated
+
+
+def test_the_package_layout_table_follows_the_import_contract():
+    """The usage page's layer table is read from pyproject.toml's contract and the modules' docstrings."""
+    import package_layers
+
+    layers = package_layers.contract_layers((REPO / "pyproject.toml").read_text())
+    assert layers[0] == ["__main__"] and "data" in layers[-1]
+    table = package_layers.layers_markdown(layers, REPO / "skinlib")
+    top_level = {p.stem for p in (REPO / "skinlib").glob("*.py") if p.stem != "__init__"}
+    top_level |= {p.parent.name for p in (REPO / "skinlib").glob("*/__init__.py")}
+    for name in top_level:
+        assert f"`skinlib.{name}`" in table, name
+    assert "| 1 | `skinlib.data` |" in table and "| | `.recipe` |" in table
+    assert package_layers.first_sentence('"""One. Two."""') == "One."
+    assert "{package-layers}" in (REPO / "book" / "usage.md").read_text()
