@@ -356,13 +356,20 @@ def test_make_lab_starts_jupyterlab_in_notebooks_with_the_data_and_leaves_make_t
 
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    env = {**os.environ, "SKINLIB_DATA": "relative/ham10000"}
-    lab = subprocess.run(["make", "-n", "lab"], cwd=REPO, capture_output=True, text=True, env=env)
+    # under `make test` (CI) this runs inside make: without the parent's MAKEFLAGS/MAKELEVEL, and with
+    # --no-print-directory, the dry run prints just the recipe
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    env["SKINLIB_DATA"] = "relative/ham10000"
+    lab = subprocess.run(
+        ["make", "--no-print-directory", "-n", "lab"], cwd=REPO, capture_output=True, text=True, env=env
+    )
     assert lab.returncode == 0, lab.stderr
-    command = lab.stdout.strip().splitlines()[-2:]
+    command = [line for line in lab.stdout.splitlines() if line.strip()][-2:]
     assert "cd notebooks" in command[0] and f'SKINLIB_DATA="{REPO / "relative" / "ham10000"}"' in command[0]
     assert "bin/jupyter" in command[1] and " lab" in command[1]
-    test = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True)
+    test = subprocess.run(
+        ["make", "--no-print-directory", "-n", "test"], cwd=REPO, capture_output=True, text=True, env=env
+    )
     assert test.returncode == 0 and "jupyter" not in test.stdout and "-m pytest" in test.stdout
 
 
