@@ -33,3 +33,35 @@ def benchmark_results(srcdir) -> Path | None:
         if folder.is_dir():
             return folder
     return None
+
+
+def markdown_directive(name: str, make_markdown, extension_file: str, arguments: tuple[str, ...] = ()):
+    """A Sphinx directive class that parses the MyST markdown `make_markdown(srcdir, *arguments)` returns (with
+    the files it read, which make the page rebuild when they change). `arguments`: the choices of its one
+    argument, if it takes one."""
+    from docutils import nodes
+    from docutils.parsers.rst import directives
+    from docutils.statemachine import StringList
+    from sphinx.util.docutils import SphinxDirective
+
+    class MarkdownDirective(SphinxDirective):
+        required_arguments = 1 if arguments else 0
+
+        def run(self):
+            given = [directives.choice(self.arguments[0], arguments)] if arguments else []
+            text, files = make_markdown(self.env.srcdir, *given)
+            for path in [*files, extension_file]:
+                self.env.note_dependency(str(path))
+            holder = nodes.container()
+            self.state.nested_parse(StringList(text.splitlines(), source=name), self.content_offset, holder)
+            return list(holder.children)
+
+    MarkdownDirective.__name__ = name.title().replace("-", "")
+    return MarkdownDirective
+
+
+def register_markdown_directive(app, name: str, make_markdown, extension_file: str, arguments=()) -> dict:
+    """Register `name` as a `markdown_directive` after putting the book's checkout first on the path."""
+    use_checkout(app.srcdir)
+    app.add_directive(name, markdown_directive(name, make_markdown, extension_file, arguments))
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -105,16 +105,28 @@ def _options(parser: argparse.ArgumentParser) -> list[Option]:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
             continue
         help_text = _expand_help(action, parser.prog)
-        options.append(Option(invocation=_invocation(action, parser.prog), help=help_text,
-                              default=_default(action, help_text), required=bool(action.required),
-                              positional=not action.option_strings))
+        options.append(
+            Option(
+                invocation=_invocation(action, parser.prog),
+                help=help_text,
+                default=_default(action, help_text),
+                required=bool(action.required),
+                positional=not action.option_strings,
+            )
+        )
     return options
 
 
 def _command(parser: argparse.ArgumentParser, name: str, summary: str) -> Command:
     description = " ".join((parser.description or "").split())
-    return Command(name=name, prog=parser.prog, summary=summary, description=description, usage=_usage(parser),
-                   options=_options(parser))
+    return Command(
+        name=name,
+        prog=parser.prog,
+        summary=summary,
+        description=description,
+        usage=_usage(parser),
+        options=_options(parser),
+    )
 
 
 def describe_parser(parser: argparse.ArgumentParser, name: str = "", summary: str = "") -> list[Command]:
@@ -148,8 +160,9 @@ def escape_markdown(text: str) -> str:
 
 def _escape_plain(text: str) -> str:
     pieces = _OPTION_MENTION.split(text)  # odd positions are option names
-    return "".join(f"`{piece}`" if index % 2 else _MARKDOWN_SPECIAL.sub(r"\\\1", piece)
-                   for index, piece in enumerate(pieces))
+    return "".join(
+        f"`{piece}`" if index % 2 else _MARKDOWN_SPECIAL.sub(r"\\\1", piece) for index, piece in enumerate(pieces)
+    )
 
 
 def _sentence(text: str) -> str:
@@ -218,8 +231,9 @@ def _markdown_nodes(directive, text: str) -> list:
     from docutils.statemachine import StringList
 
     holder = nodes.container()
-    directive.state.nested_parse(StringList(text.splitlines(), source="cli-reference"),
-                                 directive.content_offset, holder)
+    directive.state.nested_parse(
+        StringList(text.splitlines(), source="cli-reference"), directive.content_offset, holder
+    )
     return list(holder.children)
 
 

@@ -87,29 +87,8 @@ def section_markdown(srcdir) -> tuple[str, list[Path]]:
 # ---------------------------------------------------------------------------------------------- Sphinx
 
 
-def _directive_class():
-    from docutils import nodes
-    from docutils.statemachine import StringList
-    from sphinx.util.docutils import SphinxDirective
-
-    class CourseTimings(SphinxDirective):
-        """`{course-timings}`: the per-notebook run times of the course."""
-
-        def run(self):
-            text, files = section_markdown(self.env.srcdir)
-            for path in [*files, __file__]:
-                self.env.note_dependency(str(path))
-            holder = nodes.container()
-            self.state.nested_parse(StringList(text.splitlines(), source="course-timings"), self.content_offset, holder)
-            return list(holder.children)
-
-    return CourseTimings
-
-
 def setup(app):
-    """Register the directive; the page is reread when the record or the table of contents changes."""
-    from book_sources import use_checkout
+    """Register `{course-timings}`; a page using it is reread when a file it read changes."""
+    from book_sources import register_markdown_directive
 
-    use_checkout(app.srcdir)
-    app.add_directive("course-timings", _directive_class())
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return register_markdown_directive(app, "course-timings", section_markdown, __file__)

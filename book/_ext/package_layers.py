@@ -69,29 +69,8 @@ def section_markdown(srcdir) -> tuple[str, list[Path]]:
 # ---------------------------------------------------------------------------------------------- Sphinx
 
 
-def _directive_class():
-    from docutils import nodes
-    from docutils.statemachine import StringList
-    from sphinx.util.docutils import SphinxDirective
-
-    class PackageLayers(SphinxDirective):
-        """`{package-layers}`: the layers of skinlib and what each module holds."""
-
-        def run(self):
-            text, files = section_markdown(self.env.srcdir)
-            for path in [*files, __file__]:
-                self.env.note_dependency(str(path))
-            holder = nodes.container()
-            self.state.nested_parse(StringList(text.splitlines(), source="package-layers"), self.content_offset, holder)
-            return list(holder.children)
-
-    return PackageLayers
-
-
 def setup(app):
-    """Register the directive."""
-    from book_sources import use_checkout
+    """Register `{package-layers}`; a page using it is reread when a file it read changes."""
+    from book_sources import register_markdown_directive
 
-    use_checkout(app.srcdir)
-    app.add_directive("package-layers", _directive_class())
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return register_markdown_directive(app, "package-layers", section_markdown, __file__)

@@ -29,34 +29,54 @@ CLASSIFIER_NUMBERS = [
 ]
 #: The post-hoc fits recorded in the classifier's metrics.json: (section key, title, numbers inside it).
 CLASSIFIER_FITS = [
-    ("melanoma_referral", "Melanoma referral flag", [
-        ("threshold on P(mel), fitted on validation", "plain.threshold"),
-        ("validation sensitivity", "plain.val.sensitivity"),
-        ("test sensitivity", "plain.test.sensitivity"),
-        ("test specificity", "plain.test.specificity"),
-        ("test referral rate", "plain.test.referral_rate"),
-    ]),
-    ("metadata_fusion", "Patient metadata fusion", [
-        ("fusion weight, fitted on validation", "plain.weight"),
-        ("test balanced accuracy, image alone", "plain.test.image_only.balanced_accuracy"),
-        ("test balanced accuracy, image and metadata", "plain.test.fused.balanced_accuracy"),
-    ]),
-    ("tta_augmented", "Augmented test-time augmentation", [
-        ("temperature, fitted on validation", "temperature"),
-        ("test balanced accuracy, one view", "test.plain.balanced_accuracy"),
-        ("test balanced accuracy, augmented views", "test.tta_augmented.balanced_accuracy"),
-    ]),
-    ("class_prior", "Class prior correction", [
-        ("test class-wise calibration error, as trained", "test.as_trained.classwise_calibration_error"),
-        ("test class-wise calibration error, training prior", "test.training_prior.classwise_calibration_error"),
-        ("test balanced accuracy, training prior", "test.training_prior.balanced_accuracy"),
-    ]),
-    ("novelty", "Novelty check", [
-        ("threshold", "threshold"),
-        ("validation flag rate", "val_flag_rate"),
-        ("test flag rate", "test_flag_rate"),
-        ("share of non-dermoscopy pictures flagged", "unusual_flag_rate"),
-    ]),
+    (
+        "melanoma_referral",
+        "Melanoma referral flag",
+        [
+            ("threshold on P(mel), fitted on validation", "plain.threshold"),
+            ("validation sensitivity", "plain.val.sensitivity"),
+            ("test sensitivity", "plain.test.sensitivity"),
+            ("test specificity", "plain.test.specificity"),
+            ("test referral rate", "plain.test.referral_rate"),
+        ],
+    ),
+    (
+        "metadata_fusion",
+        "Patient metadata fusion",
+        [
+            ("fusion weight, fitted on validation", "plain.weight"),
+            ("test balanced accuracy, image alone", "plain.test.image_only.balanced_accuracy"),
+            ("test balanced accuracy, image and metadata", "plain.test.fused.balanced_accuracy"),
+        ],
+    ),
+    (
+        "tta_augmented",
+        "Augmented test-time augmentation",
+        [
+            ("temperature, fitted on validation", "temperature"),
+            ("test balanced accuracy, one view", "test.plain.balanced_accuracy"),
+            ("test balanced accuracy, augmented views", "test.tta_augmented.balanced_accuracy"),
+        ],
+    ),
+    (
+        "class_prior",
+        "Class prior correction",
+        [
+            ("test class-wise calibration error, as trained", "test.as_trained.classwise_calibration_error"),
+            ("test class-wise calibration error, training prior", "test.training_prior.classwise_calibration_error"),
+            ("test balanced accuracy, training prior", "test.training_prior.balanced_accuracy"),
+        ],
+    ),
+    (
+        "novelty",
+        "Novelty check",
+        [
+            ("threshold", "threshold"),
+            ("validation flag rate", "val_flag_rate"),
+            ("test flag rate", "test_flag_rate"),
+            ("share of non-dermoscopy pictures flagged", "unusual_flag_rate"),
+        ],
+    ),
 ]
 
 
@@ -113,16 +133,39 @@ def display_path(path: Path) -> str:
 def model_entries(unet: dict, classifier: dict, unet_file: str, classifier_file: str) -> list[Entry]:
     """The two shipped models, then every post-hoc fit recorded beside the classifier's scores."""
     entries = [
-        Entry("U-Net segmentation (stage 1)", unet_file, "", unet.get("command"), unet.get("train_seconds"),
-              "train_seconds", read_numbers(unet, UNET_NUMBERS)),
-        Entry("Classifier (stage 2)", classifier_file, "", classifier.get("command"),
-              classifier.get("train_seconds"), "train_seconds", read_numbers(classifier, CLASSIFIER_NUMBERS)),
+        Entry(
+            "U-Net segmentation (stage 1)",
+            unet_file,
+            "",
+            unet.get("command"),
+            unet.get("train_seconds"),
+            "train_seconds",
+            read_numbers(unet, UNET_NUMBERS),
+        ),
+        Entry(
+            "Classifier (stage 2)",
+            classifier_file,
+            "",
+            classifier.get("command"),
+            classifier.get("train_seconds"),
+            "train_seconds",
+            read_numbers(classifier, CLASSIFIER_NUMBERS),
+        ),
     ]
     for key, title, spec in CLASSIFIER_FITS:
         section = classifier.get(key)
         if isinstance(section, dict):
-            entries.append(Entry(title, classifier_file, key, section.get("command"), section.get("seconds"),
-                                 "seconds", read_numbers(section, spec, prefix=f"{key}.")))
+            entries.append(
+                Entry(
+                    title,
+                    classifier_file,
+                    key,
+                    section.get("command"),
+                    section.get("seconds"),
+                    "seconds",
+                    read_numbers(section, spec, prefix=f"{key}."),
+                )
+            )
     return entries
 
 
@@ -133,12 +176,22 @@ def colour_cast_entry(casts: dict, file: str) -> Entry:
         scores = {cast: result.get("balanced_accuracy") for cast, result in (model.get("test") or {}).items()}
         scores = {cast: value for cast, value in scores.items() if value is not None}
         if "none" in scores:
-            numbers.append((f"{name}: test balanced accuracy, no cast",
-                            key_path("models", name, "test", "none", "balanced_accuracy"), scores["none"]))
+            numbers.append(
+                (
+                    f"{name}: test balanced accuracy, no cast",
+                    key_path("models", name, "test", "none", "balanced_accuracy"),
+                    scores["none"],
+                )
+            )
         worst = min((cast for cast in scores if cast != "none"), key=scores.get, default=None)
         if worst is not None:
-            numbers.append((f"{name}: test balanced accuracy, worst cast ({worst})",
-                            key_path("models", name, "test", worst, "balanced_accuracy"), scores[worst]))
+            numbers.append(
+                (
+                    f"{name}: test balanced accuracy, worst cast ({worst})",
+                    key_path("models", name, "test", worst, "balanced_accuracy"),
+                    scores[worst],
+                )
+            )
     return Entry("Colour casts", file, "", casts.get("command"), casts.get("seconds"), "seconds", numbers)
 
 
@@ -155,11 +208,21 @@ def _recorded_seconds(result: dict) -> tuple[float | None, str]:
 
 def benchmark_entry(name: str, result: dict) -> Entry:
     """One benchmark result: every top-level number it recorded (they are what it measures)."""
-    numbers = [(key, key, value) for key, value in result.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    numbers = [
+        (key, key, value)
+        for key, value in result.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    ]
     seconds, seconds_field = _recorded_seconds(result)
-    return Entry(name.replace("_", " ").capitalize(), f"benchmarks/results/{name}.json", "", result.get("command"),
-                 seconds, seconds_field, numbers)
+    return Entry(
+        name.replace("_", " ").capitalize(),
+        f"benchmarks/results/{name}.json",
+        "",
+        result.get("command"),
+        seconds,
+        seconds_field,
+        numbers,
+    )
 
 
 # ------------------------------------------------------------------------------------------ Markdown
@@ -234,20 +297,26 @@ def ablation_markdown(ablation: dict, file: str) -> str:
     template = common_row_command(rows)
     lines = []
     if template:
-        intro = (f"Every row is reproduced by the command the file records for it, `{template}` with the row's "
-                 f"name for ROW; its `train_command` field holds the `skinlib train-classifier` command behind it. "
-                 f"The numbers are in `{file}`, section `rows`.")
+        intro = (
+            f"Every row is reproduced by the command the file records for it, `{template}` with the row's "
+            f"name for ROW; its `train_command` field holds the `skinlib train-classifier` command behind it. "
+            f"The numbers are in `{file}`, section `rows`."
+        )
         lines += [intro, ""]
     header = "| row | val balanced accuracy | test balanced accuracy | test − baseline [95 % CI] | training | total |"
     lines += [header, "|---|---|---|---|---|---|"]
     baseline = ablation.get("baseline")
     for row in rows:
         name = f"`{row['name']}`" if template else f"`{row['name']}`: `{row.get('command', '')}`"
-        lines.append(f"| {name} | {_score(row, 'val')} | {_score(row, 'test')} | {_difference(row, baseline)} | "
-                     f"{format_duration(row.get('train_seconds'))} | {format_duration(row.get('total_seconds'))} |")
-    legend = ("*training*: the row's `train_seconds` (of the model it trains or reuses); *total*: its "
-              "`total_seconds` (training and scoring), not recorded for rows that reuse an existing model. "
-              "*(images)*: an interval that still resamples images, not lesions.")
+        lines.append(
+            f"| {name} | {_score(row, 'val')} | {_score(row, 'test')} | {_difference(row, baseline)} | "
+            f"{format_duration(row.get('train_seconds'))} | {format_duration(row.get('total_seconds'))} |"
+        )
+    legend = (
+        "*training*: the row's `train_seconds` (of the model it trains or reuses); *total*: its "
+        "`total_seconds` (training and scoring), not recorded for rows that reuse an existing model. "
+        "*(images)*: an interval that still resamples images, not lesions."
+    )
     lines += ["", legend]
     return "\n".join(lines) + "\n"
 
@@ -289,34 +358,10 @@ SECTIONS = ("models", "ablation", "colour-casts", "benchmarks")
 # ---------------------------------------------------------------------------------------------- Sphinx
 
 
-def _directive_class():
-    from docutils import nodes
-    from docutils.parsers.rst import directives
-    from docutils.statemachine import StringList
-    from sphinx.util.docutils import SphinxDirective
-
-    class ShippedNumbers(SphinxDirective):
-        """`{shipped-numbers} SECTION`: one of models, ablation, colour-casts, benchmarks."""
-
-        required_arguments = 1
-
-        def run(self):
-            section = directives.choice(self.arguments[0], SECTIONS)
-            text, files = section_markdown(section, self.env.srcdir)
-            for path in [*files, __file__]:
-                self.env.note_dependency(str(path))
-            holder = nodes.container()
-            self.state.nested_parse(StringList(text.splitlines(), source="shipped-numbers"), self.content_offset,
-                                    holder)
-            return list(holder.children)
-
-    return ShippedNumbers
-
-
 def setup(app):
-    """Register the directive; a page using it is reread when a JSON it read changes."""
-    from book_sources import use_checkout
+    """Register `{shipped-numbers}`; a page using it is reread when a file it read changes."""
+    from book_sources import register_markdown_directive
 
-    use_checkout(app.srcdir)
-    app.add_directive("shipped-numbers", _directive_class())
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return register_markdown_directive(
+        app, "shipped-numbers", lambda srcdir, section: section_markdown(section, srcdir), __file__, arguments=SECTIONS
+    )
