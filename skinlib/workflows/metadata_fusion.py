@@ -15,7 +15,7 @@ from ..evaluation.referral import referral_record
 from ..evaluation.report import headline_scores, paired_gains
 from ..models.folder import METADATA_PRIOR_FILE, MetadataFusionSpec
 from ..models.metadata_prior import MetadataPrior, fit_weight, fuse, metadata_values
-from ..runtime import StageTwo, Views
+from ..runtime import StageTwo
 
 PRIOR_FILE = METADATA_PRIOR_FILE
 SPLITS = ("val", "test")
@@ -102,17 +102,13 @@ def fit_metadata_for_model(
     """
     # deferred: loads Keras
     from ..training.classifier import stage2_inputs
-    from .posthoc import model_recipe, record_fit
+    from .posthoc import calibrated_single_and_tta, model_recipe, record_fit
 
     config = model_recipe(model_dir, data_dir, "fit-metadata")
     data = stage2_inputs(config, splits=SPLITS, progress=progress, limit=limit)
     prior = MetadataPrior.fit(training_frame(config))
     classifier = StageTwo.load(model_dir)
-    calibrated = {
-        (split, views.is_tta): (data[split][1], classifier.probabilities(data[split][0], views))
-        for split in SPLITS
-        for views in (Views.single(), Views.dihedral())
-    }
+    calibrated = calibrated_single_and_tta(classifier, data, SPLITS)
     record, _ = fusion_record(prior, calibrated, {split: data[split][2] for split in SPLITS})
     if limit is None:
         prior.to_json(Path(model_dir) / PRIOR_FILE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..models.folder import ModelFolder
+from ..runtime import Views
 from ..training.classifier import config_from_metrics
 
 
@@ -27,3 +28,13 @@ def record_fit(model_dir, key: str, spec_entry, metrics_entry: dict) -> None:
     `skinlib.models.folder.ClassifierSpec`, or its dict: checked), its scores and the command that made them
     into metrics.json[key] (`ModelFolder.record_fit`)."""
     ModelFolder(model_dir, "classifier").record_fit(key, spec_entry, metrics_entry)
+
+
+def calibrated_single_and_tta(classifier, data: dict, splits) -> dict:
+    """Calibrated probabilities of each split with one view and with the 8 dihedral views,
+    {(split, tta?): (labels, probabilities)}: what the referral and metadata fits choose between."""
+    return {
+        (split, views.is_tta): (data[split][1], classifier.probabilities(data[split][0], views))
+        for split in splits
+        for views in (Views.single(), Views.dihedral())
+    }

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..runtime import StageTwo, Views
+from ..runtime import StageTwo
 from ..training.classifier import referral_spec, referral_thresholds, stage2_inputs
-from .posthoc import model_recipe, record_fit
+from .posthoc import calibrated_single_and_tta, model_recipe, record_fit
 
 
 def fit_referral_for_model(
@@ -24,11 +24,7 @@ def fit_referral_for_model(
     config = model_recipe(model_dir, data_dir, "fit-referral")
     data = stage2_inputs(config, splits=("val", "test"), progress=progress, limit=limit)
     classifier = StageTwo.load(model_dir)
-    calibrated = {
-        (split, views.is_tta): (data[split][1], classifier.probabilities(data[split][0], views))
-        for split in ("val", "test")
-        for views in (Views.single(), Views.dihedral())
-    }
+    calibrated = calibrated_single_and_tta(classifier, data, ("val", "test"))
     record = referral_thresholds(calibrated, sensitivity)
     if limit is None:
         record_fit(
