@@ -24,7 +24,6 @@ BENCHMARK_RESULTS = REPO / "benchmarks" / "results"
 SHIPPED_RESULTS = {
     "unet_metrics": (UNET / "metrics.json", "skinlib train-unet"),
     "classifier_metrics": (CLASSIFIER / "metrics.json", "skinlib train-classifier"),
-    "classifier_spec": (CLASSIFIER / "model.json", "skinlib train-classifier"),
     "ablation": (ABLATION_RESULTS, "skinlib ablate"),
     "colour_casts": (COLOUR_CAST_RESULTS, "skinlib colour-casts"),
 }

@@ -28,7 +28,7 @@ from ..runtime import StageTwo, Views
 from ..segmentation.segmenter import DEFAULT_UNET, UNetSegmenter
 from .features import FeatureSequence, cached_extract, image_digest, split_model
 from .recipe import LOSSES, ClassifierConfig
-from .recipes import config_from_metrics as read
+from .recipe import config_from_metrics as read
 
 
 def make_strategy(name: str | None):

@@ -9,7 +9,9 @@ of its baseline), not flag strings. No Keras here: `skinlib --help` stays fast.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 LOSSES = ("focal", "weighted_ce", "ce")
 SOURCES = ("crop", "full")
@@ -214,3 +216,21 @@ NOT_RECIPE = ("data_dir", "split_path", "segmenter_dir", "cache", "distribute", 
 
 def recipe_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields(ClassifierConfig) if f.name not in NOT_RECIPE)
+
+
+# ------------------------------------------------------------- reading a recorded recipe back
+
+
+def _tuples(value):
+    """JSON turned the config's tuples into lists; turn them back (nested, e.g. phases)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def config_from_metrics(config_class, metrics_path, **overrides):
+    """`config_class` (a dataclass) as recorded in `metrics_path`'s "config", with `overrides` applied.
+
+    Unknown recorded keys are ignored, so an older metrics file still reads.
+    """
+    recorded = json.loads(Path(metrics_path).read_text())["config"]
+    known = {key: _tuples(value) for key, value in recorded.items() if key in config_class.__dataclass_fields__}
+    return config_class(**{**known, **overrides})

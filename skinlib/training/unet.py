@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data import load_split_frame
 from ..models.folder import WEIGHTS_FILE, ModelFolder, UNetSpec
-from .recipes import config_from_metrics
+from .recipe import config_from_metrics
 
 
 @dataclass
