@@ -459,6 +459,18 @@ def unet_diagram(unet: dict | None = None, config: dict | None = None) -> Figure
 
 
 @styled
+def two_into(ax, upper: dict, lower: dict, target: dict, x: float) -> None:
+    """Elbow arrows from two boxes, turning at `x`, into the left side of `target` just above and below its middle."""
+    for source, offset in ((upper, 0.2), (lower, -0.2)):
+        arrow(
+            ax,
+            source["right"],
+            (x, source["right"][1]),
+            (x, target["left"][1] + offset),
+            (target["left"][0], target["left"][1] + offset),
+        )
+
+
 def cbam_diagram(classifier: dict | None = None) -> Figure:
     """CBAM on the classifier's last feature map: the channel gate (which channels), then the spatial gate
     (where), with the shapes of the shipped classifier's input size."""
@@ -486,20 +498,7 @@ def cbam_diagram(classifier: dict | None = None) -> Figure:
     times = box(ax, 8.6, 3.1, 1.65, 0.85, f"F′ = F × map\n{side}×{side}×{channels}", STAGE2, fontsize=8)
     arrow(ax, features["right"], (1.95, features["right"][1]), (1.95, average["left"][1]), average["left"])
     arrow(ax, features["right"], (1.95, features["right"][1]), (1.95, maximum["left"][1]), maximum["left"])
-    arrow(
-        ax,
-        average["right"],
-        (4.0, average["right"][1]),
-        (4.0, mlp["left"][1] + 0.2),
-        (mlp["left"][0], mlp["left"][1] + 0.2),
-    )
-    arrow(
-        ax,
-        maximum["right"],
-        (4.0, maximum["right"][1]),
-        (4.0, mlp["left"][1] - 0.2),
-        (mlp["left"][0], mlp["left"][1] - 0.2),
-    )
+    two_into(ax, average, maximum, mlp, x=4.0)
     arrow(ax, mlp["right"], gate["left"])
     arrow(ax, gate["right"], times["left"])
     arrow(
@@ -529,20 +528,7 @@ def cbam_diagram(classifier: dict | None = None) -> Figure:
     start = (times["bottom"][0], times["bottom"][1])
     arrow(ax, start, (start[0], 2.45), (1.95, 2.45), (1.95, mean_c["left"][1]), mean_c["left"])
     arrow(ax, (1.95, 2.45), (1.95, max_c["left"][1]), max_c["left"])
-    arrow(
-        ax,
-        mean_c["right"],
-        (4.0, mean_c["right"][1]),
-        (4.0, conv["left"][1] + 0.2),
-        (conv["left"][0], conv["left"][1] + 0.2),
-    )
-    arrow(
-        ax,
-        max_c["right"],
-        (4.0, max_c["right"][1]),
-        (4.0, conv["left"][1] - 0.2),
-        (conv["left"][0], conv["left"][1] - 0.2),
-    )
+    two_into(ax, mean_c, max_c, conv, x=4.0)
     arrow(ax, conv["right"], spatial["left"])
     arrow(ax, spatial["right"], out["left"])
     label(

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from skinlib.cli import build_parser
 from skinlib.shipped import SHIPPED
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "book" / "_ext"))
+
+from shipped_numbers import dig  # noqa: E402  (the reproduce page reads the JSONs the same way)
+
 README = REPO / "README.md"
 MAX_CHARS = 8000
 MISSING = {"–", "-", ""}
@@ -33,15 +38,6 @@ def results_table(text: str) -> list[dict[str, str]]:
     lines = [line for line in section.splitlines() if line.startswith("|")]
     header = _cells(lines[0])
     return [dict(zip(header, _cells(line))) for line in lines[2:]]
-
-
-def dig(data, path: str):
-    """The value at a dotted key path, or None when a step is missing."""
-    for step in path.split("."):
-        if not isinstance(data, dict) or step not in data:
-            return None
-        data = data[step]
-    return data
 
 
 def subcommands(parser) -> set[str]:
