@@ -635,7 +635,7 @@ def cmd_colour_casts(args) -> int:
 
 def cmd_ablate(args) -> int:
     # deferred: loads Keras
-    from .workflows import ablation
+    from .workflows import ablation, external
 
     rows = args.rows or list(ablation.ROW_NAMES)
     unknown = sorted(set(rows) - set(ablation.ROW_NAMES))
@@ -655,7 +655,9 @@ def cmd_ablate(args) -> int:
     if not args.collect_only:
         for name in dict.fromkeys(["baseline", *rows]):  # every difference is taken against the baseline
             ablation.run_row(name, out, args.data, quiet=args.quiet)
-    results = ablation.collect_ablation(out, args.data)
+    if args.external:
+        _score_rows_externally(out, args.external, quiet=args.quiet)
+    results = external.with_external_columns(ablation.collect_ablation(out, args.data), out)
     if args.update:
         try:
             results = ablation.merge_results(json.loads(Path(args.results).read_text()), results, args.results)
@@ -666,6 +668,20 @@ def cmd_ablate(args) -> int:
     print(ablation.ablation_markdown(results))
     print(f"wrote {args.results}")
     return 0
+
+
+def _score_rows_externally(out: Path, images_and_labels: list[str], quiet: bool = False) -> None:
+    """Score every finished ablation row on an external collection (read afterwards, never chosen with)."""
+    # deferred: loads Keras
+    from .workflows import ablation, external
+
+    try:
+        collection = external.ExternalCollection.of(*images_and_labels)
+        prepared = external.PreparedInputs(collection, progress=not quiet)
+    except DataError as error:
+        raise DataError(f"--external: {error}") from None
+    for name in ablation.finished_rows(out):
+        external.score_row_externally(name, out, prepared)
 
 
 def cmd_evaluate(args) -> int:
@@ -877,6 +893,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROW=DIR",
         help="use these trained models as rows instead of training them, e.g. "
         "ensemble=runs/ens/model; refused unless each was trained with its row's recipe",
+    )
+    ablate.add_argument(
+        "--external",
+        nargs=2,
+        metavar=("IMAGES", "LABELS"),
+        help="also score every finished row on this labelled collection from elsewhere (e.g. "
+        "../shared/data/isic2017/images ../shared/data/isic2017/ISIC2017_labels.csv): an extra column, read after "
+        "the choice and never used by the replacement rule",
     )
     ablate.add_argument("--collect-only", action="store_true", help="only rebuild the JSON from finished rows")
     ablate.add_argument(

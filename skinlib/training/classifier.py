@@ -497,6 +497,7 @@ def save_predictions(path: Path, data: dict, results: dict, temperature: dict) -
         arrays[f"{split}_image_ids"] = data[split][2]["image_id"].to_numpy().astype(str)
         if "lesion_id" in data[split][2]:  # what a bootstrap over lesions resamples
             arrays[f"{split}_lesion_ids"] = data[split][2]["lesion_id"].to_numpy().astype(str)
+        arrays[f"temperature_{'tta' if tta else 'plain'}"] = np.float64(temperature[tta])  # scoring elsewhere reuses it
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path

@@ -691,9 +691,11 @@ def ablation_markdown(results: dict) -> str:
         mark = " *" if diff.get("bootstrap_unit", "images") == "images" else ""
         return f"{diff['difference']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}]{mark}"
 
+    collections = results.get("external", {}).get("collections", [])
     lines = [
-        "| row | val BMA | val - baseline (95 % CI) | test BMA | test - baseline (95 % CI) | test macro AUC | mel recall |",
-        "|---|---|---|---|---|---|---|",
+        "| row | val BMA | val - baseline (95 % CI) | test BMA | test - baseline (95 % CI) | test macro AUC | mel recall |"
+        + "".join(f" {name} BMA, classes present |" for name in collections),
+        "|---|---|---|---|---|---|---|" + "---|" * len(collections),
     ]
     for row in results["rows"]:
         lines.append(
@@ -701,9 +703,25 @@ def ablation_markdown(results: dict) -> str:
             f"| {interval(row['val_minus_baseline']['balanced_accuracy'])} "
             f"| {row['test']['balanced_accuracy']:.3f} | {interval(row['test_minus_baseline']['balanced_accuracy'])} "
             f"| {row['test']['macro_roc_auc']:.3f} | {row['test']['melanoma_recall']:.3f} |"
+            + "".join(f" {external_cell(row, name)} |" for name in collections)
         )
     lines.append(
         "\nIntervals: paired bootstrap over lesions; * over images (a row collected before, too narrow "
         "until it is rerun)."
     )
+    if collections:
+        lines.append(
+            f"External columns ({', '.join(collections)}): balanced accuracy restricted to the classes the collection "
+            "holds, read after the choice (never used by the replacement rule); n/a: the row cannot be scored there."
+        )
     return "\n".join(lines) + "\n"
+
+
+def external_cell(row: dict, collection: str) -> str:
+    """A row's external score for a table: its restricted balanced accuracy, n/a, or – when not scored."""
+    scores = row.get("external", {}).get(collection)
+    if scores is None:
+        return "–"
+    if "not_applicable" in scores:
+        return "n/a"
+    return f"{scores['balanced_accuracy_restricted']:.3f}"
