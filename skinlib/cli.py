@@ -609,9 +609,10 @@ def cmd_colour_casts(args) -> int:
         models[name] = folder
     if args.update and not Path(args.out).is_file():  # before any scoring, not after it
         raise UsageError(f"--update needs an existing {args.out}; leave out --update to write it")
+    collection = _external_collection(args.external) if args.external else None
     study = {
         "command": _invoked_command(),
-        **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet),
+        **colour_cast_study(models, args.data, limit=args.limit, progress=not args.quiet, external=collection),
     }
     if args.update:
         try:
@@ -670,16 +671,23 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def _external_collection(images_and_labels: list[str]):
+    """--external IMAGES LABELS as a collection; a missing folder or file is named."""
+    # deferred: loads Keras
+    from .workflows.external import ExternalCollection
+
+    try:
+        return ExternalCollection.of(*images_and_labels)
+    except DataError as error:
+        raise DataError(f"--external: {error}") from None
+
+
 def _score_rows_externally(out: Path, images_and_labels: list[str], quiet: bool = False) -> None:
     """Score every finished ablation row on an external collection (read afterwards, never chosen with)."""
     # deferred: loads Keras
     from .workflows import ablation, external
 
-    try:
-        collection = external.ExternalCollection.of(*images_and_labels)
-        prepared = external.PreparedInputs(collection, progress=not quiet)
-    except DataError as error:
-        raise DataError(f"--external: {error}") from None
+    prepared = external.PreparedInputs(_external_collection(images_and_labels), progress=not quiet)
     for name in ablation.finished_rows(out):
         external.score_row_externally(name, out, prepared)
 
@@ -933,6 +941,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--update",
         action="store_true",
         help="replace only these models in the existing --out JSON, keep the others (same casts, splits and limit)",
+    )
+    casts.add_argument(
+        "--external",
+        nargs=2,
+        metavar=("IMAGES", "LABELS"),
+        help="also score each model under every cast on this labelled collection from elsewhere (e.g. ISIC 2017), "
+        "read after the choice",
     )
     casts.add_argument("--quiet", action="store_true")
     casts.set_defaults(func=cmd_colour_casts)

@@ -68,9 +68,10 @@ def test_external_scores_read_both_ways_with_intervals_over_images(labels):
 
 def test_a_row_worse_than_the_baseline_elsewhere_shows_a_negative_paired_difference(labels):
     scores = external.external_scores(
-        labels, three_class_probs(labels, 0.5), baseline_probs=three_class_probs(labels, 1.0), samples=200
+        labels, three_class_probs(labels, 0.5), three_class_probs(labels, 1.0), samples=200
     )
-    gain = scores["restricted_minus_baseline"]
+    gain = scores["restricted_change"]
+    assert gain["against"] == "baseline"
     assert gain["difference"] < 0 and gain["ci95"][1] < 0
 
 
@@ -95,7 +96,7 @@ def test_columns_join_the_results_and_never_change_the_replacement_verdict(tmp_p
     joined = external.with_external_columns(results, out, samples=100)
     assert joined["external"]["collections"] == ["isic2017"]
     rows = {row["name"]: row for row in joined["rows"]}
-    assert rows["weighted_ce"]["external"]["isic2017"]["restricted_minus_baseline"]["difference"] < 0
+    assert rows["weighted_ce"]["external"]["isic2017"]["restricted_change"]["difference"] < 0
     assert "not_applicable" in rows["metadata"]["external"]["isic2017"]
     assert ablation.replacement_verdict(joined) == before  # validation chooses; the collection never does
     assert ablation.external_cell(rows["weighted_ce"], "isic2017").startswith("0.")
@@ -149,3 +150,30 @@ def test_a_row_is_scored_on_real_external_images(tmp_path, isic2017_dir):
         assert sorted(saved["image_ids"]) == sorted(frame["image_id"])
     scores = external.collect_external(out, ["baseline"], "isic2017", samples=50)["baseline"]
     assert scores["images"] == 6 and 0 <= scores["balanced_accuracy_restricted"] <= 1
+
+
+def test_the_colour_cast_column_compares_each_cast_with_no_cast_on_the_collection(labels):
+    """A classifier that reads the red channel: a warm cast changes its answers on the collection, no cast not."""
+    from types import SimpleNamespace
+
+    from skinlib.evaluation.robustness import COLOUR_CASTS
+
+    inputs = np.zeros((len(labels), 4, 4, 3), np.uint8)
+    inputs[..., 0] = np.where(labels == MEL, 120, 80)[:, None, None]  # red tells melanoma apart
+
+    class RedReader:
+        def probabilities(self, images):
+            red = images[..., 0].mean(axis=(1, 2))
+            probs = np.full((len(images), len(CLASSES)), 0.01)
+            probs[red > 100, MEL] = 0.9  # a warm cast pushes the other classes' red over the line
+            probs[red <= 100, NV] = 0.9
+            return probs / probs.sum(axis=1, keepdims=True)
+
+    prepared = SimpleNamespace(
+        collection=SimpleNamespace(name="isic2017"), labels=labels, inputs_for=lambda classifier: inputs
+    )
+    casts = {name: COLOUR_CASTS[name] for name in ("none", "strong warm")}
+    column = external.external_cast_scores(RedReader(), prepared, casts, samples=100)
+    assert column["collection"] == "isic2017" and "restricted_change" not in column["casts"]["none"]
+    change = column["casts"]["strong warm"]["restricted_change"]
+    assert change["against"] == "'none' cast" and change["difference"] < 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..evaluation.robustness import COLOUR_CASTS, colour_cast_scores
 from ..runtime import StageTwo
 from ..training.classifier import config_from_metrics, stage2_inputs
+from .external import ExternalCollection, PreparedInputs, external_cast_scores
 
 
 def colour_cast_study(
@@ -17,10 +18,13 @@ def colour_cast_study(
     casts: dict = COLOUR_CASTS,
     limit: int | None = None,
     progress: bool = True,
+    external: ExternalCollection | None = None,
 ) -> dict:
     """`colour_cast_scores` of several model folders ({name: folder}) on the HAM10000 splits, each model fed
     the stage-2 inputs its recorded config made. What `skinlib colour-casts` writes.
-    `limit` (quick checks): a stratified sample of at most that many images per split."""
+    `limit` (quick checks): a stratified sample of at most that many images per split. `external`: also score
+    each model on that collection under every cast (read afterwards; it chooses nothing)."""
+    prepared = PreparedInputs(external, progress=progress) if external is not None else None
     study = {
         "casts": {name: [float(g) for g in gains] for name, gains in casts.items()},
         "splits": list(splits),
@@ -49,4 +53,6 @@ def colour_cast_study(
                 for split in splits
             },
         }
+        if prepared is not None:
+            study["models"][name]["external"] = external_cast_scores(classifier, prepared, casts)
     return study

@@ -27,6 +27,7 @@ from ..data.labels import read_labels
 from ..data.layout import IMAGE_SUFFIXES
 from ..evaluation.calibration import apply_temperature
 from ..evaluation.report import bootstrap_ci, paired_bootstrap_difference
+from ..evaluation.robustness import REFERENCE_CAST, colour_cast
 from ..evaluation.subset import present_indices, restrict_probabilities, subset_readings
 from ..runtime import StageTwo
 from ..runtime.dual_stage import DualStage
@@ -153,10 +154,13 @@ def _as_is_balanced_accuracy(present: list[int]):
     return metric
 
 
-def external_scores(labels, probs, baseline_probs=None, samples: int = BOOTSTRAP_SAMPLES) -> dict:
+def external_scores(
+    labels, probs, reference_probs=None, reference: str = "baseline", samples: int = BOOTSTRAP_SAMPLES
+) -> dict:
     """The collection's headline numbers for one row: balanced accuracy as is and restricted to the classes
     present (95 % intervals over images), melanoma one-vs-rest AUC, the share of answers naming an absent class,
-    and, given the baseline's probabilities, the paired difference of the restricted balanced accuracy."""
+    and, given `reference_probs` (the baseline's, or the same model without a cast), the paired difference of the
+    restricted balanced accuracy against them."""
     labels, probs = np.asarray(labels), np.asarray(probs)
     present = present_indices(labels)
     readings = subset_readings(labels, probs)
@@ -174,11 +178,11 @@ def external_scores(labels, probs, baseline_probs=None, samples: int = BOOTSTRAP
     for key, metric in metrics.items():
         low, high = bootstrap_ci(metric, labels, probs, samples, BOOTSTRAP_SEED)
         scores[f"balanced_accuracy_{'as_is' if key == 'as_is' else 'restricted'}_ci95"] = [low, high]
-    if baseline_probs is not None:
+    if reference_probs is not None:
         gain = paired_bootstrap_difference(
-            metrics["restricted"], labels, np.asarray(baseline_probs), probs, samples, BOOTSTRAP_SEED
+            metrics["restricted"], labels, np.asarray(reference_probs), probs, samples, BOOTSTRAP_SEED
         )
-        scores["restricted_minus_baseline"] = {"difference": gain[0], "ci95": [gain[1], gain[2]]}
+        scores["restricted_change"] = {"against": reference, "difference": gain[0], "ci95": [gain[1], gain[2]]}
     return scores
 
 
@@ -195,7 +199,7 @@ def collect_external(out_dir, names, collection: str, samples: int = BOOTSTRAP_S
         if calibrated is None:
             continue
         labels, probs = calibrated
-        results[name] = external_scores(labels, probs, None if baseline is None else baseline[1], samples)
+        results[name] = external_scores(labels, probs, None if baseline is None else baseline[1], samples=samples)
     return results
 
 
@@ -231,3 +235,24 @@ def with_external_columns(results: dict, out_dir, samples: int = BOOTSTRAP_SAMPL
         "read": "after the choice: never used by replacement_verdict, no setting fitted on it; bootstrap over images",
     }
     return results
+
+
+def external_cast_scores(classifier: StageTwo, prepared: PreparedInputs, casts: dict, samples: int = BOOTSTRAP_SAMPLES):
+    """The colour-cast study's external column: `classifier` on the collection under each cast (its HAM10000
+    temperature), each cast's restricted balanced accuracy compared with no cast on the same images."""
+    inputs = prepared.inputs_for(classifier)
+    probs = {name: classifier.probabilities(colour_cast(inputs, gains)) for name, gains in casts.items()}
+    return {
+        "collection": prepared.collection.name,
+        "read": "after the choice; bootstrap over images",
+        "casts": {
+            name: external_scores(
+                prepared.labels,
+                probs[name],
+                None if name == REFERENCE_CAST else probs[REFERENCE_CAST],
+                reference=f"{REFERENCE_CAST!r} cast",
+                samples=samples,
+            )
+            for name in casts
+        },
+    }
