@@ -10,11 +10,11 @@
             driver.quit()
 
 `jupyter_lab` starts `jupyter lab` from this Python's environment (the project's venv: its `jupyter`, and the
-kernel spec `python3`, whose `python` jupyter_client resolves to this interpreter) on a free localhost port
-with a random token, waits until its REST API answers, and always stops it (the whole process group, so the
-kernels it started go too). Lab gets its own settings and workspace folders, so a developer's own Lab settings
-cannot change what the browser sees: notebook windowing is off (every cell stays in the page, off-screen or not)
-and the news prompt never appears. `--LabApp.expose_app_in_browser=True` puts the Lab application on
+kernel spec `python3`, whose `python` jupyter_client replaces by the server's own interpreter, the venv's) on a
+free localhost port with a random token, waits until its REST API answers, and always stops it and the kernels
+it started. Lab gets its own settings and workspace folders, so a developer's own Lab settings cannot change what
+the browser sees: notebook windowing is off (every cell stays in the page, off-screen or not) and the news prompt
+never appears. `--LabApp.expose_app_in_browser=True` puts the Lab application on
 `window.jupyterapp`, which the browser helpers use to run commands (`notebook:run-all-cells`) and to read the
 kernel's status, instead of clicking through menus.
 """
@@ -95,10 +95,12 @@ class LabServer:
         """`path` (e.g. "lab/tree/x.ipynb") on this server, with the token."""
         return f"{self.base_url}{path.lstrip('/')}{'&' if '?' in path else '?'}token={self.token}"
 
-    def api(self, path: str):
-        """GET of the server's REST API (`path` after /api/), decoded from JSON."""
+    def api(self, path: str, post: dict | None = None):
+        """GET (or with `post`, POST that JSON) of the server's REST API (`path` after /api/), decoded from JSON."""
         request = urllib.request.Request(
-            f"{self.base_url}api/{path.lstrip('/')}", headers={"Authorization": f"token {self.token}"}
+            f"{self.base_url}api/{path.lstrip('/')}",
+            data=None if post is None else json.dumps(post).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
@@ -118,21 +120,58 @@ def write_lab_settings(settings_dir: Path, settings: dict = LAB_SETTINGS) -> Non
         path.write_text(json.dumps(values))
 
 
+def child_pids(pid: int) -> list[int]:
+    """Living child processes of `pid` (its kernels, for a Jupyter server), read from /proc; [] without /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (command)": state, ppid, ...
+            if int(fields[1]) == pid and fields[0] != "Z":
+                children.append(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet reaped, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not Path("/proc").is_dir()  # no /proc at all: kill() is all we know
+    except IndexError:
+        return False
+    return state != "Z"
+
+
 def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
-    """SIGTERM to the server's process group (it and its kernels), SIGKILL if it has not ended in `timeout` s."""
+    """Stop the server and its kernels: SIGTERM (it shuts its kernels down), SIGKILL after `timeout` s.
+
+    jupyter_client starts every kernel in a session of its own, so the kernels are not in the server's process
+    group; those still running once the server has ended (a server killed, not shut down) are killed by pid.
+    """
     if process.poll() is not None:
         return
+    kernels = child_pids(process.pid)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+            os.killpg(process.pid, sig)  # the group is the server's alone (start_new_session)
         try:
             process.wait(timeout=timeout)
             break
         except subprocess.TimeoutExpired:
             continue
-    # kernels may outlive the server by a moment; the group is ours alone (start_new_session)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    for pid in kernels:
+        deadline = time.monotonic() + 5
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # a kernel whose server has gone ends by itself within about a second
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -181,7 +220,7 @@ def jupyter_lab(root_dir, work_dir=None, env: dict | None = None, timeout: float
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopping it stops its kernels too
+            start_new_session=True,  # its own process group, signalled as one
         )
     server = LabServer(f"http://127.0.0.1:{port}/", token, root_dir, log, process)
     try:

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from book_browser import browser_missing_reason, chromium_driver
 from jupyterlab_browser import (
+    alive,
+    child_pids,
     jupyter_lab,
     kernel_output,
     lab_missing_reason,
@@ -178,7 +180,7 @@ def test_moving_the_threshold_slider_redraws_the_mask_in_jupyterlab(lab, driver)
 
 
 @pytest.mark.slow
-def test_the_lab_server_is_stopped_even_when_the_code_using_it_fails(tmp_path):
+def test_the_lab_server_and_its_kernels_are_stopped_even_when_the_code_using_it_fails(tmp_path):
     if lab_missing_reason():
         pytest.skip(lab_missing_reason())
     (tmp_path / "root").mkdir()
@@ -186,9 +188,23 @@ def test_the_lab_server_is_stopped_even_when_the_code_using_it_fails(tmp_path):
     with failing, lab as server:
         assert server.api("status")["started"]
         assert server.url("lab").endswith(f"/lab?token={server.token}")
+        kernel = server.api("kernels", post={"name": "python3"})
+        assert [k["id"] for k in server.api("kernels")] == [kernel["id"]]
+        kernels = wait_for_children(server.process.pid)
         raise RuntimeError("boom")
     assert server.process.poll() is not None
     with pytest.raises(ProcessLookupError):
-        os.killpg(server.process.pid, 0)  # nothing of its process group (kernels included) is left
+        os.killpg(server.process.pid, 0)  # nothing is left of the server's process group
+    assert not [pid for pid in kernels if alive(pid)], "a kernel outlived its server"
     with pytest.raises(OSError):
         server.api("status")
+
+
+def wait_for_children(pid: int, timeout: float = 30) -> list[int]:
+    """The child processes of `pid` once it has one (a kernel the server launched)."""
+    deadline = time.monotonic() + timeout
+    while not (children := child_pids(pid)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} started no child process in {timeout} s")
+        time.sleep(0.1)
+    return children
