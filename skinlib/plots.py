@@ -357,3 +357,51 @@ def class_prior_figure(labels, as_trained, with_prior, classes: Sequence[str] = 
     ax.set(ylabel="share / mean probability", title="Does P(class) average to the class's share?")
     ax.legend(fontsize=8)
     return figure
+
+
+def subgroup_figure(table, title: str = "") -> Figure:
+    """Balanced accuracy and melanoma recall per subgroup (`skinlib.evaluation.subgroups.subgroup_table`):
+    a point with its 95 % interval, hollow where the subgroup is too small for one, and the score of all
+    images as a dashed line with its interval shaded, so a subgroup reads as worse only where its whole
+    interval lies left of the line."""
+    scores = (
+        ("balanced_accuracy", "ba_low", "ba_high", "balanced accuracy"),
+        ("melanoma_recall", "mel_low", "mel_high", "melanoma recall (images)"),
+    )
+    overall = table[table["attribute"] == "all"].iloc[0]
+    rows = table[table["attribute"] != "all"].reset_index(drop=True)
+    y = np.arange(len(rows))[::-1]
+    figure = Figure(figsize=(10, 0.28 * len(rows) + 1.4))
+    axes = figure.subplots(1, 2, sharey=True)
+    attributes = list(dict.fromkeys(rows["attribute"]))
+    colours = dict(zip(attributes, ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")))
+    for ax, (score, low, high, label) in zip(axes, scores):
+        ax.axvspan(overall[low], overall[high], color="0.9", zorder=0)
+        ax.axvline(overall[score], color="0.4", linestyle="--", linewidth=1, label=f"all images {overall[score]:.2f}")
+        for attribute in attributes:
+            chosen = (rows["attribute"] == attribute).to_numpy()
+            part, at = rows[chosen], y[chosen]
+            has = part[low].notna().to_numpy()
+            colour = colours.get(attribute, "tab:gray")
+            ax.errorbar(
+                part[score][has],
+                at[has],
+                xerr=[part[score][has] - part[low][has], part[high][has] - part[score][has]],
+                fmt="o",
+                color=colour,
+                capsize=2,
+                markersize=4,
+            )
+            ax.scatter(part[score][~has], at[~has], facecolors="none", edgecolors=colour, s=22, zorder=3)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    counts = [f"{r.attribute}: {r.subgroup}  ({r.images} img, {r.melanomas} mel)" for r in rows.itertuples()]
+    axes[0].set_yticks(y, counts, fontsize=8)
+    for tick, attribute in zip(axes[0].get_yticklabels(), rows["attribute"]):
+        tick.set_color(colours.get(attribute, "black"))
+    axes[0].set_ylim(-0.7, len(rows) - 0.3)
+    figure.suptitle(title or "by subgroup: point and 95 % interval (hollow: too few for an interval)", fontsize=10)
+    figure.tight_layout()
+    return figure
