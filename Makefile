@@ -8,7 +8,7 @@ SKINLIB_DATA ?= $(abspath ../shared/data/ham10000)
 MODE ?= quick
 export SKINLIB_DATA
 
-.PHONY: setup test course book diagrams lab clean
+.PHONY: setup test course book book-student diagrams lab clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ course: setup
 
 book: setup
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+# The book without the exercises' solutions, for instructors who grade: SKINLIB_STUDENT_BOOK=1 switches on
+# sphinx-exercise's hide_solutions (book/_ext/exercise_numbers.py), which drops every solution block unparsed.
+# The committed _config.yml is untouched. Output: _build/student/html (a link to jupyter-book's
+# _build/student/_build/html). The executed book without solutions: SKINLIB_STUDENT_BOOK=1 skinlib pipeline --book.
+book-student: setup
+	SKINLIB_STUDENT_BOOK=1 $(VENV)/bin/jupyter-book build . --path-output _build/student --warningiserror --keep-going
+	ln -sfn _build/html _build/student/html
 
 # The book's diagrams (book/figures/*.svg), redrawn from the code and the shipped models; tests/test_diagrams.py
 # fails when the committed ones are out of date.

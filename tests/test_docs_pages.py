@@ -210,7 +210,7 @@ def test_book_registers_the_extensions_and_lists_the_pages():
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     extensions = config["sphinx"]["local_extensions"]
     assert extensions == dict.fromkeys(
-        ("cli_reference", "shipped_numbers", "course_timings", "package_layers"), "book/_ext"
+        ("cli_reference", "shipped_numbers", "course_timings", "package_layers", "exercise_numbers"), "book/_ext"
     )
     toc = (REPO / "_toc.yml").read_text()
     for page in ("book/usage", "book/how_it_works", "book/reproduce", "book/reference_cli"):
