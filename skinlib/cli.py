@@ -634,6 +634,27 @@ def cmd_colour_casts(args) -> int:
     return 0
 
 
+def cmd_shifts(args) -> int:
+    # deferred: loads Keras
+    from .workflows.shift_battery import shift_battery_markdown, shift_battery_study
+
+    models = {}
+    for item in args.model:
+        name, folder = _name_and_folder("--model", item, "NAME", "shipped=skinlib/shipped/classifier")
+        if not (Path(folder) / "model.json").is_file():
+            raise DataError(f"--model {item!r}: {folder} has no model.json; give a classifier folder")
+        models[name] = folder
+    study = {
+        "command": _invoked_command(),
+        **shift_battery_study(models, args.unet, args.data, limit=args.limit, progress=not args.quiet),
+    }
+    print(shift_battery_markdown(study))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_ablate(args) -> int:
     # deferred: loads Keras
     from .workflows import ablation, external
@@ -951,6 +972,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     casts.add_argument("--quiet", action="store_true")
     casts.set_defaults(func=cmd_colour_casts)
+
+    battery = sub.add_parser(
+        "shifts",
+        help="score both stages on HAM10000 validation under the shift battery a second clinic brings "
+        "(colour, exposure, blur, zoom, aspect, JPEG, dermoscope ring), write a JSON",
+    )
+    _add_data_argument(battery)
+    battery.add_argument(
+        "--model",
+        nargs="+",
+        default=["shipped=skinlib/shipped/classifier"],
+        metavar="NAME=DIR",
+        help="classifier folders to score (default: %(default)s)",
+    )
+    battery.add_argument("--unet", metavar="DIR", help="U-Net folder (default: the shipped one)")
+    battery.add_argument(
+        "--out", default="skinlib/shipped/shift_battery.json", help="results JSON (default: %(default)s)"
+    )
+    battery.add_argument(
+        "--limit", type=_at_least_one, metavar="N", help="quick check: a stratified sample of about N images"
+    )
+    battery.add_argument("--quiet", action="store_true")
+    battery.set_defaults(func=cmd_shifts)
 
     add_pipeline_parser(sub)
 

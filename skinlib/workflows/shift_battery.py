@@ -1,0 +1,160 @@
+"""`skinlib shifts`: both stages scored under the shift battery (`skinlib.evaluation.shifts`) on HAM10000 validation.
+
+Robustness is measured where settings may be chosen: the validation split, shifted the ways a second clinic
+shifts images. Each shifted image goes through the whole pipeline, as a new clinic's would: the U-Net masks the
+shifted image (Dice against the shifted expert mask), the classifier reads the crop of that mask. Every change is
+paired with the unshifted images and its interval resamples lesions. Test and external collections are read
+elsewhere, afterwards: whether robustness measured this way transfers is a question for ISIC 2017, not an input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_split_frame, read_image, read_mask
+from ..evaluation.report import headline_scores, paired_bootstrap_difference, paired_gains
+from ..evaluation.segmentation import dice as dice_coefficient
+from ..evaluation.shifts import REFERENCE_SHIFT, SHIFTS, apply_shift
+from ..runtime import StageTwo
+from ..runtime.dual_stage import DualStage
+from ..segmentation.segmenter import UNetSegmenter
+
+BOOTSTRAP_SAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+def validation_sample(data_dir=None, limit: int | None = None, seed: int = 0, split: str = "val"):
+    """The split's images (all, or a class-stratified sample of about `limit`), sorted by image id."""
+    frame = load_split_frame(data_dir)
+    part = frame[frame["split"] == split]
+    if limit is not None and limit < len(part):
+        part = part.groupby("dx").sample(frac=limit / len(part), random_state=seed)
+    return part.sort_values("image_id").reset_index(drop=True)
+
+
+def _mean_of_second(_, values):
+    return float(np.mean(values))
+
+
+def dice_change(reference: np.ndarray, shifted: np.ndarray, lesions, samples: int) -> dict:
+    """Mean Dice under a shift minus without it, on the same images, with a paired interval over lesions."""
+    point, low, high = paired_bootstrap_difference(
+        _mean_of_second, np.zeros(len(reference)), reference, shifted, samples, BOOTSTRAP_SEED, groups=lesions
+    )
+    return {"difference": point, "ci95": [low, high], "bootstrap_unit": "lesions"}
+
+
+def shift_battery_study(
+    models: dict,
+    unet_dir=None,
+    data_dir=None,
+    limit: int | None = None,
+    shifts=tuple(SHIFTS),
+    samples: int = BOOTSTRAP_SAMPLES,
+    progress: bool = True,
+) -> dict:
+    """{shift: segmentation Dice and its change} and {model: {shift: classification scores and change}} on the
+    validation split; `models` is {name: classifier folder}. The U-Net masks each shifted image once for all."""
+    from tqdm.auto import tqdm
+
+    if REFERENCE_SHIFT not in shifts:
+        raise ValueError(f"the battery needs {REFERENCE_SHIFT!r}: every change is measured against it")
+    part = validation_sample(data_dir, limit)
+    lesions = part["lesion_id"].to_numpy()
+    labels = part["label"].to_numpy()
+    images = [read_image(path) for path in part["image_path"]]
+    truths = [read_mask(path) for path in part["mask_path"]]
+    segmenter = UNetSegmenter.load(unet_dir) if unet_dir else UNetSegmenter.load()
+    classifiers = {name: StageTwo.load(folder) for name, folder in models.items()}
+    dice, probs = {}, {name: {} for name in models}
+    for shift in tqdm(shifts, desc="shift battery", unit="shift", disable=not progress):
+        pairs = [apply_shift(shift, image, mask) for image, mask in zip(images, truths)]
+        shifted = [image for image, _ in pairs]
+        masks = segmenter.segment(shifted)
+        dice[shift] = np.array([dice_coefficient(mask, truth) for mask, (_, truth) in zip(masks, pairs)])
+        for name, classifier in classifiers.items():
+            inputs = DualStage(_Fixed(masks), classifier).prepare(shifted)[2]
+            probs[name][shift] = classifier.probabilities(inputs)
+    study = {
+        "split": "val",
+        "images": int(len(part)),
+        "lesions": int(len(set(lesions))),
+        "limit": limit,
+        "bootstrap": {"samples": samples, "seed": BOOTSTRAP_SEED, "paired": True, "unit": "lesions"},
+        "shifts": {},
+        "models": {},
+    }
+    for shift in shifts:
+        record = {"family": SHIFTS[shift][0], "dice_mean": float(dice[shift].mean())}
+        if shift != REFERENCE_SHIFT:
+            record["dice_change"] = dice_change(dice[REFERENCE_SHIFT], dice[shift], lesions, samples)
+        study["shifts"][shift] = record
+    for name, by_shift in probs.items():
+        scores = {}
+        for shift, shifted_probs in by_shift.items():
+            scores[shift] = headline_scores(labels, shifted_probs)
+            if shift != REFERENCE_SHIFT:
+                scores[shift]["change"] = paired_gains(
+                    labels, by_shift[REFERENCE_SHIFT], shifted_probs, samples, BOOTSTRAP_SEED, groups=lesions
+                )
+        study["models"][name] = {
+            "folder": Path(models[name]).as_posix(),
+            "shifts": scores,
+            "robustness": robustness_summary(scores),
+        }
+    return study
+
+
+class _Fixed:
+    """A segmenter that hands back masks already made (the battery masks each shifted image once)."""
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def segment(self, images):
+        if len(images) != len(self.masks):
+            raise ValueError("the fixed masks do not match the images")
+        return self.masks
+
+
+def robustness_summary(scores: dict) -> dict:
+    """One model's battery in two numbers: the mean and the worst balanced-accuracy change over the shifts (what a
+    rule that weighs robustness on validation would read), and which shift is the worst."""
+    changes = {s: r["change"]["balanced_accuracy"]["difference"] for s, r in scores.items() if "change" in r}
+    if not changes:
+        return {}
+    worst = min(changes, key=changes.get)
+    return {
+        "mean_balanced_accuracy_change": float(np.mean(list(changes.values()))),
+        "worst_balanced_accuracy_change": float(changes[worst]),
+        "worst_shift": worst,
+    }
+
+
+def shift_battery_markdown(study: dict) -> str:
+    """The battery as a table: each shift's Dice change and each model's balanced-accuracy change (95 % CI)."""
+
+    def change(entry) -> str:
+        if entry is None:
+            return "reference"
+        low, high = entry["ci95"]
+        return f"{entry['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+    names = list(study["models"])
+    lines = [
+        "| shift | family | U-Net Dice | Dice change | " + " | ".join(f"{n} BA change" for n in names) + " |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
+    for shift, record in study["shifts"].items():
+        cells = [change(study["models"][n]["shifts"][shift].get("change", {}).get("balanced_accuracy")) for n in names]
+        lines.append(
+            f"| {shift} | {record['family']} | {record['dice_mean']:.3f} | {change(record.get('dice_change'))} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines.append(
+        f"\n{study['images']} validation images of {study['lesions']} lesions; paired 95 % intervals over lesions."
+    )
+    return "\n".join(lines) + "\n"
