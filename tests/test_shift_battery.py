@@ -1,0 +1,93 @@
+"""The shift battery: what each shift does to an image and its mask, and both stages scored under it."""
+
+import numpy as np
+import pytest
+
+from skinlib.evaluation import shifts
+from skinlib.workflows import shift_battery
+
+
+@pytest.fixture
+def image_and_mask():
+    """A dark disc (the lesion) off centre on light skin, with some texture."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:150, :200]
+    mask = (y - 70) ** 2 + (x - 110) ** 2 < 30**2
+    image = np.full((150, 200, 3), (210, 160, 140), np.float32) + rng.normal(0, 6, (150, 200, 3))
+    image[mask] = (90, 50, 40)
+    return np.clip(image, 0, 255).astype(np.uint8), mask
+
+
+@pytest.mark.parametrize("name", list(shifts.SHIFTS))
+def test_every_shift_keeps_an_rgb_image_and_a_matching_mask(name, image_and_mask):
+    image, mask = image_and_mask
+    shifted, moved = shifts.apply_shift(name, image, mask)
+    assert shifted.dtype == np.uint8 and shifted.ndim == 3 and shifted.shape[-1] == 3
+    assert moved.shape == shifted.shape[:2] and moved.dtype == mask.dtype
+    assert moved.any()
+    if name == shifts.REFERENCE_SHIFT:
+        assert shifted is image and moved is mask
+    else:
+        assert not np.array_equal(shifted, image) or shifted.shape != image.shape, f"{name} changed nothing"
+
+
+def test_zoom_moves_the_mask_with_the_lesion(image_and_mask):
+    image, mask = image_and_mask
+    for factor in (1.3, 0.75):
+        shifted, moved = shifts.apply_shift(f"zoom in {factor}" if factor > 1 else f"zoom out {factor}", image, mask)
+        assert moved.sum() == pytest.approx(mask.sum() * factor**2, rel=0.1)
+        # the mask still covers the dark pixels: the lesion moved with it
+        assert shifted[moved].mean() < shifted[~moved].mean() - 50
+
+
+def test_photometric_shifts_leave_the_mask_and_the_frame_alone(image_and_mask):
+    image, mask = image_and_mask
+    for name in ("cast warm", "darker", "blur 2%", "jpeg 10", "ring 0.6"):
+        shifted, moved = shifts.apply_shift(name, image, mask)
+        assert moved is mask and shifted.shape == image.shape
+    darker, _ = shifts.apply_shift("darker", image, mask)
+    assert darker.mean() == pytest.approx(0.7 * image.mean(), rel=0.02)
+    ring, _ = shifts.apply_shift("ring 0.6", image, mask)
+    assert ring[0, 0].max() == 0 and np.array_equal(ring[75, 100], image[75, 100])
+
+
+def test_bad_input_is_refused_with_what_was_expected(image_and_mask):
+    image, mask = image_and_mask
+    with pytest.raises(ValueError, match="unknown shift"):
+        shifts.apply_shift("fog", image, mask)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        shifts.apply_shift("darker", image.astype(np.float32), mask)
+    with pytest.raises(ValueError, match="does not match"):
+        shifts.apply_shift("darker", image, mask[:10])
+    with pytest.raises(ValueError, match="quality"):
+        shifts.jpeg(0)
+
+
+def test_the_summary_names_the_worst_shift():
+    scores = {
+        "none": {},
+        "blur": {"change": {"balanced_accuracy": {"difference": -0.01}}},
+        "jpeg": {"change": {"balanced_accuracy": {"difference": -0.05}}},
+    }
+    summary = shift_battery.robustness_summary(scores)
+    assert summary["worst_shift"] == "jpeg" and summary["mean_balanced_accuracy_change"] == pytest.approx(-0.03)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_both_stages_are_scored_under_shifts_on_real_validation_images(data_dir):
+    from skinlib.shipped import CLASSIFIER
+
+    study = shift_battery.shift_battery_study(
+        {"shipped": CLASSIFIER}, data_dir=data_dir, limit=14, shifts=("none", "ring 0.6"), samples=50, progress=False
+    )
+    assert study["split"] == "val" and 7 <= study["images"] <= 21
+    ring = study["shifts"]["ring 0.6"]
+    assert ring["family"] == "dermoscope ring" and 0 <= ring["dice_mean"] <= 1
+    low, high = ring["dice_change"]["ci95"]
+    assert low <= ring["dice_change"]["difference"] <= high
+    scores = study["models"]["shipped"]["shifts"]
+    assert "change" not in scores["none"] and "balanced_accuracy" in scores["ring 0.6"]["change"]
+    assert "ring 0.6" in shift_battery.shift_battery_markdown(study)
+    with pytest.raises(ValueError, match="needs 'none'"):
+        shift_battery.shift_battery_study({"shipped": CLASSIFIER}, data_dir=data_dir, shifts=("ring 0.6",))
