@@ -46,3 +46,71 @@ def _check_generated_pages(html: Path) -> None:
     reproduce = html_module.unescape(re.sub(r"<[^>]+>", "", (html / "book" / "reproduce.html").read_text()))
     unet_command = json.loads((UNET / "metrics.json").read_text())["command"]
     assert unet_command in reproduce and "skinlib/shipped/unet/metrics.json" in reproduce
+
+
+def _glued_notebook(key: str, value: str | None, quoted: str):
+    """A notebook whose markdown quotes `{glue:text}` `quoted`; `value` glues `key` as an output (as myst_nb's
+    `glue(key, value, display=False)` records it), None leaves the code cell without outputs (as committed)."""
+    import nbformat
+
+    code = nbformat.v4.new_code_cell(f'glue("{key}", {value}, display=False)')
+    if value is not None:
+        code.outputs = [
+            nbformat.v4.new_output(
+                "display_data",
+                data={"application/papermill.record/text/plain": value},
+                metadata={"scrapbook": {"name": key, "mime_prefix": "application/papermill.record/"}},
+            )
+        ]
+    text = nbformat.v4.new_markdown_cell(f"# Glue\n\nThe score is {{glue:text}}`{quoted}:.2f`.")
+    notebook = nbformat.v4.new_notebook(cells=[code, text])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def _build_tiny_book(folder: Path, suppress_warnings: list[str], notebook) -> subprocess.CompletedProcess:
+    """A one-chapter Jupyter Book with the given `suppress_warnings`, built like `make book`."""
+    import json
+
+    import nbformat
+
+    folder.mkdir()
+    nbformat.write(notebook, folder / "chapter.ipynb")
+    (folder / "_toc.yml").write_text("format: jb-book\nroot: chapter\n")
+    config = {"title": "tiny", "execute": {"execute_notebooks": "off"}}
+    config["sphinx"] = {"config": {"suppress_warnings": suppress_warnings}}
+    (folder / "_config.yml").write_text(json.dumps(config))  # JSON is YAML
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
+    command += ["build", str(folder), "--warningiserror", "--keep-going"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_source_build_tolerates_missing_glue_keys_and_the_staged_book_does_not(tmp_path):
+    """`make book` renders notebooks without outputs, so `_config.yml` suppresses `mystnb.glue`; the book of
+    executed notebooks (`skinlib pipeline --book`) uses `strict_glue_config`, where a missing key is an error
+    and a glued one renders."""
+    yaml = pytest.importorskip("yaml")
+    if not Path(sys.executable).with_name("jupyter-book").exists() and not shutil.which("jupyter-book"):
+        pytest.skip("jupyter-book is not installed")
+    from skinlib.pipeline import strict_glue_config
+
+    source = (REPO / "_config.yml").read_text()
+    tolerant = yaml.safe_load(source)["sphinx"]["config"]["suppress_warnings"]
+    strict = yaml.safe_load(strict_glue_config(source))["sphinx"]["config"]["suppress_warnings"]
+
+    missing = _glued_notebook("ch00_score", None, "ch00_score")
+    result = _build_tiny_book(tmp_path / "source", tolerant, missing)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+    result = _build_tiny_book(tmp_path / "executed_missing", strict, missing)
+    assert result.returncode != 0 and "[mystnb.glue]" in result.stdout + result.stderr, result.stderr[-2000:]
+
+    glued = _glued_notebook("ch00_score", "0.8123", "ch00_score")
+    result = _build_tiny_book(tmp_path / "executed", strict, glued)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    import re
+
+    page = re.sub(r"<[^>]+>", "", (tmp_path / "executed" / "_build" / "html" / "chapter.html").read_text())
+    assert "The score is 0.81." in page
