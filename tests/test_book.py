@@ -68,17 +68,21 @@ def _glued_notebook(key: str, value: str | None, quoted: str):
     return notebook
 
 
-def _build_tiny_book(folder: Path, suppress_warnings: list[str], notebook) -> subprocess.CompletedProcess:
-    """A one-chapter Jupyter Book with the given `suppress_warnings`, built like `make book`."""
+def _build_tiny_book(
+    folder: Path, suppress_warnings: list[str], notebook, chapter: str = "chapter", sphinx: dict | None = None
+) -> subprocess.CompletedProcess:
+    """A one-chapter Jupyter Book (the notebook at `chapter`.ipynb) with the given `suppress_warnings` and other
+    `sphinx` settings, built like `make book`."""
     import json
 
     import nbformat
 
-    folder.mkdir()
-    nbformat.write(notebook, folder / "chapter.ipynb")
-    (folder / "_toc.yml").write_text("format: jb-book\nroot: chapter\n")
+    (folder / chapter).parent.mkdir(parents=True)
+    nbformat.write(notebook, folder / f"{chapter}.ipynb")
+    (folder / "index.md").write_text("# Tiny\n")
+    (folder / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n  - file: {chapter}\n")
     config = {"title": "tiny", "execute": {"execute_notebooks": "off"}}
-    config["sphinx"] = {"config": {"suppress_warnings": suppress_warnings}}
+    config["sphinx"] = {**(sphinx or {}), "config": {"suppress_warnings": suppress_warnings}}
     (folder / "_config.yml").write_text(json.dumps(config))  # JSON is YAML
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
@@ -114,3 +118,36 @@ def test_source_build_tolerates_missing_glue_keys_and_the_staged_book_does_not(t
 
     page = re.sub(r"<[^>]+>", "", (tmp_path / "executed" / "_build" / "html" / "chapter.html").read_text())
     assert "The score is 0.81." in page
+
+
+@pytest.mark.slow
+def test_chapter_time_role_renders_inside_a_notebook_markdown_cell(tmp_path):
+    """`{chapter-time}` (book/_ext/course_timings.py) in a notebook's markdown, as the chapter overviews use it:
+    the text comes from the committed records; a name that is no chapter fails the build."""
+    import re
+
+    import nbformat
+
+    if not Path(sys.executable).with_name("jupyter-book").exists() and not shutil.which("jupyter-book"):
+        pytest.skip("jupyter-book is not installed")
+    sys.path.insert(0, str(REPO / "book" / "_ext"))
+    import course_timings
+
+    records, _ = course_timings.load_records(REPO)
+    expected = course_timings.chapter_time_text(records, "02_classical_masks")
+    sphinx = {"local_extensions": {"course_timings": str(REPO / "book" / "_ext")}}
+
+    def notebook(name):
+        text = f"# Masks\n\n**Time:** running it takes {{chapter-time}}`{name}`."
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+
+    result = _build_tiny_book(
+        tmp_path / "ok", [], notebook("02_classical_masks"), "notebooks/02_classical_masks", sphinx
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    page = (tmp_path / "ok" / "_build" / "html" / "notebooks" / "02_classical_masks.html").read_text()
+    assert f"running it takes {expected}." in re.sub(r"<[^>]+>", "", page)
+    assert "in quick mode" in expected
+
+    result = _build_tiny_book(tmp_path / "typo", [], notebook("02_classic"), "notebooks/02_classical_masks", sphinx)
+    assert result.returncode != 0 and "'02_classic' is not a chapter" in result.stdout + result.stderr
