@@ -329,6 +329,8 @@ def test_the_instructor_table_is_generated_from_the_committed_record():
         expected = shipped_numbers.format_duration(by_name[name]["seconds"]) if name in by_name else "not recorded"
         assert f"| {expected} |" in row
     assert record["mode"] == "quick" and record["command"].startswith("python benchmarks/course_timings.py")
+    if not (REPO / "benchmarks" / "results" / course_timings.record_name("full")).is_file():
+        assert "No full-mode timings are recorded yet (`benchmarks/results/course_timings_full.json`" in text
 
 
 def test_chapter_time_names_each_mode_and_never_invents_a_time():
@@ -358,13 +360,21 @@ def test_chapter_time_reads_one_record_per_mode_as_the_script_writes_them(tmp_pa
     assert script.main([str(run), "--mode", "full"]) == 0
     assert not script.OUT.exists()  # the quick record is left alone
     (tmp_path / "benchmarks" / "results" / "course_timings.json").write_text(
-        json.dumps({"mode": "quick", "notebooks": [{"notebook": script.NOTEBOOKS[1], "seconds": 3.2}]})
+        json.dumps(
+            {
+                "mode": "quick",
+                "notebooks": [{"notebook": script.NOTEBOOKS[1], "seconds": 3.2, "source": "s", "run": "r"}],
+            }
+        )
     )
     monkeypatch.setattr("book_sources.benchmark_results", lambda srcdir: tmp_path / "benchmarks" / "results")
     records, files = course_timings.load_records(tmp_path)
     assert len(files) == 2 and records["full"]["mode"] == "full"
     assert course_timings.chapter_time_text(records, script.NOTEBOOKS[1]) == "3 s in quick mode; 80 s in full mode"
     assert course_timings.chapter_time_text(records, script.NOTEBOOKS[0]) == "not recorded"
+    text, read = course_timings.section_markdown(REPO)  # the instructor guide: a table per recorded mode
+    assert "| chapter | quick mode |" in text and "| chapter | full mode |" in text and "No full-mode" not in text
+    assert set(files) <= set(read)
 
 
 def test_chapter_time_from_the_committed_records():

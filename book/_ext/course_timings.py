@@ -88,13 +88,23 @@ def load_record(srcdir) -> tuple[dict | None, Path | None]:
 
 
 def section_markdown(srcdir) -> tuple[str, list[Path]]:
-    """The table for the book in `srcdir` and the files it read."""
+    """The quick-mode table for the book in `srcdir` (then one per other mode that has a record, or a sentence
+    saying it has none) and the files it read."""
     from skinlib.pipeline import toc_notebooks
 
     toc = Path(srcdir) / "_toc.yml"
     record, path = load_record(srcdir)
-    text = timings_markdown(record, list(toc_notebooks(toc)), f"benchmarks/results/{RECORD}")
-    return text, [p for p in (path, toc) if p is not None and p.is_file()]
+    notebooks = list(toc_notebooks(toc))
+    text = timings_markdown(record, notebooks, f"benchmarks/results/{RECORD}")
+    records, files = load_records(srcdir)
+    for mode in MODES[1:]:
+        file = f"benchmarks/results/{record_name(mode)}"
+        if records[mode]:
+            text += "\n" + timings_markdown(records[mode], notebooks, file)
+        else:
+            text += f"\nNo {mode}-mode timings are recorded yet (`{file}`, written by"
+            text += f" `python benchmarks/course_timings.py outputs/{mode} --mode {mode}`).\n"
+    return text, sorted({p for p in (path, toc, *files) if p is not None and p.is_file()})
 
 
 # ---------------------------------------------------------------------------------------------- Sphinx
