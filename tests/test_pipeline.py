@@ -137,6 +137,17 @@ def test_the_staged_book_is_strict_about_glue_keys(tmp_path):
     assert yaml.safe_load(pipeline.strict_glue_config("title: t\n")) == {"title": "t"}
 
 
+def test_a_missing_glue_key_in_the_executed_book_is_named_in_the_error(tmp_path, monkeypatch):
+    """build_book's error says what a `[mystnb.glue]` failure means (the build itself is tested in test_book.py)."""
+    log = "chapter.ipynb:3: WARNING: Could not find key 'ch02_dice' [mystnb.glue]\n"
+    fake = subprocess.CompletedProcess([], 1, stdout=log, stderr="")
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(shutil, "which", lambda name: "/bin/jupyter-book")
+    with pytest.raises(RuntimeError, match=r"(?s)ch02_dice.*is in no executed notebook: run the notebook"):
+        pipeline.build_book(tmp_path)
+    assert (tmp_path / "book" / "build.log").read_text() == log
+
+
 # ------------------------------------------------------------------------------------ kernels
 
 
