@@ -25,8 +25,8 @@ A fact that is not measured by the pipeline (from the literature, a data set's p
 kept by the commented allow-list `ALLOWED`: per file, an exact phrase of the stripped prose and why. A number is
 allowed when it lies inside an occurrence of one of its file's phrases (or of a phrase in `ALLOWED_EVERYWHERE`).
 
-Offenders are reported as `file: cell N: "...context..."` (N counts the notebook's cells from 0, as nbformat
-does; in a .md page, `line N`), every one of them, so chapter authors can fix them in one pass.
+Offenders are reported as `file: cell N: "...context..."` with the number in [brackets] (N counts the notebook's
+cells from 0, as nbformat does; in a .md page, `line N`), every one of them, so chapter authors fix them in one pass.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ INLINE = [
 LINK_URL = re.compile(r"(\]\()([^)]*)(\))")  # [text](url): the text stays
 #: "Exercise 5.2", "exercises 8.2 (a melanoma operating point), 8.4 and 10.3", up to the sentence's end.
 EXERCISES = re.compile(r"\bexercises?\s+\d.*?(?:(?<!\d)\.(?!\d)|$)", re.I | re.S)
-EXERCISE_NUMBER = re.compile(r"(?<![\w.])\d{1,2}\.\d{1,2}(?![\w.]\d)")
+EXERCISE_NUMBER = re.compile(r"(?<![\w.])[1-9]\d?\.\d{1,2}(?![\w.]?\d)")  # 5.2, 10.3; not 0.5 nor 0.812
 #: "chapter 06", "notebooks 06, 08 and 10", "section 3.2", "Table 1".
 NUMBERED = re.compile(
     r"\b(?:chapters?|notebooks?|sections?|figures?|tables?|task|step|phases?|part)\s+"
@@ -186,7 +186,8 @@ def offenders(markdown: str, allowed=()) -> list[tuple[int, str, str]]:
             continue
         if any(start <= match.start() and match.end() <= end for start, end in spans):
             continue
-        context = " ".join(text[max(0, match.start() - 50) : match.end() + 50].split())
+        before, after = text[max(0, match.start() - 50) : match.start()], text[match.end() : match.end() + 50]
+        context = " ".join(f"{before}[{match.group(0)}]{after}".split())  # the number in brackets
         found.append((text.count("\n", 0, match.start()) + 1, match.group(0), context))
     return found
 
@@ -276,6 +277,8 @@ def test_what_is_not_typed_prose_is_not_flagged(sentence):
         ("```{figure} ../figures/x.png\n:width: 100%\n\nDice 0.812 on validation.\n```", "0.812"),
         (":::{admonition} Dice 0.812\nThe mean is 93.4 here.\n:::", "0.812"),
         ("The score is {glue:text}`ch02_val_dice:.3f` (0.812 on the last run).", "0.812"),
+        ("Exercise 5.2 asks why the Dice is 0.812.", "0.812"),
+        ("Exercise 5.2 asks why the threshold is 0.5.", "0.5"),
     ],
 )
 def test_a_typed_result_is_flagged(sentence, number):
@@ -294,11 +297,11 @@ def test_offenders_are_reported_by_file_and_cell_with_context(tmp_path):
     path = tmp_path / "02_masks.ipynb"
     nbformat.write(notebook, path)
     assert scan_file(path, "notebooks/02_masks.ipynb") == [
-        'notebooks/02_masks.ipynb: cell 2: "...Dice, …, typed: the validation Dice is 0.812...."'
+        'notebooks/02_masks.ipynb: cell 2: "...Dice, …, typed: the validation Dice is [0.812]...."'
     ]
     page = tmp_path / "page.md"
     page.write_text("# Guide\n\nIt takes 12.5 minutes.\n")
-    assert scan_file(page, "book/page.md") == ['book/page.md: line 3: "...# Guide It takes 12.5 minutes...."']
+    assert scan_file(page, "book/page.md") == ['book/page.md: line 3: "...# Guide It takes [12.5] minutes...."']
 
 
 def test_the_allow_list_keeps_only_its_phrase():
