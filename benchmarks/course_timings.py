@@ -3,6 +3,8 @@
     skinlib pipeline --mode quick --out outputs/quick
     python benchmarks/course_timings.py outputs/quick [OTHER_RUN ...] [--mode quick]
         [--out benchmarks/results/course_timings.json]
+    skinlib pipeline --mode full --out outputs/full
+    python benchmarks/course_timings.py outputs/full --mode full    # -> benchmarks/results/course_timings_full.json
 
 Nothing is timed or estimated here: every number is one a run recorded. For each notebook of the course (in
 `_toc.yml` order) the time is the `seconds` the pipeline wrote into the run's `timings.json` (kernel start to the
@@ -12,6 +14,7 @@ Only notebooks that ran to the end in the requested mode count; when several run
 wins. A notebook no run recorded is left out, and the book's table says "not recorded".
 
 The machine is described by this script (CPU count, architecture): run it on the machine that made the runs.
+Each mode has its own record (`default_out`); the book's `{chapter-time}` role reads them all (book/_ext).
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ import shlex
 import sys
 from pathlib import Path
 
-from skinlib.pipeline import NOTEBOOKS
+from skinlib.pipeline import MODES, NOTEBOOKS
 
-OUT = Path(__file__).resolve().parent / "results" / "course_timings.json"
+RESULTS = Path(__file__).resolve().parent / "results"
+OUT = RESULTS / "course_timings.json"
+
+
+def default_out(mode: str) -> Path:
+    """Where a mode's record goes unless `--out` says otherwise: quick keeps `course_timings.json`, another mode
+    gets its own file (`course_timings_full.json`), so recording one mode never overwrites the other."""
+    return OUT if mode == "quick" else RESULTS / f"course_timings_{mode}.json"
 
 
 def display(path: Path) -> str:
@@ -119,10 +129,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="output folders of `skinlib pipeline` runs")
-    parser.add_argument("--mode", default="quick", help="the pipeline mode to read (default: quick)")
+    parser.add_argument("--mode", choices=tuple(MODES), default="quick", help="the pipeline mode to read")
     parser.add_argument("--note", help="a sentence on how the runs were made (e.g. the machine was shared)")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, help="the record to write (default: the mode's file in results/)")
     args = parser.parse_args(argv)
+    args.out = args.out or default_out(args.mode)
     missing = [str(run) for run in args.runs if not run.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")

@@ -345,13 +345,36 @@ def run_pipeline(mode: str = "quick", out_dir=None, notebooks=None, data_dir=Non
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 
 
+#: Sphinx `suppress_warnings` entries that would hide a missing glue key (myst-nb logs it as `mystnb.glue`).
+GLUE_SUPPRESSIONS = frozenset({"mystnb", "mystnb.*", "mystnb.glue"})
+
+
+def strict_glue_config(text: str) -> str:
+    """The book's `_config.yml` (as text) without the suppressions of missing glue keys.
+
+    The source-only build (`make book`) renders notebooks committed without outputs, so `_config.yml` tolerates
+    `{glue:text}` keys it cannot find; the book of executed notebooks must have every number the prose quotes.
+    """
+    import yaml
+
+    config = yaml.safe_load(text)
+    sphinx_config = (config.get("sphinx") or {}).get("config") or {}
+    kept = [entry for entry in sphinx_config.get("suppress_warnings", []) if entry not in GLUE_SUPPRESSIONS]
+    if "suppress_warnings" in sphinx_config:
+        sphinx_config["suppress_warnings"] = kept
+    header = "# Staged by skinlib.pipeline.stage_book from the checkout's _config.yml: missing glue keys fail.\n"
+    return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
 def stage_book(out_dir) -> Path:
     """Copy the book sources and the notebooks into `<out_dir>/book/`; return that folder.
 
     `_toc.yml` names the notebooks as `notebooks/NN_name`: here that path holds the executed notebook of
     `<out_dir>/notebooks/` where there is one, else the (output-free) source. The papermill-injected
     parameters cell is tagged `remove-cell`: it holds this machine's absolute paths, and every notebook
-    prints its mode itself.
+    prints its mode itself. Its `_config.yml` is `strict_glue_config`'s: a `{glue:text}` key the executed
+    notebooks do not hold fails the build (a notebook never run into `<out_dir>` is staged without outputs,
+    so its keys fail too).
     """
     import shutil
 
@@ -365,6 +388,7 @@ def stage_book(out_dir) -> Path:
     for name in BOOK_SOURCES:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, stage / name)
+    (stage / "_config.yml").write_text(strict_glue_config((REPO / "_config.yml").read_text()))
     (stage / "notebooks").mkdir()
     for source in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
         executed = out / "notebooks" / source.name
@@ -397,7 +421,13 @@ def build_book(out_dir, warningiserror: bool = True) -> Path:
     log = stage / "build.log"
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise RuntimeError(f"the book did not build (log: {log}):\n{(result.stdout + result.stderr)[-3000:]}")
+        hint = ""
+        if "[mystnb.glue]" in result.stdout + result.stderr:
+            hint = (
+                "\nA {glue:text} key the prose uses is in no executed notebook: run the notebook that glues it"
+                f" into {Path(out_dir)} (a notebook not run there is staged from its source, without outputs)."
+            )
+        raise RuntimeError(f"the book did not build (log: {log}):\n{(result.stdout + result.stderr)[-3000:]}{hint}")
     return stage / "_build" / "html"
 
 
@@ -477,6 +507,7 @@ __all__ = [
     "timing_table",
     "run_pipeline",
     "BOOK_SOURCES",
+    "strict_glue_config",
     "stage_book",
     "build_book",
     "cmd_pipeline",

@@ -329,6 +329,61 @@ def test_the_instructor_table_is_generated_from_the_committed_record():
         expected = shipped_numbers.format_duration(by_name[name]["seconds"]) if name in by_name else "not recorded"
         assert f"| {expected} |" in row
     assert record["mode"] == "quick" and record["command"].startswith("python benchmarks/course_timings.py")
+    if not (REPO / "benchmarks" / "results" / course_timings.record_name("full")).is_file():
+        assert "No full-mode timings are recorded yet (`benchmarks/results/course_timings_full.json`" in text
+
+
+def test_chapter_time_names_each_mode_and_never_invents_a_time():
+    quick = {"mode": "quick", "notebooks": [{"notebook": "02_b.ipynb", "seconds": 7.0}]}
+    full = {"mode": "full", "notebooks": [{"notebook": "02_b.ipynb", "seconds": 714.9}]}
+    text = course_timings.chapter_time_text
+    assert text({"quick": quick, "full": None}, "02_b") == "7 s in quick mode; full mode not recorded"
+    assert text({"quick": quick, "full": full}, "02_b.ipynb") == "7 s in quick mode; 11.9 min in full mode"
+    assert text({"quick": None, "full": full}, "notebooks/02_b") == "quick mode not recorded; 11.9 min in full mode"
+    assert text({"quick": quick, "full": full}, "03_c") == "not recorded"
+    assert text({"quick": None, "full": None}, "02_b") == "not recorded"
+
+
+def test_chapter_time_reads_one_record_per_mode_as_the_script_writes_them(tmp_path, monkeypatch):
+    """`course_timings.py --mode full` writes the file the role reads for full mode; quick keeps its old one."""
+    from skinlib.pipeline import MODES
+
+    script = load_timings_script()
+    assert set(course_timings.MODES) == set(MODES)
+    for mode in MODES:
+        assert script.default_out(mode) == REPO / "benchmarks" / "results" / course_timings.record_name(mode)
+    assert course_timings.record_name("quick") == "course_timings.json"
+    run = toy_run(tmp_path / "run", {script.NOTEBOOKS[1]: (80.4, "ok")}, {}, mode="full")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(script, "RESULTS", tmp_path / "benchmarks" / "results")
+    monkeypatch.setattr(script, "OUT", tmp_path / "benchmarks" / "results" / "course_timings.json")
+    assert script.main([str(run), "--mode", "full"]) == 0
+    assert not script.OUT.exists()  # the quick record is left alone
+    (tmp_path / "benchmarks" / "results" / "course_timings.json").write_text(
+        json.dumps(
+            {
+                "mode": "quick",
+                "notebooks": [{"notebook": script.NOTEBOOKS[1], "seconds": 3.2, "source": "s", "run": "r"}],
+            }
+        )
+    )
+    monkeypatch.setattr("book_sources.benchmark_results", lambda srcdir: tmp_path / "benchmarks" / "results")
+    records, files = course_timings.load_records(tmp_path)
+    assert len(files) == 2 and records["full"]["mode"] == "full"
+    assert course_timings.chapter_time_text(records, script.NOTEBOOKS[1]) == "3 s in quick mode; 80 s in full mode"
+    assert course_timings.chapter_time_text(records, script.NOTEBOOKS[0]) == "not recorded"
+    text, read = course_timings.section_markdown(REPO)  # the instructor guide: a table per recorded mode
+    assert "| chapter | quick mode |" in text and "| chapter | full mode |" in text and "No full-mode" not in text
+    assert set(files) <= set(read)
+
+
+def test_chapter_time_from_the_committed_records():
+    records, files = course_timings.load_records(REPO)
+    assert REPO / "benchmarks" / "results" / "course_timings.json" in files
+    for entry in records["quick"]["notebooks"]:
+        assert course_timings.chapter_time_text(records, entry["notebook"]).startswith(
+            f"{shipped_numbers.format_duration(entry['seconds'])} in quick mode; "
+        )
 
 
 def test_the_instructor_guide_is_in_the_book_and_uses_the_generated_table():

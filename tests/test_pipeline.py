@@ -118,6 +118,36 @@ def test_pipeline_subcommand_parser(monkeypatch, capsys):
     assert "ValueError: boom" in error
 
 
+def test_the_staged_book_is_strict_about_glue_keys(tmp_path):
+    """`make book` (no outputs) tolerates missing `{glue:text}` keys; the book staged from executed notebooks
+    drops that suppression and keeps every other setting."""
+    import yaml
+
+    source = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert "mystnb.glue" in source["sphinx"]["config"]["suppress_warnings"]
+    staged = yaml.safe_load((pipeline.stage_book(tmp_path) / "_config.yml").read_text())
+    suppressed = staged["sphinx"]["config"].pop("suppress_warnings")
+    assert "mystnb.glue" not in suppressed and "mystnb.unknown_mime_type" in suppressed
+    source["sphinx"]["config"].pop("suppress_warnings")
+    assert staged == source
+    broad = "sphinx:\n  config:\n    suppress_warnings: [mystnb, 'mystnb.*', mystnb.glue, ref.doc]\n"
+    assert yaml.safe_load(pipeline.strict_glue_config(broad)) == {
+        "sphinx": {"config": {"suppress_warnings": ["ref.doc"]}}
+    }
+    assert yaml.safe_load(pipeline.strict_glue_config("title: t\n")) == {"title": "t"}
+
+
+def test_a_missing_glue_key_in_the_executed_book_is_named_in_the_error(tmp_path, monkeypatch):
+    """build_book's error says what a `[mystnb.glue]` failure means (the build itself is tested in test_book.py)."""
+    log = "chapter.ipynb:3: WARNING: Could not find key 'ch02_dice' [mystnb.glue]\n"
+    fake = subprocess.CompletedProcess([], 1, stdout=log, stderr="")
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(shutil, "which", lambda name: "/bin/jupyter-book")
+    with pytest.raises(RuntimeError, match=r"(?s)ch02_dice.*is in no executed notebook: run the notebook"):
+        pipeline.build_book(tmp_path)
+    assert (tmp_path / "book" / "build.log").read_text() == log
+
+
 # ------------------------------------------------------------------------------------ kernels
 
 
