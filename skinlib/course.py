@@ -112,3 +112,30 @@ def targets_table(classifier_metrics: dict, benchmarks: dict, ablation: dict | N
         if measured[measure] is not None
     ]
     return pd.DataFrame(rows)
+
+
+def interval_verdict(
+    ci95, up: str = "helped", down: str = "hurt", neither: str = "no difference the split can resolve"
+):
+    """The word a sentence needs for a difference with a 95 % interval, so that prose follows the numbers:
+    `up` when the whole interval lies above 0, `down` when below, `neither` when it contains 0."""
+    low, high = ci95
+    if low > high:
+        raise ValueError(f"an interval runs from low to high, not {low} to {high}")
+    return up if low > 0 else down if high < 0 else neither
+
+
+def round_robin_sample(part: pd.DataFrame, n: int, by: str = "dx") -> pd.DataFrame:
+    """`n` rows taken one per group in turn (first row of each group by image id, then the second, ...), so a
+    handful of images shows every class before any class twice."""
+    ordered = part.sort_values("image_id")
+    turn = ordered.groupby(by).cumcount()
+    picked = turn.sort_values(kind="stable").index[:n]
+    return ordered.loc[picked].reset_index(drop=True)
+
+
+def write_chapter_json(path, result: dict) -> Path:
+    """A chapter's numbers as indented JSON (numpy scalars as floats), for the pipeline and the results page."""
+    path = Path(path)
+    path.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return path
