@@ -202,6 +202,89 @@ def test_unknown_section_is_refused():
         shipped_numbers.section_markdown("everything", REPO)
 
 
+# ------------------------------------------------------------------------------------ the shipped role
+
+
+def test_dig_value_steps_into_dicts_and_lists_by_index_or_name():
+    data = {"rows": [{"name": "baseline", "val": {"score": 0.5}}, {"name": "tta"}], "fractions": [0.7, 0.3]}
+    assert shipped_numbers.dig_value(data, "rows.baseline.val.score") == 0.5
+    assert shipped_numbers.dig_value(data, "rows.1.name") == "tta"
+    assert shipped_numbers.dig_value(data, "fractions.-1") == 0.3
+    for missing in ("rows.other", "fractions.2", "rows.baseline.test", "nothing"):
+        with pytest.raises(KeyError):
+            shipped_numbers.dig_value(data, missing)
+
+
+@pytest.mark.parametrize(
+    "value, spec, text",
+    [
+        (0.66869, ".3f", "0.669"),
+        (0.85, "%", "85 %"),
+        (0.15, ".1%", "15.0 %"),
+        (714.9, "duration", "11.9 min"),
+        (10, "", "10"),
+        (0.93407, "", "0.934"),
+        (1.15, ".2f", "1.15"),
+    ],
+)
+def test_format_value(value, spec, text):
+    assert shipped_numbers.format_value(value, spec) == text
+
+
+def test_shipped_text_reads_the_committed_files():
+    from skinlib.shipped import ABLATION_RESULTS, CLASSIFIER, SHIPPED
+
+    ablation = json.loads(ABLATION_RESULTS.read_text())
+    baseline = next(row for row in ablation["rows"] if row["name"] == "baseline")
+    text, path = shipped_numbers.shipped_text("ablation.json:rows.baseline.val.balanced_accuracy:.3f", REPO)
+    assert (text, path) == (f"{baseline['val']['balanced_accuracy']:.3f}", ABLATION_RESULTS)
+    metrics = json.loads((CLASSIFIER / "metrics.json").read_text())
+    text, _ = shipped_numbers.shipped_text("classifier/metrics.json:train_seconds:duration", REPO)
+    assert text == shipped_numbers.format_duration(metrics["train_seconds"])
+    split = json.loads((SHIPPED.parent / "resources" / "ham10000_split.json").read_text())
+    text, path = shipped_numbers.shipped_text("skinlib/resources/ham10000_split.json:fractions.0:%", REPO)
+    assert text == f"{100 * split['fractions'][0]:.0f} %" and path.name == "ham10000_split.json"
+    record = json.loads((REPO / "benchmarks" / "results" / "course_timings.json").read_text())
+    text, path = shipped_numbers.shipped_text("benchmarks/results/course_timings.json:notebooks_recorded", REPO)
+    assert text == str(record["notebooks_recorded"]) and path == REPO / "benchmarks/results/course_timings.json"
+
+
+@pytest.mark.parametrize(
+    "spec, error",
+    [
+        ("ablation.json", ValueError),
+        ("ablation.json:", ValueError),
+        ("no_such_file.json:a", FileNotFoundError),
+        ("ablation.json:rows.no_such_row.val", KeyError),
+        ("classifier/metrics.json:command:.3f", ValueError),
+    ],
+)
+def test_shipped_text_refuses_what_it_cannot_read(spec, error):
+    with pytest.raises(error):
+        shipped_numbers.shipped_text(spec, REPO)
+
+
+SHIPPED_ROLE = re.compile(r"\{shipped\}`([^`]+)`")
+
+
+def test_every_shipped_role_of_the_book_resolves():
+    """A typo in a page's `{shipped}` role fails here, not only in a book build."""
+    import nbformat
+
+    from skinlib.pipeline import toc_notebooks
+
+    toc = REPO / "_toc.yml"
+    texts = {page.name: page.read_text() for page in (REPO / "book").glob("*.md")}
+    for name in toc_notebooks(toc):
+        cells = nbformat.read(REPO / "notebooks" / name, as_version=4).cells
+        texts[name] = "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+    used = [(name, spec) for name, text in texts.items() for spec in SHIPPED_ROLE.findall(text)]
+    assert any(name == "reproduce.md" for name, _ in used)
+    for name, spec in used:
+        text, path = shipped_numbers.shipped_text(spec, REPO)
+        assert text and path.is_file(), (name, spec)
+
+
 # ---------------------------------------------------------------------------------------- the book
 
 

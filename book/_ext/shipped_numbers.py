@@ -4,6 +4,15 @@ how long that took, read from the JSON files at build time.
 Nothing on the reproduce page is retyped: the commands are the `command` fields the runs recorded, the times
 their `*_seconds` fields, the numbers the values themselves. The pure functions (`model_entries`,
 `ablation_markdown`, ...) need no Sphinx and are tested on their own (tests/test_docs_pages.py).
+
+Sphinx role `shipped`: one value of a committed JSON file, inline in a sentence of any page, so no page types a
+measured number (tests/test_typed_numbers.py scans them). `` {shipped}`FILE:KEY[:FORMAT]` ``, e.g.
+`` {shipped}`ablation.json:rows.baseline.val.balanced_accuracy:.3f` `` or
+`` {shipped}`classifier/metrics.json:train_seconds:duration` ``. FILE is relative to `skinlib/shipped/`, or starts
+with `benchmarks/results/` or `skinlib/` (e.g. `skinlib/resources/ham10000_split.json`); KEY is dotted, a step into
+a list being an index or the `name` of one of its items; FORMAT is a Python format spec (`.3f`; one ending in `%`
+prints "85 %", the book's style), `duration` (`format_duration`), or nothing (`format_number`). A missing file or
+key is a build error, never a guess.
 """
 
 from __future__ import annotations
@@ -355,13 +364,90 @@ def section_markdown(section: str, srcdir) -> tuple[str, list[Path]]:
 SECTIONS = ("models", "ablation", "colour-casts", "benchmarks")
 
 
+# ------------------------------------------------------------------------------------------ the role
+
+
+def dig_value(data, path: str):
+    """The value at a dotted key path; a step into a list is an index or an item's `name`. KeyError says where
+    the path stops."""
+    for step in path.split("."):
+        if isinstance(data, dict) and step in data:
+            data = data[step]
+        elif isinstance(data, list) and step.lstrip("-").isdigit() and -len(data) <= int(step) < len(data):
+            data = data[int(step)]
+        elif isinstance(data, list) and any(isinstance(item, dict) and item.get("name") == step for item in data):
+            data = next(item for item in data if isinstance(item, dict) and item.get("name") == step)
+        else:
+            raise KeyError(f"no {step!r} in {path!r}")
+    return data
+
+
+def format_value(value, spec: str = "") -> str:
+    """A value as the book shows it: `spec` a format spec ("85 %" for one ending in %), "duration", or ""."""
+    if not spec:
+        return format_number(value)
+    if spec == "duration":
+        return format_duration(value)
+    if spec.endswith("%"):
+        return f"{100 * value:{spec[:-1] or '.0'}f} %"
+    return f"{value:{spec}}"
+
+
+def shipped_file(name: str, srcdir) -> Path:
+    """The JSON file a role names: under skinlib/shipped, benchmarks/results or the skinlib package."""
+    from book_sources import benchmark_results
+
+    from skinlib.shipped import SHIPPED
+
+    if name.startswith("benchmarks/results/"):
+        folder = benchmark_results(srcdir)
+        if folder is None:
+            raise FileNotFoundError(f"{name}: no benchmarks/results folder beside this book")
+        return folder / name.removeprefix("benchmarks/results/")
+    if name.startswith("skinlib/"):
+        return SHIPPED.parent / name.removeprefix("skinlib/")
+    return SHIPPED / name
+
+
+def shipped_text(spec: str, srcdir) -> tuple[str, Path]:
+    """`FILE:KEY[:FORMAT]` -> the formatted value and the file read (see the module's docstring)."""
+    parts = spec.strip().split(":", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"{spec!r}: write FILE:KEY or FILE:KEY:FORMAT")
+    path = shipped_file(parts[0], srcdir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec!r}: {path} does not exist")
+    return format_value(dig_value(load_json(path), parts[1]), parts[2] if len(parts) == 3 else ""), path
+
+
 # ---------------------------------------------------------------------------------------------- Sphinx
 
 
+def shipped_role():
+    """The `shipped` role class: the value as text; a bad file, key or format is a build error on that line."""
+    from docutils import nodes
+    from sphinx.util.docutils import SphinxRole
+
+    class ShippedRole(SphinxRole):
+        def run(self):
+            try:
+                text, path = shipped_text(self.text, self.env.srcdir)
+            except (OSError, KeyError, ValueError, TypeError) as error:
+                message = self.inliner.reporter.error(f"shipped: {error}", line=self.lineno)
+                return [self.inliner.problematic(self.rawtext, self.rawtext, message)], [message]
+            for dependency in (path, Path(__file__)):
+                self.env.note_dependency(str(dependency))
+            return [nodes.inline(self.rawtext, text, classes=["shipped-number"])], []
+
+    return ShippedRole()
+
+
 def setup(app):
-    """Register `{shipped-numbers}`; a page using it is reread when a file it read changes."""
+    """Register `{shipped-numbers}` and `{shipped}`; a page using one is reread when a file it read changes."""
     from book_sources import register_markdown_directive
 
-    return register_markdown_directive(
+    metadata = register_markdown_directive(  # puts the book's checkout first on the path
         app, "shipped-numbers", lambda srcdir, section: section_markdown(section, srcdir), __file__, arguments=SECTIONS
     )
+    app.add_role("shipped", shipped_role())
+    return metadata
