@@ -161,7 +161,7 @@ DOMAIN_COMMANDS = {
     "ablation": "skinlib ablate --external ../shared/data/isic2017/images ../shared/data/isic2017/ISIC2017_labels.csv",
     "colour_casts": "skinlib colour-casts --external ../shared/data/isic2017/images "
     "../shared/data/isic2017/ISIC2017_labels.csv",
-    "shift_battery": "skinlib shifts --model NAME=DIR ... (writes skinlib/shipped/shift_battery.json)",
+    "shift_battery": "skinlib shifts --model NAME=DIR ...",
 }
 
 
