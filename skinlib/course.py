@@ -294,9 +294,10 @@ def transfer_reading(table: pd.DataFrame, baseline: str = "baseline", collection
     both = table[(table["row"] != baseline) & table["val_gain"].notna() & table["external_gain"].notna()]
     reading = {"rows": int(len(both))}
     if len(both) < 3:
+        have = "No lever has" if len(both) == 0 else f"Only {len(both)} lever(s) have"
         reading["sentence"] = (
-            f"Only {len(both)} lever(s) have both a validation gain and an external gain, too few to say whether "
-            "validation predicted transfer."
+            f"{have} both a validation gain and a {collection} gain yet, too few to say whether validation "
+            "predicted transfer."
         )
         reading.update(val_helped=0, also_external=0, external_hurt=0, rank_correlation=float("nan"))
         reading["battery_rank_correlation"] = float("nan")

@@ -185,7 +185,9 @@ def test_transfer_reading_counts_what_the_numbers_say():
     assert "validation said 2 helped" in reading["sentence"] and "1 of those also gained" in reading["sentence"]
     assert "too few to say whether robustness" in reading["sentence"]  # no battery
     few = course.transfer_reading(course.lever_table(_ablation({"a": _external(0.01)}), None))
-    assert few["rows"] == 1 and "too few" in few["sentence"]
+    assert few["rows"] == 1 and few["sentence"].startswith("Only 1 lever(s) have both") and "too few" in few["sentence"]
+    none = course.transfer_reading(course.lever_table(_ablation({}), None), collection="X")
+    assert none["rows"] == 0 and none["sentence"].startswith("No lever has both a validation gain and a X gain")
 
 
 def test_lever_transfer_figure_leaves_out_the_baseline_and_rows_without_both_numbers():
