@@ -228,6 +228,7 @@ def test_isic2017_folder_is_resolved_like_the_test_fixture(tmp_path, monkeypatch
     assert course.isic2017_folder(tmp_path) == tmp_path  # the argument wins over the environment
 
 
+@pytest.mark.data
 def test_isic2017_sample_is_stratified_and_points_at_images_and_masks(isic2017_dir):
     whole = course.isic2017_sample(isic2017_dir, None)
     sample = course.isic2017_sample(isic2017_dir, 100, seed=1)
@@ -237,3 +238,23 @@ def test_isic2017_sample_is_stratified_and_points_at_images_and_masks(isic2017_d
     assert (shares - whole["dx"].value_counts(normalize=True)).abs().max() < 0.03
     assert all(path.is_file() for path in sample["image_path"]) and all(path.is_file() for path in sample["mask_path"])
     assert (sample["label"] == sample["dx"].map(CLASSES.index)).all()
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_run_dual_stage_scores_isic_images_and_their_masks(isic2017_dir):
+    """Both shipped stages on a few ISIC 2017 images: calibrated probabilities, and a Dice per image against the
+    expert mask that matches the U-Net's own mask scored directly."""
+    from skinlib.data import read_image, read_mask
+    from skinlib.evaluation.segmentation import dice
+    from skinlib.runtime import DualStage
+
+    sample = course.isic2017_sample(isic2017_dir, None).iloc[:5]
+    pipeline = DualStage.load()
+    run = course.run_dual_stage(pipeline, sample["image_path"].tolist(), sample["mask_path"].tolist(), batch_size=2)
+    assert run["probs"].shape == (5, len(CLASSES)) and np.allclose(run["probs"].sum(axis=1), 1, atol=1e-5)
+    assert run["lesion_found"].dtype == bool and len(run["lesion_found"]) == 5
+    image, truth = read_image(sample["image_path"].iloc[3]), read_mask(sample["mask_path"].iloc[3])
+    assert run["dice"][3] == pytest.approx(dice(pipeline.segmenter.segment([image])[0], truth))
+    assert ((run["dice"] >= 0) & (run["dice"] <= 1)).all()
+    assert course.run_dual_stage(pipeline, sample["image_path"].tolist()[:1])["dice"] is None
