@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import json
 import operator
+import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from .data.images import read_image, read_mask
+from .data.labels import read_labels
+from .data.metadata import DataWarning
+from .evaluation.segmentation import dice
 from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, UNET
 from .workflows.ablation import ECE_TARGET, chosen_tta_row
 
@@ -139,3 +146,196 @@ def write_chapter_json(path, result: dict) -> Path:
     path = Path(path)
     path.write_text(json.dumps(result, indent=2, default=float) + "\n")
     return path
+
+
+# ------------------------------------------------------------------------------ chapter 13: domain shift
+
+#: The shift battery's shipped result (`skinlib shifts` writes it); chapter 13 reads it when it is there.
+SHIFT_BATTERY_RESULTS = CLASSIFIER.parent / "shift_battery.json"
+
+#: ISIC 2017 beside the checkout, as tests/conftest.py finds it (evaluation only: never fit or choose on it).
+DEFAULT_ISIC2017 = REPO.parent / "shared" / "data" / "isic2017"
+
+#: The command that writes each optional result chapter 13 reads.
+DOMAIN_COMMANDS = {
+    "ablation": "skinlib ablate --external ../shared/data/isic2017/images ../shared/data/isic2017/ISIC2017_labels.csv",
+    "colour_casts": "skinlib colour-casts --external ../shared/data/isic2017/images "
+    "../shared/data/isic2017/ISIC2017_labels.csv",
+    "shift_battery": "skinlib shifts --model NAME=DIR ...",
+}
+
+
+def isic2017_folder(isic_dir=None) -> Path:
+    """The ISIC 2017 folder: `isic_dir`, else $SKINLIB_ISIC2017, else ../shared/data/isic2017 beside the checkout.
+    A folder without ISIC2017_labels.csv is an error that says where it looked."""
+    folder = Path(isic_dir or os.environ.get("SKINLIB_ISIC2017") or DEFAULT_ISIC2017)
+    if not (folder / "ISIC2017_labels.csv").is_file():
+        raise FileNotFoundError(
+            f"ISIC 2017 not found at {folder}: pass isic_dir or set SKINLIB_ISIC2017 to the folder with "
+            "ISIC2017_labels.csv, images/ and masks/"
+        )
+    return folder
+
+
+def isic2017_sample(folder, n: int | None, seed: int = 0) -> pd.DataFrame:
+    """ISIC 2017's labelled images (all, or a class-stratified sample of about `n`), sorted by image id, with
+    `label`, `image_path` and `mask_path` columns. No lesion ids: every image is its own lesion."""
+    folder = Path(folder)
+    with warnings.catch_warnings():  # "no lesion_id column": known, and said in the docstring
+        warnings.simplefilter("ignore", DataWarning)
+        frame = read_labels(folder / "ISIC2017_labels.csv")
+    if n is not None and n < len(frame):
+        frame = frame.groupby("dx").sample(frac=n / len(frame), random_state=seed)
+    frame = frame.sort_values("image_id").reset_index(drop=True)
+    frame["image_path"] = [folder / "images" / f"{i}.jpg" for i in frame["image_id"]]
+    frame["mask_path"] = [folder / "masks" / f"{i}_segmentation.png" for i in frame["image_id"]]
+    return frame
+
+
+def run_dual_stage(pipeline, image_paths, mask_paths=None, batch_size: int = 32) -> dict:
+    """The dual-stage pipeline on image files, as a new clinic's images meet it: calibrated probabilities (single
+    view), whether a lesion crop was used, and, given expert masks, the U-Net's Dice per image."""
+    probs, found, dices = [], [], []
+    for start in range(0, len(image_paths), batch_size):
+        images = [read_image(path) for path in image_paths[start : start + batch_size]]
+        masks, crops, inputs = pipeline.prepare(images)
+        probs.append(pipeline.classifier.probabilities(inputs))
+        found += [bool(c.used_mask) for c in crops]
+        if mask_paths is not None:
+            truths = [read_mask(path) for path in mask_paths[start : start + batch_size]]
+            dices += [dice(mask, truth) for mask, truth in zip(masks, truths)]
+    return {
+        "probs": np.concatenate(probs),
+        "lesion_found": np.array(found),
+        "dice": np.array(dices) if mask_paths is not None else None,
+    }
+
+
+def optional_result(path, command: str):
+    """A result file chapter 13 reads if it exists: its JSON, or None after printing which command writes it."""
+    path = Path(path)
+    if not path.is_file():
+        print(f"{path.name} is not there yet: `{command}` writes it; this part of the chapter is skipped.")
+        return None
+    return json.loads(path.read_text())
+
+
+def _difference(entry):
+    """(difference, low, high) of a {difference, ci95} entry, NaNs when it is missing."""
+    if not entry:
+        return (float("nan"),) * 3
+    return (float(entry["difference"]), float(entry["ci95"][0]), float(entry["ci95"][1]))
+
+
+def lever_table(ablation: dict | None, battery: dict | None, collection: str = "isic2017") -> pd.DataFrame:
+    """One row per ablation row (lever): its validation gain in balanced accuracy over the baseline (interval and
+    bootstrap unit as recorded), its battery robustness (mean and worst balanced-accuracy change over the shifts,
+    where the battery scored a model of that name), and its scores on `collection` (restricted balanced accuracy
+    with interval, its change against the baseline with interval, melanoma AUC); NaN where a number is missing,
+    `note` says why."""
+    columns = [
+        "row", "val_gain", "val_low", "val_high", "val_unit", "battery_mean", "battery_worst", "worst_shift",
+        "external_ba", "external_ba_low", "external_ba_high", "external_gain", "external_low", "external_high",
+        "external_mel_auc", "note",
+    ]  # fmt: skip
+    if ablation is None:
+        return pd.DataFrame(columns=columns)
+    models = (battery or {}).get("models", {})
+    rows = []
+    for row in ablation["rows"]:
+        name = row["name"]
+        val = (row.get("val_minus_baseline") or {}).get("balanced_accuracy")
+        if name == ablation.get("baseline", "baseline") and val is None:
+            val = {"difference": 0.0, "ci95": [0.0, 0.0]}
+        robustness = models.get(name, {}).get("robustness", {})
+        scores = (row.get("external") or {}).get(collection)
+        note = ""
+        if scores is None:
+            note = f"not scored on {collection} yet"
+            scores = {}
+        elif "not_applicable" in scores:
+            note = scores["not_applicable"]
+            scores = {}
+        ba_ci = scores.get("balanced_accuracy_restricted_ci95") or [float("nan")] * 2
+        gain, low, high = _difference(scores.get("restricted_change"))
+        rows.append(
+            {
+                "row": name,
+                **dict(zip(("val_gain", "val_low", "val_high"), _difference(val))),
+                "val_unit": (val or {}).get("bootstrap_unit", ""),
+                "battery_mean": robustness.get("mean_balanced_accuracy_change", float("nan")),
+                "battery_worst": robustness.get("worst_balanced_accuracy_change", float("nan")),
+                "worst_shift": robustness.get("worst_shift", ""),
+                "external_ba": scores.get("balanced_accuracy_restricted", float("nan")),
+                "external_ba_low": ba_ci[0],
+                "external_ba_high": ba_ci[1],
+                "external_gain": gain,
+                "external_low": low,
+                "external_high": high,
+                "external_mel_auc": scores.get("melanoma_roc_auc", float("nan")),
+                "note": note,
+            }
+        )
+    table = pd.DataFrame(rows, columns=columns)
+    numeric = [c for c in columns if c not in ("row", "val_unit", "worst_shift", "note")]
+    table[numeric] = table[numeric].astype(float)
+    return table
+
+
+#: Levers the battery must have scored before `transfer_reading` ranks their robustness against transfer.
+MIN_BATTERY_LEVERS = 4
+
+
+def transfer_reading(table: pd.DataFrame, baseline: str = "baseline", collection: str = "ISIC 2017") -> dict:
+    """Whether validation predicted transfer, from the lever table's numbers: how many rows validation said
+    helped (interval above 0) and how many of those also gained on the collection (interval above 0), how many the
+    collection says hurt, and the rank correlation of the two gains (and of battery robustness with the collection
+    gain). The `sentence` is built from these counts, so the prose follows the numbers."""
+    both = table[(table["row"] != baseline) & table["val_gain"].notna() & table["external_gain"].notna()]
+    reading = {"rows": int(len(both))}
+    if len(both) < 3:
+        have = "No lever has" if len(both) == 0 else f"Only {len(both)} lever(s) have"
+        reading["sentence"] = (
+            f"{have} both a validation gain and a {collection} gain yet, too few to say whether validation "
+            "predicted transfer."
+        )
+        reading.update(val_helped=0, also_external=0, external_hurt=0, rank_correlation=float("nan"))
+        reading["battery_rank_correlation"] = float("nan")
+        return reading
+    helped = both[both["val_low"] > 0]
+    also = helped[helped["external_low"] > 0]
+    hurt = both[both["external_high"] < 0]
+    rho = float(both["val_gain"].rank().corr(both["external_gain"].rank()))
+    with_battery = both[both["battery_mean"].notna()]
+    battery_rho = (
+        float(with_battery["battery_mean"].rank().corr(with_battery["external_gain"].rank()))
+        if len(with_battery) >= MIN_BATTERY_LEVERS
+        else float("nan")
+    )
+    strength = "closely" if rho >= 0.7 else "loosely" if rho >= 0.3 else "hardly" if rho > -0.3 else "inversely"
+    parts = [
+        f"Of the {len(both)} levers scored both ways, validation said {len(helped)} helped (interval above 0)",
+        f"and {len(also)} of those also gained on {collection} with an interval above 0;",
+        f"{len(hurt)} lever(s) lost on {collection} with an interval below 0.",
+        f"The validation gains and the {collection} gains are {strength} related in rank (Spearman ρ = {rho:.2f}).",
+    ]
+    if np.isfinite(battery_rho):
+        battery_strength = "predicted" if battery_rho >= 0.5 else "did not predict"
+        parts.append(
+            f"Robustness under the battery {battery_strength} which levers transferred "
+            f"(Spearman ρ = {battery_rho:.2f} over {len(with_battery)} levers the battery scored)."
+        )
+    else:
+        parts.append(
+            f"Only {len(with_battery)} of them were scored under the shift battery, too few to say whether "
+            "robustness there predicted transfer."
+        )
+    reading.update(
+        val_helped=int(len(helped)),
+        also_external=int(len(also)),
+        external_hurt=int(len(hurt)),
+        rank_correlation=rho,
+        battery_rank_correlation=battery_rho,
+        sentence=" ".join(parts),
+    )
+    return reading

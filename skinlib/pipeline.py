@@ -74,12 +74,13 @@ MODES: dict[str, dict] = {
         "retrain": False,  # 03, 04: retrain the shipped U-Net / classifier with their recorded recipes
         "n_tta": 100,  # 06: test images (stratified sample) classified with and without TTA (None: all)
         "n_cam_per_class": 1,  # 07: test images per class explained with Grad-CAM and attention
-        "n_test": 150,  # 08, 12: test images (stratified sample) through the dual-stage pipeline (None: all)
+        "n_test": 150,  # 08, 12, 13: test images (stratified sample) through the dual-stage pipeline (None: all)
         "n_errors": 8,  # 08: most confident mistakes shown
-        "n_bootstrap": 200,  # 06, 08, 12: bootstrap resamples (TTA gain, confidence intervals, subgroups)
+        "n_bootstrap": 200,  # 06, 08, 12, 13: bootstrap resamples (TTA gain, confidence intervals, subgroups)
         "n_meta": 150,  # 09: test images (stratified sample) classified with and without their metadata (None: all)
         "n_new": 6,  # 10: test images treated as new arrivals by predict
         "n_eval": 70,  # 10: test images in the labelled folder scored by evaluate (stratified sample)
+        "n_isic": 200,  # 13: ISIC 2017 images (stratified sample) scored and compared (None: all of them)
     },
     "full": {
         "n_gallery": 3,
@@ -101,6 +102,7 @@ MODES: dict[str, dict] = {
         "n_meta": None,
         "n_new": 14,
         "n_eval": 300,
+        "n_isic": None,
     },
 }
 

@@ -405,3 +405,81 @@ def subgroup_figure(table, title: str = "") -> Figure:
     figure.suptitle(title or "by subgroup: point and 95 % interval (hollow: too few for an interval)", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def collections_figure(statistics: Mapping, mix) -> Figure:
+    """Two collections side by side: brightness, per-channel colour means, lesion share of the frame (expert masks)
+    and class mix. `statistics`: {collection: `skinlib.evaluation.collections.image_statistics` frame}; `mix`: a
+    class-by-collection share table (`class_mix`)."""
+    figure = Figure(figsize=(12, 3.4), layout="constrained")
+    bright_ax, colour_ax, share_ax, mix_ax = figure.subplots(1, 4)
+    names = list(statistics)
+    for name in names:
+        frame = statistics[name]
+        bright_ax.hist(frame["brightness"], bins=30, range=(0, 255), alpha=0.55, density=True, label=name)
+        share_ax.hist(frame["lesion_share"].dropna(), bins=25, range=(0, 1), alpha=0.55, density=True, label=name)
+    bright_ax.set(title="brightness (luma)", xlabel="0-255", ylabel="density")
+    share_ax.set(title="lesion share", xlabel="expert mask area / image area")
+    bright_ax.legend(fontsize=8)
+    width = 0.8 / max(len(names), 1)
+    channels = np.arange(3)
+    for i, name in enumerate(names):
+        frame = statistics[name]
+        means = [frame[f"mean_{c}"].median() for c in "rgb"]
+        spread = [frame[f"std_{c}"].median() for c in "rgb"]
+        colour_ax.bar(channels + i * width, means, width, yerr=spread, capsize=3, alpha=0.8, label=name)
+    colour_ax.set_xticks(channels + width * (len(names) - 1) / 2, ["red", "green", "blue"])
+    colour_ax.set(title="channel means (error bar: std)", ylim=(0, 255))
+    positions = np.arange(len(mix.index))
+    for i, name in enumerate(mix.columns):
+        mix_ax.bar(positions + i * width, mix[name].to_numpy(), width, alpha=0.8, label=name)
+    mix_ax.set_xticks(positions + width * (len(mix.columns) - 1) / 2, list(mix.index), fontsize=8)
+    mix_ax.set(title="class mix", ylabel="share of images")
+    mix_ax.legend(fontsize=8)
+    return figure
+
+
+def lever_transfer_figure(table, collection: str = "ISIC 2017", baseline: str = "baseline") -> Figure:
+    """Each lever's validation gain against its gain on `collection` (balanced accuracy over the baseline, 95 %
+    intervals as bars), and its battery robustness (mean change over the shifts) against the same external gain.
+    `table`: `skinlib.course.lever_table`; rows lacking a number are left out of that panel, and so is the
+    baseline (its gains are 0 by definition)."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    val_ax, battery_ax = figure.subplots(1, 2, sharey=True)
+    panels = (
+        (val_ax, "val_gain", ("val_low", "val_high"), "validation gain in balanced accuracy"),
+        (battery_ax, "battery_mean", None, "mean balanced-accuracy change under the shift battery (validation)"),
+    )
+    for ax, x, bounds, label in panels:
+        rows = table[table[x].notna() & table["external_gain"].notna() & (table["row"] != baseline)]
+        yerr = [rows["external_gain"] - rows["external_low"], rows["external_high"] - rows["external_gain"]]
+        xerr = None if bounds is None else [rows[x] - rows[bounds[0]], rows[bounds[1]] - rows[x]]
+        ax.errorbar(rows[x], rows["external_gain"], xerr=xerr, yerr=yerr, fmt="o", capsize=2, alpha=0.8)
+        for _, row in rows.iterrows():
+            ax.annotate(row["row"], (row[x], row["external_gain"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_xlabel(label)
+        if rows.empty:
+            ax.text(0.5, 0.5, "no lever has both numbers yet", ha="center", transform=ax.transAxes)
+    val_ax.set_ylabel(f"{collection} gain (restricted balanced accuracy)")
+    return figure
+
+
+def failure_figure(images, overlays, titles: Sequence[str]) -> Figure:
+    """Mistakes explained: each image beside the classifier's input with its Grad-CAM overlay, titled."""
+    n = len(images)
+    figure = Figure(figsize=(2.6 * max(n, 1), 5.4), layout="constrained")
+    if n == 0:
+        figure.text(0.5, 0.5, "no mistake of this kind in the sample", ha="center")
+        return figure
+    axes = np.asarray(figure.subplots(2, n, squeeze=False))
+    for i, (image, overlay, title) in enumerate(zip(images, overlays, titles)):
+        axes[0, i].imshow(image)
+        axes[0, i].set_title(title, fontsize=8)
+        axes[1, i].imshow(overlay)
+        axes[1, i].set_title("Grad-CAM on the crop", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return figure

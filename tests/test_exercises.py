@@ -71,8 +71,8 @@ def test_every_exercise_is_a_labelled_block_with_a_folded_solution():
         assert solution["argument"] == label, f"the solution after {label} points at {solution['argument']}"
         assert solution["options"].get("class") == "dropdown", f"the solution of {label} is not folded"
         assert solution["body"], f"the solution of {label} is empty"
-    assert sorted(seen) == [*range(1, 11), 12], "chapters 1 to 10 and the model card (12) have exercises"
-    assert len(pairs) == 38
+    assert sorted(seen) == [*range(1, 11), 12, 13], "chapters 1 to 10, the model card (12) and 13 have exercises"
+    assert len(pairs) == 41
 
 
 def test_solution_only_phrases_occur_only_in_solutions():

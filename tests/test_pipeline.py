@@ -218,6 +218,7 @@ def test_every_notebook_runs_in_order_and_writes_its_json(quick_run):
         "10_new_images.json",
         "11_results.json",
         "12_model_card.json",
+        "13_domain_shift.json",
     } <= written
     print(pipeline.timing_table(timings["notebooks"]))
 
