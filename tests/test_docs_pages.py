@@ -559,3 +559,18 @@ def test_the_package_layout_table_follows_the_import_contract():
     assert "| 1 | `skinlib.data` |" in table and "| | `.recipe` |" in table
     assert package_layers.first_sentence('"""One. Two."""') == "One."
     assert "{package-layers}" in (REPO / "book" / "usage.md").read_text()
+
+
+def test_the_ablation_table_has_a_column_per_external_collection():
+    rows = [
+        {"name": "a", "command": "x --rows a", "external": {"isic2017": {"balanced_accuracy_restricted": 0.6123}}},
+        {"name": "b", "command": "x --rows b", "external": {"isic2017": {"not_applicable": "needs metadata"}}},
+        {"name": "c", "command": "x --rows c"},
+    ]
+    table = shipped_numbers.ablation_markdown({"rows": rows, "external": {"collections": ["isic2017"]}}, "f.json")
+    lines = {
+        row["name"]: next(line for line in table.splitlines() if line.startswith(f"| `{row['name']}`")) for row in rows
+    }
+    assert "isic2017 (classes present)" in table and "never read by the replacement rule" in table
+    assert shipped_numbers.format_number(0.6123) in lines["a"] and "| n/a |" in lines["b"] and "| – |" in lines["c"]
+    assert all(line.count("|") == table.splitlines()[2].count("|") for line in lines.values())

@@ -300,6 +300,15 @@ def _score(row: dict, split: str) -> str:
     return format_number(value) if value is not None else "–"
 
 
+def _external(row: dict, collection: str) -> str:
+    scores = (row.get("external") or {}).get(collection)
+    if scores is None:
+        return "–"
+    if "not_applicable" in scores:
+        return "n/a"
+    return format_number(scores["balanced_accuracy_restricted"])
+
+
 def ablation_markdown(ablation: dict, file: str) -> str:
     """The study's rows as one table: scores, the test change against the baseline, the command and the time."""
     rows = ablation.get("rows") or []
@@ -312,15 +321,25 @@ def ablation_markdown(ablation: dict, file: str) -> str:
             f"The numbers are in `{file}`, section `rows`."
         )
         lines += [intro, ""]
-    header = "| row | val balanced accuracy | test balanced accuracy | test − baseline [95 % CI] | training | total |"
-    lines += [header, "|---|---|---|---|---|---|"]
+    collections = (ablation.get("external") or {}).get("collections", [])
+    header = "| row | val balanced accuracy | test balanced accuracy | test − baseline [95 % CI] |"
+    header += "".join(f" {name} (classes present) |" for name in collections) + " training | total |"
+    lines += [header, "|---|---|---|---|" + "---|" * len(collections) + "---|---|"]
     baseline = ablation.get("baseline")
     for row in rows:
         name = f"`{row['name']}`" if template else f"`{row['name']}`: `{row.get('command', '')}`"
         lines.append(
             f"| {name} | {_score(row, 'val')} | {_score(row, 'test')} | {_difference(row, baseline)} | "
-            f"{format_duration(row.get('train_seconds'))} | {format_duration(row.get('total_seconds'))} |"
+            + "".join(f"{_external(row, collection)} | " for collection in collections)
+            + f"{format_duration(row.get('train_seconds'))} | {format_duration(row.get('total_seconds'))} |"
         )
+    if collections:
+        lines += [
+            "",
+            f"*{', '.join(collections)}*: balanced accuracy on that external collection, restricted to the classes it "
+            "holds (`rows[].external`), scored after every choice and never read by the replacement rule; n/a: the "
+            "row needs metadata the collection lacks; –: not scored.",
+        ]
     legend = (
         "*training*: the row's `train_seconds` (of the model it trains or reuses); *total*: its "
         "`total_seconds` (training and scoring), not recorded for rows that reuse an existing model. "
