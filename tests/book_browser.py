@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import os
 import re
 import threading
 import time
@@ -119,6 +120,23 @@ def browser_missing_reason() -> str | None:
     if not missing:
         return None
     return f"browser check needs {', '.join(missing)}: {' and '.join(install)}"
+
+
+def skip_or_fail(reason: str | None) -> None:
+    """A test that needs a missing tool skips with `reason` on a workstation and fails in CI, where the tool is
+    installed on purpose (.ci/run); nothing happens when `reason` is None."""
+    import pytest
+
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def artifacts_dir(*parts: str) -> Path:
+    """Where screenshots are kept: $SKINLIB_ARTIFACTS/screenshots[/parts], else outputs/screenshots (git-ignored)."""
+    root = os.environ.get("SKINLIB_ARTIFACTS")
+    return (Path(root) if root else Path(__file__).resolve().parent.parent / "outputs").joinpath("screenshots", *parts)
 
 
 def chromium_driver(page_timeout: float = PAGE_TIMEOUT):

@@ -9,7 +9,6 @@ so, except in CI (CI set), where they fail. The checker itself is `tests/book_br
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 import zlib
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from book_browser import (
+    artifacts_dir,
     browser_missing_reason,
     check_pages,
     chromium_driver,
@@ -24,6 +24,7 @@ from book_browser import (
     png_size,
     problems,
     serve,
+    skip_or_fail,
     toc_pages,
 )
 
@@ -32,17 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def require_browser():
     """Skip (fail in CI) when headless Chromium, chromedriver or selenium is missing."""
-    reason = browser_missing_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def artifacts_dir() -> Path:
-    """Where screenshots are kept: $SKINLIB_ARTIFACTS/screenshots, else outputs/screenshots (git-ignored)."""
-    root = os.environ.get("SKINLIB_ARTIFACTS")
-    return (Path(root) if root else REPO / "outputs") / "screenshots"
+    skip_or_fail(browser_missing_reason())
 
 
 @pytest.fixture(scope="module")

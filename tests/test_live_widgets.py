@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from book_browser import browser_missing_reason, chromium_driver
+from book_browser import artifacts_dir, browser_missing_reason, chromium_driver, skip_or_fail
 from jupyterlab_browser import (
     alive,
     child_pids,
@@ -46,16 +46,11 @@ PRESSES = 4
 
 def require_live_lab():
     """Skip (fail in CI) when the browser or JupyterLab with the widgets extension is missing."""
-    reason = browser_missing_reason() or lab_missing_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    skip_or_fail(browser_missing_reason() or lab_missing_reason())
 
 
 def screenshot_dir() -> Path:
-    root = os.environ.get("SKINLIB_ARTIFACTS")
-    folder = (Path(root) if root else REPO / "outputs") / "screenshots" / "jupyterlab"
+    folder = artifacts_dir("jupyterlab")  # a subfolder: test_browser.py clears *.png in screenshots/ itself
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
