@@ -35,7 +35,7 @@ from .segmentation.apply import pair_images_and_masks, segment_files
 from .segmentation.segmenter import evaluate_segmenter, load_segmenter
 from .shipped import CLASSIFIER
 from .training import UNetConfig
-from .training.recipe import RECIPE_FLAGS, config_from_options, parse_phases
+from .training.recipe import AUGMENTATIONS, RECIPE_FLAGS, config_from_options, parse_phases
 from .training.ship_unet import train_and_ship_unet
 from .workflows.metadata_fusion import fit_metadata_for_model
 from .workflows.novelty import fit_novelty_for_model
@@ -93,6 +93,7 @@ def cmd_train_unet(args) -> int:
         seed=args.seed,
         train_limit=args.train_limit,
         val_limit=args.val_limit,
+        augment=args.augment,
     )
     command = _invoked_command()
     metrics = train_and_ship_unet(
@@ -1012,6 +1013,13 @@ def build_parser() -> argparse.ArgumentParser:
     unet.add_argument("--seed", type=int, default=0)
     unet.add_argument("--train-limit", type=int, help="use a random subset of N training images (quick runs)")
     unet.add_argument("--val-limit", type=int)
+    unet.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        default=UNetConfig.augment,
+        help="training augmentation: standard, or battery (also colour casts, exposure, blur, JPEG, a dermoscope "
+        "ring and a wider zoom, matched to the shift battery) (default: %(default)s)",
+    )
     unet.add_argument("--quiet", action="store_true")
     unet.set_defaults(func=cmd_train_unet)
 

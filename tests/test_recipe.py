@@ -1,6 +1,7 @@
 """A stage-2 recipe is data: each default lives in ClassifierConfig, and config <-> command round-trips."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -32,6 +33,7 @@ def test_the_default_config_needs_no_flags_and_no_flag_means_the_default():
         {"backbone": "lite2"},
         {"backbone_weights": None},
         {"train_views": 2},
+        {"augment": "battery"},
         {"cache_at": "none"},
         {"phases": ((0, 2, 1e-3), (3, 5, 2.5e-4))},
         {"patience": 9},
@@ -64,3 +66,24 @@ def test_phases_text_round_trips_and_bad_text_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-classifier", "--phases", "0:4"])
     assert "STAGES:EPOCHS:RATE" in capsys.readouterr().err
+
+
+def test_augment_is_a_recipe_flag_and_train_unet_takes_it_too():
+    assert recipe_flags(dataclasses.replace(ClassifierConfig(), augment="battery")) == ["--augment", "battery"]
+    assert ClassifierConfig().augment == "standard"
+    parser = build_parser()
+    assert parser.parse_args(["train-unet"]).augment == "standard"
+    assert parser.parse_args(["train-unet", "--augment", "battery"]).augment == "battery"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train-unet", "--augment", "strong"])
+
+
+def test_an_older_recorded_config_without_augment_reads_as_standard(tmp_path):
+    from skinlib.training.recipe import config_from_metrics
+    from skinlib.training.unet import UNetConfig
+
+    recorded = {"config": {"image_size": [96, 128], "seed": 2}}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(recorded))
+    assert config_from_metrics(UNetConfig, path).augment == "standard"
+    assert config_from_metrics(ClassifierConfig, path).augment == "standard"

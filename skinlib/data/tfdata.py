@@ -94,12 +94,24 @@ def load_arrays(
     return images, masks
 
 
+#: The augmentations a recipe can name (`ClassifierConfig.augment`, `UNetConfig.augment`, `--augment`).
+AUGMENTATIONS = ("standard", "battery")
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Training augmentation. Dermoscopy has no "up", so flips and 90° turns are free; the rest is mild.
 
     On non-square images a 90° turn would change the shape, so the turned image is fitted back into the
     original frame (aspect kept, black bars), exactly as a portrait photo would be at inference.
+
+    The "shift" part (off by default, so the default draws exactly what it always drew) imitates another
+    clinic, as `skinlib.evaluation.shifts.SHIFTS` measures it: a colour cast (per-channel log-gains in
+    [-cast, cast], centred so their product is 1), an exposure gain (log-uniform in `exposure`), Gaussian blur
+    (sigma a share of the short side, uniform in `blur_share`, with probability `blur_probability`), a dark
+    dermoscope ring (radius a share of the half-diagonal, uniform in `ring_radius`, with `ring_probability`)
+    and JPEG re-encoding (quality uniform in `jpeg_quality`, with `jpeg_probability`). They change the image
+    only, never the mask. `matched_to_battery()` spans the battery's settings.
     """
 
     flips: bool = True
@@ -110,6 +122,58 @@ class Augmentation:
     contrast: float = 0.15
     saturation: float = 0.15
     hue: float = 0.02
+    cast: float = 0.0
+    exposure: tuple[float, float] = (1.0, 1.0)
+    blur_share: tuple[float, float] = (0.0, 0.0)
+    blur_probability: float = 0.0
+    ring_radius: tuple[float, float] = (1.0, 1.0)
+    ring_probability: float = 0.0
+    jpeg_quality: tuple[int, int] = (100, 100)
+    jpeg_probability: float = 0.0
+
+    def __post_init__(self):
+        for name in ("blur_probability", "ring_probability", "jpeg_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        low, high = self.jpeg_quality
+        if not 0 <= low <= high <= 100 or (self.jpeg_probability and low == 100):
+            raise ValueError(f"jpeg_quality is a range within 0-100 (below 100 to re-encode), got {self.jpeg_quality}")
+        if self.exposure[0] <= 0 or self.exposure[0] > self.exposure[1]:
+            raise ValueError(f"exposure is a range of positive gains, got {self.exposure}")
+        if self.blur_probability and not 0 < self.blur_share[0] <= self.blur_share[1]:
+            raise ValueError(f"blur_share is a range of positive sigma shares, got {self.blur_share}")
+        if self.cast < 0:
+            raise ValueError(f"cast is the largest log-gain per channel, >= 0, got {self.cast}")
+
+    @classmethod
+    def matched_to_battery(cls) -> Augmentation:
+        """The standard augmentation plus every shift the battery measures, at its mild to strong settings:
+        casts up to its strong warm/cool (1.15² / 1 / 1.15⁻²), exposure 0.7-1.3, blur sigma 0.5-2 % of the short
+        side, JPEG quality 10-60, a ring of radius 0.6-0.8 of the half-diagonal, zoom 0.75-1.3."""
+        return cls(
+            scale_range=(0.75, 1.3),
+            cast=2 * math.log(1.15),
+            exposure=(0.7, 1.3),
+            blur_share=(0.005, 0.02),
+            blur_probability=0.5,
+            ring_radius=(0.6, 0.8),
+            ring_probability=0.3,
+            jpeg_quality=(10, 60),
+            jpeg_probability=0.5,
+        )
+
+    @classmethod
+    def named(cls, name: str) -> Augmentation:
+        """The augmentation a recipe names: "standard" (the default) or "battery" (`matched_to_battery`)."""
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, not {name!r}")
+        return cls() if name == "standard" else cls.matched_to_battery()
+
+    @property
+    def shifts(self) -> bool:
+        """Whether any part of the battery-matched shifts is on (off: the draws are exactly the old ones)."""
+        probabilities = (self.blur_probability, self.ring_probability, self.jpeg_probability)
+        return bool(self.cast or self.exposure != (1.0, 1.0) or any(probabilities))
 
     def __call__(self, image, mask, seed):
         """Augment one float32 image (H, W, 3) in [0, 255] and its mask (H, W, 1) with the same geometry."""
@@ -124,7 +188,10 @@ class Augmentation:
         if self.max_rotation_deg or self.scale_range != (1.0, 1.0):
             stacked = self._random_affine(stacked, seeds[3], height, width)
         image, mask = stacked[..., :3], tf.cast(stacked[..., 3:] > 127.5, tf.float32) * 255.0
-        image = self._colour_jitter(image / 255.0, seeds[4:]) * 255.0
+        image = self._colour_jitter(image / 255.0, seeds[4:])
+        if self.shifts:  # its own seeds, folded off the pair, so the draws above stay what they were
+            image = self._shift(image, tf.random.experimental.stateless_split(_fold(seed), num=6), height, width)
+        image = image * 255.0
         # the 90° branch hides the static shape from TensorFlow; models need it back
         return tf.ensure_shape(image, (height, width, 3)), tf.ensure_shape(mask, (height, width, 1))
 
@@ -148,6 +215,63 @@ class Augmentation:
         if self.hue:
             image = tf.image.stateless_random_hue(image, self.hue, seeds[3])
         return tf.clip_by_value(image, 0.0, 1.0)
+
+    def _shift(self, image, seeds, height, width):
+        """The battery-matched shifts on an image in [0, 1]: cast, exposure, blur, ring, then JPEG (the order
+        of a capture: light, optics, the dermatoscope's frame, the file)."""
+        image = tf.ensure_shape(image, (height, width, 3))  # the 90° branch hid the static shape
+        if self.cast:
+            logs = tf.random.stateless_uniform((3,), seeds[0], -self.cast, self.cast)
+            image = image * tf.exp(logs - tf.reduce_mean(logs))
+        if self.exposure != (1.0, 1.0):
+            low, high = math.log(self.exposure[0]), math.log(self.exposure[1])
+            image = image * tf.exp(tf.random.stateless_uniform((), seeds[1], low, high))
+        image = tf.clip_by_value(image, 0.0, 1.0)
+        draws = tf.random.stateless_uniform((6,), seeds[2])
+        if self.blur_probability:
+            low, high = (share * min(height, width) for share in self.blur_share)
+            sigma = low + draws[0] * (high - low)
+            image = tf.cond(draws[1] < self.blur_probability, lambda: _gaussian_blur(image, sigma, high), lambda: image)
+        if self.ring_probability:
+            low, high = self.ring_radius
+            ring = _ring(height, width, low + draws[2] * (high - low))
+            image = tf.where(draws[3] < self.ring_probability, image * ring, image)
+        if self.jpeg_probability:
+            low, high = self.jpeg_quality  # TensorFlow draws from [low, high): include high when it can
+            image = tf.cond(
+                draws[4] < self.jpeg_probability,
+                lambda: tf.image.stateless_random_jpeg_quality(image, low, min(high + 1, 100), seeds[3]),
+                lambda: image,
+            )
+        return tf.ensure_shape(image, (height, width, 3))
+
+
+def _fold(seed):
+    """A second seed pair from `seed`, independent of `stateless_split(seed, ...)`."""
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1)
+
+
+def _gaussian_blur(image, sigma, max_sigma: float):
+    """Separable Gaussian blur with a drawn `sigma` (pixels), kernel sized for `max_sigma`, reflected border
+    (OpenCV's default, as `shifts.blur` uses)."""
+    radius = max(1, math.ceil(3 * max_sigma))
+    radius = min(radius, image.shape[0] - 1, image.shape[1] - 1)
+    offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
+    weights = tf.exp(-0.5 * tf.square(offsets / tf.maximum(sigma, 1e-3)))
+    weights = weights / tf.reduce_sum(weights)
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    rows = tf.tile(tf.reshape(weights, (-1, 1, 1, 1)), (1, 1, 3, 1))
+    columns = tf.tile(tf.reshape(weights, (1, -1, 1, 1)), (1, 1, 3, 1))
+    blurred = tf.nn.depthwise_conv2d(padded, rows, (1, 1, 1, 1), "VALID")
+    return tf.nn.depthwise_conv2d(blurred, columns, (1, 1, 1, 1), "VALID")[0]
+
+
+def _ring(height: int, width: int, radius_share):
+    """1 inside a centred circle of `radius_share` x the half-diagonal, 0 outside, a soft edge between: the
+    light a contact dermatoscope lets through (as `shifts.dermoscope_ring`)."""
+    y, x = np.mgrid[:height, :width].astype(np.float32)
+    r = np.hypot(y - (height - 1) / 2, x - (width - 1) / 2) / np.hypot(height / 2, width / 2)
+    return tf.clip_by_value((radius_share - tf.constant(r, tf.float32)) / 0.05, 0.0, 1.0)[..., None]
 
 
 def _random_rot90(stacked, seed, height, width):

@@ -257,6 +257,20 @@ def feature_cache_key(config: ClassifierConfig) -> tuple:
     return key + (("colour_constancy",) if config.colour_constancy else ())
 
 
+def augmentation_key(config: ClassifierConfig) -> tuple:
+    """What the augmented training views add to their cache key: nothing for the standard augmentation (so
+    caches made before `augment` existed stay valid), its name otherwise."""
+    return () if config.augment == "standard" else (("augmentation", config.augment),)
+
+
+def training_augmentation(config: ClassifierConfig):
+    """The `skinlib.data.tfdata.Augmentation` that `config.augment` names."""
+    # deferred: loads TensorFlow
+    from ..data.tfdata import Augmentation
+
+    return Augmentation.named(config.augment)
+
+
 #: `cache_at` value for end-to-end training: nothing frozen below the head's input, so nothing is cached.
 END_TO_END = "none"
 #: Training images whose batch statistics reset a random backbone's BatchNorm after every epoch.
@@ -279,13 +293,14 @@ def _train_in_scope(config: ClassifierConfig, run_dir: Path, data: dict, progres
     val_x, val_y, _ = data["val"]
     train_features = cached_extract(
         cache_dir,
-        key + ("augment", image_digest(train_x), config.train_views, config.seed),
+        key + ("augment", image_digest(train_x), config.train_views, config.seed) + augmentation_key(config),
         lower,
         train_x,
         config.train_views,
         "augment",
         seed=config.seed,
         progress=progress,
+        augmentation=training_augmentation(config),
     )
     val_features = cached_extract(
         cache_dir, key + ("dihedral", image_digest(val_x), 1), lower, val_x, 1, "dihedral", progress=progress
@@ -321,7 +336,14 @@ def _train_end_to_end(config: ClassifierConfig, run_dir: Path, data: dict, model
     )  # pretrained BatchNorm stays frozen (`set_trainable_blocks`): nothing to recalibrate
 
     def batches(phase):
-        dataset = make_dataset(train_x, train_y, training=True, batch_size=config.batch_size, seed=config.seed + phase)
+        dataset = make_dataset(
+            train_x,
+            train_y,
+            training=True,
+            batch_size=config.batch_size,
+            seed=config.seed + phase,
+            augmentation=training_augmentation(config),
+        )
         return dataset.repeat(), {"steps_per_epoch": steps, "shuffle": False}  # the dataset shuffles itself
 
     return (

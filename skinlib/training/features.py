@@ -24,13 +24,20 @@ def split_model(model: keras.Model, layer_name: str) -> tuple[keras.Model, keras
     return keras.Model(model.input, features, name="lower"), keras.Model(features, model.output, name="upper")
 
 
-def _augmented_batches(images: np.ndarray, seed: int, batch_size: int):
-    """Yield augmented float32 batches (flips, turns, affine, colour) of `images`, seeded."""
+def _augmented_batches(images: np.ndarray, seed: int, batch_size: int, augmentation=None):
+    """Yield augmented float32 batches (flips, turns, affine, colour; `augmentation`, default the standard
+    `skinlib.data.tfdata.Augmentation`) of `images`, seeded."""
     # deferred: loads TensorFlow
     from ..data.tfdata import make_dataset
 
     data = make_dataset(
-        images, labels=np.zeros(len(images), np.int64), training=True, batch_size=batch_size, seed=seed, shuffle=False
+        images,
+        labels=np.zeros(len(images), np.int64),
+        training=True,
+        batch_size=batch_size,
+        seed=seed,
+        shuffle=False,
+        augmentation=augmentation,
     )
     for x, _ in data:
         yield x.numpy()
@@ -44,10 +51,12 @@ def extract(
     seed: int = 0,
     batch_size: int = 64,
     progress: bool = True,
+    augmentation=None,
 ) -> np.ndarray:
     """Features of `views` views of every image, shape (views, N, h, w, c), float16.
 
-    `mode="augment"`: random training augmentations (view v uses seed `seed + v`).
+    `mode="augment"`: random training augmentations (view v uses seed `seed + v`) drawn from `augmentation`
+    (None: the standard one).
     `mode="dihedral"`: the fixed 8 flips/turns, for validation, test and test-time augmentation.
     """
     if mode not in ("augment", "dihedral"):
@@ -57,7 +66,7 @@ def extract(
     bar = tqdm(total=views * len(images), desc=f"features ({mode})", unit="view", disable=not progress)
     for view in range(views):
         if mode == "augment":
-            batches = _augmented_batches(images, seed + view, batch_size)
+            batches = _augmented_batches(images, seed + view, batch_size, augmentation)
         else:
             batches = (
                 dihedral(images[i : i + batch_size], view).astype(np.float32) for i in range(0, len(images), batch_size)

@@ -19,6 +19,8 @@ SOURCES = ("crop", "full")
 #: keeps them equal).
 BACKBONES = ("lite0", "lite2", "efficientnetb0")
 CACHE_POINTS = ("stage3_out", "stage4_out", "stage5_out", "none")
+#: `skinlib.data.tfdata.AUGMENTATIONS`, spelled out for the same reason (a test keeps them equal).
+AUGMENTATIONS = ("standard", "battery")
 
 
 @dataclass
@@ -40,6 +42,7 @@ class ClassifierConfig:
     gamma: float = 2.0
     cache_at: str = "stage5_out"
     train_views: int = 8
+    augment: str = "standard"  # "battery": plus the shifts the battery measures (`Augmentation.matched_to_battery`)
     eval_views: int = 8
     batch_size: int = 64
     phases: tuple = ((0, 4, 1e-3), (1, 4, 3e-4), (2, 6, 1e-4))
@@ -122,6 +125,13 @@ RECIPE_FLAGS = (
     ),
     RecipeFlag("--random-init", "backbone_weights", "no ImageNet weights (ablation)"),
     RecipeFlag("--views", "train_views", "augmented views per training image to cache", int, metavar="N"),
+    RecipeFlag(
+        "--augment",
+        "augment",
+        "training augmentation: standard (turns, flips, small rotation and zoom, colour jitter) or battery "
+        "(also colour casts, exposure, blur, JPEG, a dermoscope ring and a wider zoom, matched to the shift battery)",
+        choices=AUGMENTATIONS,
+    ),
     RecipeFlag(
         "--cache-at",
         "cache_at",

@@ -41,6 +41,7 @@ class UNetConfig:
     val_limit: int | None = None
     cache: bool = True
     threshold: float = 0.5
+    augment: str = "standard"  # or "battery" (`skinlib.data.tfdata.Augmentation.named`)
     notes: dict = field(default_factory=dict)
 
 
@@ -103,7 +104,7 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
     import pandas as pd
 
     # deferred: loads TensorFlow
-    from ..data.tfdata import make_dataset
+    from ..data.tfdata import Augmentation, make_dataset
     from ..losses import DiceBCELoss
     from ..segmentation.unet import DiceScore, IoUScore, ThresholdedJaccard, build_unet
 
@@ -113,7 +114,12 @@ def train_unet(config: UNetConfig, run_dir: str | Path, progress: bool = True):
     keras.utils.set_random_seed(config.seed)
     data = load_segmentation_data(config, progress)
     train = make_dataset(
-        data["train"][0], masks=data["train"][1], training=True, batch_size=config.batch_size, seed=config.seed
+        data["train"][0],
+        masks=data["train"][1],
+        training=True,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        augmentation=Augmentation.named(config.augment),
     )
     val = make_dataset(data["val"][0], masks=data["val"][1], training=False, batch_size=32)
     model = build_unet(

@@ -88,6 +88,12 @@ ROWS = (
         {"colour_constancy": True},
     ),
     AblationRow(
+        "battery_augment",
+        "Augmentation matched to the shift battery (colour casts, exposure, blur, JPEG, dermoscope ring, wider "
+        "zoom) vs the standard augmentation.",
+        {"augment": "battery"},
+    ),
+    AblationRow(
         "random_init",
         "What is ImageNet worth? Random initialisation, every stage trained end to end.",
         RANDOM_INIT_CHANGES,
@@ -168,6 +174,9 @@ ROWS = (
 ROW_NAMES = tuple(row.name for row in ROWS)
 #: The rows that train a model of their own (the others score another row's model with TTA).
 TRAINING_ROWS = tuple(row.name for row in ROWS if not row.trains_from)
+#: Rows of the study not yet trained, so missing from the committed skinlib/shipped/ablation.json; a row leaves
+#: this list when its results are committed (a test fails while a listed row has results, or an unlisted one none).
+AWAITING_RESULTS = ("battery_augment",)
 
 
 def _row(name: str) -> AblationRow:
