@@ -116,7 +116,8 @@ def score_row_externally(name: str, out_dir, prepared: PreparedInputs) -> Path |
         return None if not_applicable(name) else path
     row = _row(name)
     model = StageTwo.load(model_dir(out_dir, name))
-    print(f"[ablation] {name}: scoring {prepared.collection.name} ({row.views.describe()} views)", flush=True)
+    views = row.views.describe() + ("" if row.views.kind == "single" else " views")
+    print(f"[ablation] {name}: scoring {prepared.collection.name} ({views})", flush=True)
     raw = model.raw_probabilities(prepared.inputs_for(model), row.views)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, raw=raw.astype(np.float32), labels=prepared.labels, image_ids=prepared.image_ids)
