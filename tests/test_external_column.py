@@ -177,3 +177,11 @@ def test_the_colour_cast_column_compares_each_cast_with_no_cast_on_the_collectio
     assert column["collection"] == "isic2017" and "restricted_change" not in column["casts"]["none"]
     change = column["casts"]["strong warm"]["restricted_change"]
     assert change["against"] == "'none' cast" and change["difference"] < 0
+
+
+def test_a_tta_row_keeps_its_own_external_file_apart_from_the_model_it_reuses(tmp_path):
+    """The plain TTA row shares its HAM10000 predictions with the baseline's run, but not its external scores."""
+    assert ablation.row_dir(tmp_path, "tta") == ablation.row_dir(tmp_path, "baseline")
+    assert external.external_file(tmp_path, "tta", "isic2017") != external.external_file(
+        tmp_path, "baseline", "isic2017"
+    )

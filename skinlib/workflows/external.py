@@ -58,8 +58,9 @@ class ExternalCollection:
 
 
 def external_file(out_dir, name: str, collection: str) -> Path:
-    """Where row `name`'s raw probabilities on `collection` are saved."""
-    return row_dir(out_dir, name) / "external" / f"{collection}.npz"
+    """Where row `name`'s raw probabilities on `collection` are saved: under the row's own name, also for a TTA
+    row whose HAM10000 predictions live with the model it reuses (its views differ from that model's row)."""
+    return Path(out_dir) / name / "external" / f"{collection}.npz"
 
 
 def not_applicable(name: str) -> str | None:
@@ -214,7 +215,7 @@ def _calibrated(out_dir, name: str, collection: str):
 
 def collections_scored(out_dir, names) -> list[str]:
     """The external collections some of the rows `names` have been scored on (their saved files' names)."""
-    found = {path.stem for name in names for path in (row_dir(out_dir, name) / "external").glob("*.npz")}
+    found = {path.stem for name in names for path in external_file(out_dir, name, "*").parent.glob("*.npz")}
     return sorted(found)
 
 
