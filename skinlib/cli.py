@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -681,11 +682,20 @@ def cmd_ablate(args) -> int:
     if args.external:
         _score_rows_externally(out, args.external, quiet=args.quiet)
     results = external.with_external_columns(ablation.collect_ablation(out, args.data), out)
+    if args.external and "external" in results:  # how to score the rows there again
+        data = ["--data", str(args.data)] if args.data else []
+        results["external"]["command"] = shlex.join(
+            ["skinlib", "ablate", *data, "--out", str(out), "--collect-only", "--external", *args.external]
+        )
     if args.update:
+        existing = json.loads(Path(args.results).read_text())
         try:
-            results = ablation.merge_results(json.loads(Path(args.results).read_text()), results, args.results)
+            merged = ablation.merge_results(existing, results, args.results)
         except ValueError as error:
             raise DataError(str(error)) from None
+        if "command" in existing.get("external", {}) and "command" not in merged.get("external", {"command": 0}):
+            merged["external"]["command"] = existing["external"]["command"]  # a plain collect keeps how it was scored
+        results = merged
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
     print(ablation.ablation_markdown(results))
