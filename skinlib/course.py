@@ -150,8 +150,6 @@ def write_chapter_json(path, result: dict) -> Path:
 
 # ------------------------------------------------------------------------------ chapter 13: domain shift
 
-#: The shift battery's shipped result (`skinlib shifts` writes it); chapter 13 reads it when it is there.
-SHIFT_BATTERY_RESULTS = CLASSIFIER.parent / "shift_battery.json"
 
 #: ISIC 2017 beside the checkout, as tests/conftest.py finds it (evaluation only: never fit or choose on it).
 DEFAULT_ISIC2017 = REPO.parent / "shared" / "data" / "isic2017"

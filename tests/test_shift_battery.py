@@ -1,9 +1,12 @@
 """The shift battery: what each shift does to an image and its mask, and both stages scored under it."""
 
+import json
+
 import numpy as np
 import pytest
 
 from skinlib.evaluation import shifts
+from skinlib.shipped import SHIFT_BATTERY_RESULTS
 from skinlib.workflows import shift_battery
 
 
@@ -91,3 +94,16 @@ def test_both_stages_are_scored_under_shifts_on_real_validation_images(data_dir)
     assert "ring 0.6" in shift_battery.shift_battery_markdown(study)
     with pytest.raises(ValueError, match="needs 'none'"):
         shift_battery.shift_battery_study({"shipped": CLASSIFIER}, data_dir=data_dir, shifts=("ring 0.6",))
+
+
+@pytest.mark.skipif(
+    not SHIFT_BATTERY_RESULTS.is_file(), reason="skinlib/shipped/shift_battery.json not written yet (skinlib shifts)"
+)
+def test_the_committed_battery_covers_every_shift_for_every_model_and_says_how_it_was_made():
+    study = json.loads(SHIFT_BATTERY_RESULTS.read_text())
+    assert study["command"].startswith("skinlib shifts") and study["split"] == "val"
+    assert list(study["shifts"]) == list(shifts.SHIFTS)
+    assert study["bootstrap"]["unit"] == "lesions" and study["lesions"] <= study["images"]
+    for name, model in study["models"].items():
+        assert set(model["shifts"]) == set(shifts.SHIFTS), name
+        assert model["robustness"]["worst_shift"] in shifts.SHIFTS, name
