@@ -318,10 +318,11 @@ def transfer_reading(table: pd.DataFrame, baseline: str = "baseline", collection
         f"The validation gains and the {collection} gains are {strength} related in rank (Spearman ρ = {rho:.2f}).",
     ]
     if np.isfinite(battery_rho):
-        battery_strength = "predicted" if battery_rho >= 0.5 else "did not predict"
+        battery_strength = "much as" if battery_rho >= 0.5 else "unlike the way"
         parts.append(
-            f"Robustness under the battery {battery_strength} which levers transferred "
-            f"(Spearman ρ = {battery_rho:.2f} over {len(with_battery)} levers the battery scored)."
+            f"Robustness under the battery ranked the levers {battery_strength} {collection} did "
+            f"(Spearman ρ = {battery_rho:.2f} over {len(with_battery)} levers the battery scored: with so few "
+            "levers, a pointer, not proof)."
         )
     else:
         parts.append(
