@@ -13,6 +13,7 @@ from matplotlib.ticker import FuncFormatter
 
 from .data.classes import CLASSES
 from .evaluation.robustness import COLOUR_CASTS, colour_cast
+from .evaluation.shifts import SHIFTS, apply_shift
 
 PHASE_COLOURS = ("#e8eef7", "#f7efe3", "#e9f5e9", "#f5e6f0")
 
@@ -482,4 +483,23 @@ def failure_figure(images, overlays, titles: Sequence[str]) -> Figure:
         axes[1, i].set_title("Grad-CAM on the crop", fontsize=8)
     for ax in axes.ravel():
         ax.axis("off")
+    return figure
+
+
+def shift_examples_figure(image: np.ndarray, mask: np.ndarray, names: Sequence[str] | None = None) -> Figure:
+    """One validation image under every shift of the battery (`skinlib.evaluation.shifts`), the expert mask moved
+    with it drawn as a contour: what the robustness numbers are robust to."""
+    names = list(names or SHIFTS)
+    columns = 5
+    rows = -(-len(names) // columns)
+    figure = Figure(figsize=(2.2 * columns, 1.95 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, name in zip(axes.flat, names):
+        shifted, moved = apply_shift(name, image, mask)
+        ax.imshow(shifted)
+        ax.contour(moved.astype(float), levels=[0.5], colors="lime", linewidths=0.8)
+        ax.set_title(f"{name}\n({SHIFTS[name][0]})", fontsize=8)
+    figure.tight_layout()
     return figure

@@ -107,3 +107,11 @@ def test_the_committed_battery_covers_every_shift_for_every_model_and_says_how_i
     for name, model in study["models"].items():
         assert set(model["shifts"]) == set(shifts.SHIFTS), name
         assert model["robustness"]["worst_shift"] in shifts.SHIFTS, name
+
+
+def test_the_example_figure_shows_every_shift(image_and_mask):
+    from skinlib.plots import shift_examples_figure
+
+    figure = shift_examples_figure(*image_and_mask)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert len(titles) == len(shifts.SHIFTS) and all(t.split("\n")[0] in shifts.SHIFTS for t in titles)
