@@ -19,6 +19,7 @@ import pandas as pd
 from .data.images import read_image, read_mask
 from .data.labels import read_labels
 from .data.metadata import DataWarning
+from .data.splits import split_sample  # noqa: F401  (re-exported: the notebooks sample through skinlib.course)
 from .evaluation.segmentation import dice
 from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, UNET
 from .workflows.ablation import ECE_TARGET, chosen_tta_row
@@ -49,15 +50,6 @@ def shipped_result(name: str) -> dict:
 def benchmark_results() -> dict[str, dict]:
     """Every benchmark's recorded result ({name: JSON}), from `benchmarks/results/` of the checkout."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(BENCHMARK_RESULTS.glob("*.json"))}
-
-
-def split_sample(frame: pd.DataFrame, split: str, n: int | None, seed: int = 0) -> pd.DataFrame:
-    """The images of one split, or (quick mode) a stratified sample of about `n` of them in which every class
-    keeps its share of the split; sorted by image id, so a rerun draws the same images."""
-    part = frame[frame["split"] == split]
-    if n is not None and n < len(part):
-        part = part.groupby("dx").sample(frac=n / len(part), random_state=seed)
-    return part.sort_values("image_id").reset_index(drop=True)
 
 
 def headline(scores: dict) -> dict:

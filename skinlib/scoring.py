@@ -9,7 +9,7 @@ import numpy as np
 from .data.errors import DataError
 from .data.images import read_image
 from .data.labels import read_labels
-from .data.layout import IMAGE_SUFFIXES
+from .data.layout import image_files_by_stem
 from .data.metadata import metadata_rows
 from .evaluation.calibration import apply_temperature, prior_scores
 from .evaluation.referral import referral_scores
@@ -48,11 +48,7 @@ def score_labelled_folder(
     if not images_dir.is_dir():
         raise DataError(f"images folder {images_dir} does not exist.")
     labels = read_labels(labels_csv)
-    files = {
-        p.stem: p
-        for p in images_dir.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_segmentation")
-    }
+    files = image_files_by_stem(images_dir)
     present = labels[labels["image_id"].isin(files)].reset_index(drop=True)
     missing = labels.loc[~labels["image_id"].isin(files), "image_id"].tolist()
     if present.empty:

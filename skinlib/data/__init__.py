@@ -18,6 +18,7 @@ from .splits import (
     lesion_ids,
     make_split,
     read_split,
+    split_sample,
     split_summary,
     write_split,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "lesion_ids",
     "make_split",
     "read_split",
+    "split_sample",
     "split_summary",
     "write_split",
     "load_split_frame",

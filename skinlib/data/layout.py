@@ -94,3 +94,13 @@ def find_layout(root: Path) -> Layout:
             if image_id is not None:
                 layout.masks.setdefault(image_id, path)
     return layout
+
+
+def image_files_by_stem(folder) -> dict:
+    """{file stem: path} of every image below `folder`, masks (`*_segmentation`) left out: how a labelled folder's
+    images are matched to their label rows."""
+    return {
+        p.stem: p
+        for p in Path(folder).rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(MASK_SUFFIX)
+    }

@@ -138,3 +138,12 @@ def class_weights(labels, num_classes: int = len(CLASSES)) -> tuple[dict[int, fl
     total, present = counts.sum(), np.count_nonzero(counts)
     weights = {c: (float(total / (present * counts[c])) if counts[c] else 0.0) for c in range(num_classes)}
     return weights, counts
+
+
+def split_sample(frame: pd.DataFrame, split: str, n: int | None, seed: int = 0) -> pd.DataFrame:
+    """The images of one split, or (quick mode) a stratified sample of about `n` of them in which every class
+    keeps its share of the split; sorted by image id, so a rerun draws the same images."""
+    part = frame[frame["split"] == split]
+    if n is not None and n < len(part):
+        part = part.groupby("dx").sample(frac=n / len(part), random_state=seed)
+    return part.sort_values("image_id").reset_index(drop=True)

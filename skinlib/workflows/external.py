@@ -24,7 +24,7 @@ from ..data import CLASSES
 from ..data.errors import DataError
 from ..data.images import read_image
 from ..data.labels import read_labels
-from ..data.layout import IMAGE_SUFFIXES
+from ..data.layout import image_files_by_stem
 from ..evaluation.calibration import apply_temperature
 from ..evaluation.report import bootstrap_ci, paired_bootstrap_difference
 from ..evaluation.robustness import REFERENCE_CAST, colour_cast
@@ -78,11 +78,7 @@ class PreparedInputs:
         self.collection, self.progress = collection, progress
         self.segmenter = segmenter if segmenter is not None else UNetSegmenter.load()  # the shipped U-Net
         labels = read_labels(collection.labels)
-        files = {
-            p.stem: p
-            for p in collection.images.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_segmentation")
-        }
+        files = image_files_by_stem(collection.images)
         missing = labels.loc[~labels["image_id"].isin(files), "image_id"].tolist()
         if missing:
             raise DataError(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_split_frame, read_image, read_mask
+from ..data import load_split_frame, read_image, read_mask, split_sample
 from ..evaluation.report import headline_scores, paired_bootstrap_difference, paired_gains
 from ..evaluation.segmentation import dice as dice_coefficient
 from ..evaluation.shifts import REFERENCE_SHIFT, SHIFTS, apply_shift
@@ -27,11 +27,7 @@ BOOTSTRAP_SEED = 0
 
 def validation_sample(data_dir=None, limit: int | None = None, seed: int = 0, split: str = "val"):
     """The split's images (all, or a class-stratified sample of about `limit`), sorted by image id."""
-    frame = load_split_frame(data_dir)
-    part = frame[frame["split"] == split]
-    if limit is not None and limit < len(part):
-        part = part.groupby("dx").sample(frac=limit / len(part), random_state=seed)
-    return part.sort_values("image_id").reset_index(drop=True)
+    return split_sample(load_split_frame(data_dir), split, limit, seed)
 
 
 def _mean_of_second(_, values):
