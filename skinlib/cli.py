@@ -638,7 +638,7 @@ def cmd_colour_casts(args) -> int:
 
 def cmd_shifts(args) -> int:
     # deferred: loads Keras
-    from .workflows.shift_battery import shift_battery_markdown, shift_battery_study
+    from .workflows.shift_battery import merge_battery, shift_battery_markdown, shift_battery_study
 
     models = {}
     for item in args.model:
@@ -646,10 +646,17 @@ def cmd_shifts(args) -> int:
         if not (Path(folder) / "model.json").is_file():
             raise DataError(f"--model {item!r}: {folder} has no model.json; give a classifier folder")
         models[name] = folder
+    if args.update and not Path(args.out).is_file():  # before any scoring, not after it
+        raise UsageError(f"--update needs an existing {args.out}; leave out --update to write it")
     study = {
         "command": _invoked_command(),
         **shift_battery_study(models, args.unet, args.data, limit=args.limit, progress=not args.quiet),
     }
+    if args.update:
+        try:
+            study = merge_battery(json.loads(Path(args.out).read_text()), study)
+        except ValueError as error:
+            raise DataError(f"--update {args.out}: {error}") from None
     print(shift_battery_markdown(study))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
@@ -1003,6 +1010,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     battery.add_argument(
         "--limit", type=_at_least_one, metavar="N", help="quick check: a stratified sample of about N images"
+    )
+    battery.add_argument(
+        "--update",
+        action="store_true",
+        help="add these models to the existing --out JSON, keep the others (refused unless it scored the same "
+        "images under the same shifts through the same U-Net)",
     )
     battery.add_argument("--quiet", action="store_true")
     battery.set_defaults(func=cmd_shifts)

@@ -9,6 +9,7 @@ import pytest
 
 from skinlib.data import CLASSES
 from skinlib.runtime import DEFAULT_CLASSIFIER
+from skinlib.shipped import SHIFT_BATTERY_RESULTS
 from skinlib.training.classifier import PREDICTIONS_FILE
 from skinlib.workflows import ablation
 
@@ -387,10 +388,54 @@ def test_a_row_replaces_the_baseline_only_when_better_on_validation_and_still_ca
     assert ablation.replacement_verdict(results, ece_target=0.1)["qualify"] == ["better", "overconfident"]
 
 
+def battery_of(**intervals):
+    """A shift-battery study comparing each named row with the baseline: name=(low, high)."""
+    return {
+        "models": {
+            name: {"battery_minus_reference": {"reference": "baseline", "balanced_accuracy": {"ci95": list(ci)}}}
+            for name, ci in intervals.items()
+        }
+    }
+
+
+def test_the_battery_can_hold_a_row_back_or_let_a_robust_one_in():
+    results = {
+        "rows": [
+            verdict_row("baseline", 0.0, 0.04),
+            verdict_row("better_but_fragile", 0.01, 0.04),
+            verdict_row("better_unscored", 0.01, 0.04),
+            verdict_row("tie_but_robust", -0.01, 0.04),  # clean difference 0.0: loses nothing
+            verdict_row("worse_but_robust", -0.03, 0.04),  # clean difference -0.02
+            verdict_row("better_and_robust", 0.01, 0.04),
+        ]
+    }
+    battery = battery_of(
+        better_but_fragile=(-0.05, -0.01),
+        tie_but_robust=(0.01, 0.04),
+        worse_but_robust=(0.02, 0.05),
+        better_and_robust=(-0.01, 0.03),
+    )
+    verdict = ablation.replacement_verdict(results, battery=battery)
+    assert verdict["robustness_weighed"] and verdict["beat_under_battery"] == ["tie_but_robust"]
+    assert verdict["qualify"] == ["tie_but_robust", "better_and_robust"]
+    assert verdict["held_back"]["better_but_fragile"].startswith("less robust under the shift battery")
+    assert verdict["held_back"]["better_unscored"].startswith("not scored under the shift battery")
+    without = ablation.replacement_verdict(results)
+    assert not without["robustness_weighed"] and without["qualify"] == [
+        "better_but_fragile",
+        "better_unscored",
+        "better_and_robust",
+    ]
+
+
 @pytest.mark.skipif(not RESULTS.is_file(), reason="skinlib/shipped/ablation.json not written yet (skinlib ablate)")
 def test_the_shipped_recipe_follows_the_replacement_rule():
-    """The repository keeps its own rule: the shipped recipe is the baseline unless a row qualifies, then that row."""
-    verdict = ablation.replacement_verdict(json.loads(RESULTS.read_text()))
+    """The repository keeps its own rule: the shipped recipe is the baseline unless a row qualifies, then that row.
+    The rule weighs the committed shift battery (robustness on validation)."""
+    verdict = ablation.replacement_verdict(
+        json.loads(RESULTS.read_text()), battery=json.loads(SHIFT_BATTERY_RESULTS.read_text())
+    )
+    assert verdict["robustness_weighed"]
     assert shipped_row() in (verdict["qualify"] or ["baseline"])
 
 

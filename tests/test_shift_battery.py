@@ -115,3 +115,56 @@ def test_the_example_figure_shows_every_shift(image_and_mask):
     figure = shift_examples_figure(*image_and_mask)
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert len(titles) == len(shifts.SHIFTS) and all(t.split("\n")[0] in shifts.SHIFTS for t in titles)
+
+
+def _study_part(models, images=600, dice=0.9):
+    return {
+        "command": "skinlib shifts ...",
+        "split": "val",
+        "images": images,
+        "lesions": 525,
+        "limit": 600,
+        "bootstrap": {"samples": 1000, "seed": 0, "paired": True, "unit": "lesions"},
+        "shifts": {"none": {"family": "none", "dice_mean": dice}, "jpeg 10": {"family": "JPEG", "dice_mean": dice}},
+        "models": {
+            name: {"folder": f"runs/{name}", "battery_minus_reference": {"reference": "baseline"}} for name in models
+        },
+    }
+
+
+def test_a_more_robust_model_shows_it_beyond_noise_on_the_same_lesions():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(7), 40)
+    lesions = np.arange(labels.size) // 2  # two images per lesion
+    truth = np.eye(7)[labels]
+
+    def scores(scale):  # probabilities whose top class is right more often the smaller the noise
+        logits = 3 * truth + rng.normal(0, scale, truth.shape)
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    reference = {"none": scores(1), "blur": scores(5), "jpeg": scores(5)}
+    robust = {"none": scores(1), "blur": scores(1.5), "jpeg": scores(1.5)}
+    entry = shift_battery.battery_difference(labels, reference, robust, lesions, 200, "baseline")
+    low, high = entry["balanced_accuracy"]["ci95"]
+    assert 0 < low <= entry["balanced_accuracy"]["difference"] <= high
+    assert entry["shifts"] == 2 and entry["balanced_accuracy"]["units"] == 140
+    same = shift_battery.battery_difference(labels, reference, reference, lesions, 50, "baseline")
+    assert same["balanced_accuracy"]["difference"] == 0 and same["balanced_accuracy"]["ci95"] == [0, 0]
+    with pytest.raises(ValueError, match="same shifts"):
+        shift_battery.battery_difference(labels, reference, {"none": truth, "blur": truth}, lesions, 10, "b")
+
+
+def test_update_adds_models_only_to_a_battery_of_the_same_images_and_u_net():
+    merged = shift_battery.merge_battery(_study_part(["baseline", "old"]), _study_part(["new"]))
+    assert list(merged["models"]) == ["baseline", "old", "new"] and len(merged["commands"]) == 2
+    assert "battery_minus_reference" in merged["models"]["old"]  # same reference: the comparison still holds
+    rescored = _study_part(["baseline"])
+    rescored["models"]["baseline"]["folder"] = "elsewhere"
+    assert (
+        "battery_minus_reference"
+        not in shift_battery.merge_battery(_study_part(["baseline", "old"]), rescored)["models"]["old"]
+    )
+    with pytest.raises(ValueError, match="other images"):
+        shift_battery.merge_battery(_study_part(["a"]), _study_part(["b"], images=300))
+    with pytest.raises(ValueError, match="another U-Net"):
+        shift_battery.merge_battery(_study_part(["a"]), _study_part(["b"], dice=0.8))

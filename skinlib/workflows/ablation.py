@@ -13,6 +13,7 @@ own; the run writes `predictions.npz` next to its checkpoints, and `collect_abla
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -514,31 +515,57 @@ def collect_ablation(out_dir, data_dir: str | None = None, names=None, samples: 
 ECE_TARGET = 0.05
 
 
-def replacement_verdict(results: dict, ece_target: float = ECE_TARGET) -> dict:
+def replacement_verdict(results: dict, ece_target: float = ECE_TARGET, battery: dict | None = None) -> dict:
     """Which rows would replace the baseline recipe, decided on validation only.
 
     A row (not the baseline, not a TTA scoring) beats the baseline when the paired 95 % interval of its
-    validation balanced-accuracy difference lies above 0; it qualifies when it also keeps validation ECE at or
-    below `ece_target`, the calibration every shipped model must meet. Returns {"beat_on_val": [...],
-    "qualify": [...], "held_back": {row: why}, "image_level": [...]}; a row in "image_level" was judged on an
-    interval that resampled images (too narrow): its verdict is provisional until the row is rerun.
+    validation balanced-accuracy difference lies above 0. With `battery` (a `skinlib shifts` study of the baseline
+    and the rows, by name) robustness is weighed too: a row also beats the baseline when its balanced accuracy
+    under the battery is higher beyond noise (`battery_minus_reference` above 0) while it loses nothing on the
+    clean validation images (difference at least 0); and a row that beats either way is held back when it is
+    less robust beyond noise, or when the battery never scored it. Every row that beats must keep validation ECE
+    at or below `ece_target`, the calibration every shipped model must meet. Returns {"beat_on_val",
+    "beat_under_battery", "qualify", "held_back": {row: why}, "image_level", "robustness_weighed"}; a row in
+    "image_level" was judged on an interval that resampled images (too narrow): its verdict is provisional.
     """
-    beat = [
-        r
-        for r in results["rows"]
-        if not r["tta"] and r["name"] != "baseline" and r["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] > 0
+    candidates = [r for r in results["rows"] if not r["tta"] and r["name"] != "baseline"]
+    beat = [r["name"] for r in candidates if r["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] > 0]
+    robust = [
+        r["name"]
+        for r in candidates
+        if battery is not None
+        and _battery_interval(battery, r["name"])[0] > 0
+        and r["val_minus_baseline"]["balanced_accuracy"]["difference"] >= 0
     ]
-    held_back = {
-        r["name"]: f"validation ECE {r['val']['expected_calibration_error']:.3f} > {ece_target:g}"
-        for r in beat
-        if r["val"]["expected_calibration_error"] > ece_target
-    }
+    chosen = [r for r in candidates if r["name"] in beat or r["name"] in robust]
+    held_back = {}
+    for r in chosen:
+        if r["val"]["expected_calibration_error"] > ece_target:
+            held_back[r["name"]] = f"validation ECE {r['val']['expected_calibration_error']:.3f} > {ece_target:g}"
+        elif battery is not None and _battery_interval(battery, r["name"])[1] < 0:
+            low, high = _battery_interval(battery, r["name"])
+            held_back[r["name"]] = f"less robust under the shift battery ([{low:+.3f}, {high:+.3f}] vs the baseline)"
+        elif battery is not None and math.isnan(_battery_interval(battery, r["name"])[0]):
+            held_back[r["name"]] = (
+                f"not scored under the shift battery (skinlib shifts --update --model {r['name']}=...)"
+            )
     return {
-        "beat_on_val": [r["name"] for r in beat],
+        "beat_on_val": beat,
+        "beat_under_battery": robust,
         "held_back": held_back,
-        "qualify": [r["name"] for r in beat if r["name"] not in held_back],
+        "qualify": [r["name"] for r in chosen if r["name"] not in held_back],
         "image_level": [name for name in image_level_rows(results) if name != "baseline"],
+        "robustness_weighed": battery is not None,
     }
+
+
+def _battery_interval(battery: dict, name: str) -> tuple[float, float]:
+    """The 95 % interval of row `name`'s balanced accuracy under the battery minus the baseline's; NaN when the
+    battery did not compare it with the baseline."""
+    entry = battery["models"].get(name, {}).get("battery_minus_reference")
+    if entry is None or entry.get("reference") != "baseline":
+        return (math.nan, math.nan)
+    return tuple(entry["balanced_accuracy"]["ci95"])
 
 
 def tta_rows(results: dict) -> list[dict]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_split_frame, read_image, read_mask, split_sample
-from ..evaluation.report import headline_scores, paired_bootstrap_difference, paired_gains
+from ..evaluation.classification import balanced_accuracy
+from ..evaluation.report import count_units, headline_scores, paired_bootstrap_difference, paired_gains
 from ..evaluation.segmentation import dice as dice_coefficient
 from ..evaluation.shifts import REFERENCE_SHIFT, SHIFTS, apply_shift
 from ..runtime import StageTwo
@@ -23,6 +24,9 @@ from ..segmentation.segmenter import UNetSegmenter
 
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0
+#: The model every other model of a study is compared with under the battery (the ablation study's name for the
+#: shipped recipe), when the study scores one by that name.
+REFERENCE_MODEL = "baseline"
 
 
 def validation_sample(data_dir=None, limit: int | None = None, seed: int = 0, split: str = "val"):
@@ -50,9 +54,12 @@ def shift_battery_study(
     shifts=tuple(SHIFTS),
     samples: int = BOOTSTRAP_SAMPLES,
     progress: bool = True,
+    reference: str = REFERENCE_MODEL,
 ) -> dict:
     """{shift: segmentation Dice and its change} and {model: {shift: classification scores and change}} on the
-    validation split; `models` is {name: classifier folder}. The U-Net masks each shifted image once for all."""
+    validation split; `models` is {name: classifier folder}. The U-Net masks each shifted image once for all.
+    When a model is named `reference`, every other model also gets `battery_minus_reference`: how much higher
+    its balanced accuracy is under the battery, paired on the same lesions (what the replacement rule weighs)."""
     from tqdm.auto import tqdm
 
     if REFERENCE_SHIFT not in shifts:
@@ -100,7 +107,70 @@ def shift_battery_study(
             "shifts": scores,
             "robustness": robustness_summary(scores),
         }
+        if reference in probs and name != reference:
+            study["models"][name]["battery_minus_reference"] = battery_difference(
+                labels, probs[reference], by_shift, lesions, samples, reference
+            )
     return study
+
+
+def _mean_over_shifts(labels, stacked) -> float:
+    """Balanced accuracy averaged over the shifted copies: `stacked` is (images, shifts, classes)."""
+    return float(np.mean([balanced_accuracy(labels, stacked[:, k]) for k in range(stacked.shape[1])]))
+
+
+def battery_difference(labels, reference: dict, candidate: dict, lesions, samples: int, name: str) -> dict:
+    """A model's balanced accuracy under the battery (mean over the shifted copies, the unshifted one left out)
+    minus the reference model's, with a paired interval that resamples lesions: every draw takes the same
+    lesions for both models and for every shift, so a model that is more robust shows it beyond noise."""
+    shifted = [s for s in candidate if s != REFERENCE_SHIFT]
+    if not shifted or set(shifted) != {s for s in reference if s != REFERENCE_SHIFT}:
+        raise ValueError("the two models were not scored under the same shifts")
+    point, low, high = paired_bootstrap_difference(
+        _mean_over_shifts,
+        labels,
+        np.stack([reference[s] for s in shifted], axis=1),
+        np.stack([candidate[s] for s in shifted], axis=1),
+        samples,
+        BOOTSTRAP_SEED,
+        groups=lesions,
+    )
+    return {
+        "reference": name,
+        "shifts": len(shifted),
+        "balanced_accuracy": {
+            "difference": point,
+            "ci95": [low, high],
+            "bootstrap_unit": "lesions",
+            "units": count_units(lesions, len(labels)),
+        },
+    }
+
+
+def merge_battery(existing: dict, fresh: dict) -> dict:
+    """`existing` with `fresh`'s models added or replaced (`skinlib shifts --update`): refused unless both scored
+    the same images under the same shifts through the same U-Net, so every model's numbers stay comparable.
+    A carried-over model keeps its comparison with the reference only while the reference is unchanged."""
+    same = ("split", "images", "lesions", "limit", "bootstrap")
+    differ = [key for key in same if existing.get(key) != fresh.get(key)]
+    if differ or list(existing["shifts"]) != list(fresh["shifts"]):
+        raise ValueError(
+            f"the existing battery was scored on other images or shifts ({', '.join(differ) or 'shifts'} differ): "
+            "score every model again without --update"
+        )
+    dice = [abs(existing["shifts"][s]["dice_mean"] - fresh["shifts"][s]["dice_mean"]) for s in fresh["shifts"]]
+    if max(dice) > 1e-6:
+        raise ValueError("the existing battery masked the images with another U-Net: score every model again")
+    merged = {**existing, "models": {**existing["models"], **fresh["models"]}}
+    if REFERENCE_MODEL in fresh["models"]:  # a rescored reference: older comparisons were made with the old one
+        reference = fresh["models"][REFERENCE_MODEL]["folder"]
+        old = existing["models"].get(REFERENCE_MODEL, {}).get("folder")
+        for name, model in merged["models"].items():
+            if name not in fresh["models"] and old != reference:
+                model.pop("battery_minus_reference", None)
+    merged["command"] = fresh.get("command", existing.get("command"))
+    merged["commands"] = [*existing.get("commands", [existing.get("command")]), fresh.get("command")]
+    return merged
 
 
 class _Fixed:
@@ -153,4 +223,10 @@ def shift_battery_markdown(study: dict) -> str:
     lines.append(
         f"\n{study['images']} validation images of {study['lesions']} lesions; paired 95 % intervals over lesions."
     )
+    compared = {n: m["battery_minus_reference"] for n, m in study["models"].items() if "battery_minus_reference" in m}
+    for name, entry in compared.items():
+        lines.append(
+            f"{name}: balanced accuracy under the battery minus {entry['reference']}'s "
+            f"{change(entry['balanced_accuracy'])} (mean over {entry['shifts']} shifts)."
+        )
     return "\n".join(lines) + "\n"
