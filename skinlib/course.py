@@ -21,7 +21,7 @@ from .data.labels import read_labels
 from .data.metadata import DataWarning
 from .data.splits import split_sample  # noqa: F401  (re-exported: the notebooks sample through skinlib.course)
 from .evaluation.segmentation import dice
-from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, UNET
+from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, SHIFT_BATTERY_RESULTS, UNET
 from .workflows.ablation import ECE_TARGET, chosen_tta_row
 
 #: The repository root (benchmarks/ and notebooks/ exist only in a checkout).
@@ -34,6 +34,7 @@ SHIPPED_RESULTS = {
     "classifier_metrics": (CLASSIFIER / "metrics.json", "skinlib train-classifier"),
     "ablation": (ABLATION_RESULTS, "skinlib ablate"),
     "colour_casts": (COLOUR_CAST_RESULTS, "skinlib colour-casts"),
+    "shift_battery": (SHIFT_BATTERY_RESULTS, "skinlib shifts"),
 }
 
 
@@ -220,11 +221,13 @@ def _difference(entry):
 def lever_table(ablation: dict | None, battery: dict | None, collection: str = "isic2017") -> pd.DataFrame:
     """One row per ablation row (lever): its validation gain in balanced accuracy over the baseline (interval and
     bootstrap unit as recorded), its battery robustness (mean and worst balanced-accuracy change over the shifts,
-    where the battery scored a model of that name), and its scores on `collection` (restricted balanced accuracy
+    and its balanced accuracy under the battery minus the baseline's with interval, what the replacement rule
+    weighs, where the battery scored a model of that name), and its scores on `collection` (restricted balanced accuracy
     with interval, its change against the baseline with interval, melanoma AUC); NaN where a number is missing,
     `note` says why."""
     columns = [
         "row", "val_gain", "val_low", "val_high", "val_unit", "battery_mean", "battery_worst", "worst_shift",
+        "battery_vs_baseline", "battery_vs_low", "battery_vs_high",
         "external_ba", "external_ba_low", "external_ba_high", "external_gain", "external_low", "external_high",
         "external_mel_auc", "note",
     ]  # fmt: skip
@@ -238,6 +241,7 @@ def lever_table(ablation: dict | None, battery: dict | None, collection: str = "
         if name == ablation.get("baseline", "baseline") and val is None:
             val = {"difference": 0.0, "ci95": [0.0, 0.0]}
         robustness = models.get(name, {}).get("robustness", {})
+        against = (models.get(name, {}).get("battery_minus_reference") or {}).get("balanced_accuracy")
         scores = (row.get("external") or {}).get(collection)
         note = ""
         if scores is None:
@@ -256,6 +260,7 @@ def lever_table(ablation: dict | None, battery: dict | None, collection: str = "
                 "battery_mean": robustness.get("mean_balanced_accuracy_change", float("nan")),
                 "battery_worst": robustness.get("worst_balanced_accuracy_change", float("nan")),
                 "worst_shift": robustness.get("worst_shift", ""),
+                **dict(zip(("battery_vs_baseline", "battery_vs_low", "battery_vs_high"), _difference(against))),
                 "external_ba": scores.get("balanced_accuracy_restricted", float("nan")),
                 "external_ba_low": ba_ci[0],
                 "external_ba_high": ba_ci[1],
