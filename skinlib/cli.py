@@ -646,11 +646,19 @@ def cmd_shifts(args) -> int:
         if not (Path(folder) / "model.json").is_file():
             raise DataError(f"--model {item!r}: {folder} has no model.json; give a classifier folder")
         models[name] = folder
+    candidates = {}
+    for item in args.unet_candidate or []:
+        name, folder = _name_and_folder("--unet-candidate", item, "NAME", "battery=runs/unet_battery")
+        if not (Path(folder) / "model.json").is_file():
+            raise DataError(f"--unet-candidate {item!r}: {folder} has no model.json; give a U-Net folder")
+        candidates[name] = folder
     if args.update and not Path(args.out).is_file():  # before any scoring, not after it
         raise UsageError(f"--update needs an existing {args.out}; leave out --update to write it")
     study = {
         "command": _invoked_command(),
-        **shift_battery_study(models, args.unet, args.data, limit=args.limit, progress=not args.quiet),
+        **shift_battery_study(
+            models, args.unet, args.data, limit=args.limit, progress=not args.quiet, unet_candidates=candidates
+        ),
     }
     if args.update:
         try:
@@ -1005,6 +1013,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="classifier folders to score (default: %(default)s)",
     )
     battery.add_argument("--unet", metavar="DIR", help="U-Net folder (default: the shipped one)")
+    battery.add_argument(
+        "--unet-candidate",
+        nargs="+",
+        metavar="NAME=DIR",
+        help="other U-Nets to compare with --unet on the same shifted images (Dice on clean images and under "
+        "the battery, paired over lesions); the classifiers still read --unet's crops",
+    )
     battery.add_argument(
         "--out", default="skinlib/shipped/shift_battery.json", help="results JSON (default: %(default)s)"
     )

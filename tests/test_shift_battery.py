@@ -79,16 +79,25 @@ def test_the_summary_names_the_worst_shift():
 @pytest.mark.data
 @pytest.mark.slow
 def test_both_stages_are_scored_under_shifts_on_real_validation_images(data_dir):
-    from skinlib.shipped import CLASSIFIER
+    from skinlib.shipped import CLASSIFIER, UNET
 
     study = shift_battery.shift_battery_study(
-        {"shipped": CLASSIFIER}, data_dir=data_dir, limit=14, shifts=("none", "ring 0.6"), samples=50, progress=False
+        {"shipped": CLASSIFIER},
+        data_dir=data_dir,
+        limit=14,
+        shifts=("none", "ring 0.6"),
+        samples=50,
+        progress=False,
+        unet_candidates={"same": UNET},
     )
     assert study["split"] == "val" and 7 <= study["images"] <= 21
     ring = study["shifts"]["ring 0.6"]
     assert ring["family"] == "dermoscope ring" and 0 <= ring["dice_mean"] <= 1
     low, high = ring["dice_change"]["ci95"]
     assert low <= ring["dice_change"]["difference"] <= high
+    same = study["unets"]["same"]  # the shipped U-Net against itself: identical masks, no difference
+    assert same["clean_minus_reference"]["difference"] == 0 and same["battery_minus_reference"]["ci95"] == [0, 0]
+    assert shift_battery.unet_verdict(same) == "no gain" and "U-Net same" in shift_battery.shift_battery_markdown(study)
     scores = study["models"]["shipped"]["shifts"]
     assert "change" not in scores["none"] and "balanced_accuracy" in scores["ring 0.6"]["change"]
     assert "ring 0.6" in shift_battery.shift_battery_markdown(study)
@@ -168,3 +177,21 @@ def test_update_adds_models_only_to_a_battery_of_the_same_images_and_u_net():
         shift_battery.merge_battery(_study_part(["a"]), _study_part(["b"], images=300))
     with pytest.raises(ValueError, match="another U-Net"):
         shift_battery.merge_battery(_study_part(["a"]), _study_part(["b"], dice=0.8))
+
+
+def test_a_u_net_that_holds_up_under_the_battery_can_replace_the_shipped_one():
+    rng = np.random.default_rng(1)
+    lesions = np.arange(300) // 3
+    reference = {"none": rng.uniform(0.85, 0.95, 300), "blur": rng.uniform(0.6, 0.8, 300)}
+    robust = {"none": reference["none"] + 0.001, "blur": reference["blur"] + 0.1}
+    fragile = {"none": reference["none"] + 0.02, "blur": reference["blur"] - 0.1}
+    comparison = shift_battery.unet_comparison(reference, robust, lesions, 100, "runs/robust")
+    assert comparison["battery_minus_reference"]["difference"] == pytest.approx(0.1)
+    assert comparison["dice_mean"]["blur"] == pytest.approx(robust["blur"].mean())
+    assert shift_battery.unet_verdict(comparison) == "replace"
+    assert shift_battery.unet_verdict(shift_battery.unet_comparison(reference, fragile, lesions, 100, "f")) == (
+        "less robust"
+    )
+    assert shift_battery.unet_verdict(shift_battery.unet_comparison(reference, reference, lesions, 100, "s")) == (
+        "no gain"
+    )

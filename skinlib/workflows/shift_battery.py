@@ -55,11 +55,14 @@ def shift_battery_study(
     samples: int = BOOTSTRAP_SAMPLES,
     progress: bool = True,
     reference: str = REFERENCE_MODEL,
+    unet_candidates: dict | None = None,
 ) -> dict:
     """{shift: segmentation Dice and its change} and {model: {shift: classification scores and change}} on the
     validation split; `models` is {name: classifier folder}. The U-Net masks each shifted image once for all.
     When a model is named `reference`, every other model also gets `battery_minus_reference`: how much higher
-    its balanced accuracy is under the battery, paired on the same lesions (what the replacement rule weighs)."""
+    its balanced accuracy is under the battery, paired on the same lesions (what the replacement rule weighs).
+    `unet_candidates` ({name: U-Net folder}) are other U-Nets compared with the study's own on the same shifted
+    images (`unet_comparison`); the classifiers always read the study's own U-Net's crops."""
     from tqdm.auto import tqdm
 
     if REFERENCE_SHIFT not in shifts:
@@ -71,12 +74,17 @@ def shift_battery_study(
     truths = [read_mask(path) for path in part["mask_path"]]
     segmenter = UNetSegmenter.load(unet_dir) if unet_dir else UNetSegmenter.load()
     classifiers = {name: StageTwo.load(folder) for name, folder in models.items()}
+    candidates = {name: UNetSegmenter.load(folder) for name, folder in (unet_candidates or {}).items()}
     dice, probs = {}, {name: {} for name in models}
+    candidate_dice = {name: {} for name in candidates}
     for shift in tqdm(shifts, desc="shift battery", unit="shift", disable=not progress):
         pairs = [apply_shift(shift, image, mask) for image, mask in zip(images, truths)]
         shifted = [image for image, _ in pairs]
         masks = segmenter.segment(shifted)
         dice[shift] = np.array([dice_coefficient(mask, truth) for mask, (_, truth) in zip(masks, pairs)])
+        for name, candidate in candidates.items():
+            own = candidate.segment(shifted)
+            candidate_dice[name][shift] = np.array([dice_coefficient(m, t) for m, (_, t) in zip(own, pairs)])
         for name, classifier in classifiers.items():
             inputs = DualStage(_Fixed(masks), classifier).prepare(shifted)[2]
             probs[name][shift] = classifier.probabilities(inputs)
@@ -94,6 +102,11 @@ def shift_battery_study(
         if shift != REFERENCE_SHIFT:
             record["dice_change"] = dice_change(dice[REFERENCE_SHIFT], dice[shift], lesions, samples)
         study["shifts"][shift] = record
+    if candidates:
+        study["unets"] = {
+            name: unet_comparison(dice, candidate_dice[name], lesions, samples, Path(unet_candidates[name]).as_posix())
+            for name in candidates
+        }
     for name, by_shift in probs.items():
         scores = {}
         for shift, shifted_probs in by_shift.items():
@@ -147,6 +160,36 @@ def battery_difference(labels, reference: dict, candidate: dict, lesions, sample
     }
 
 
+def unet_comparison(reference: dict, candidate: dict, lesions, samples: int, folder: str) -> dict:
+    """A candidate U-Net against the study's own on the same images: mean Dice under each shift, the clean Dice
+    difference and the battery Dice difference (each image's Dice averaged over the shifted copies), both paired
+    over lesions: the two numbers a replacement rule for stage 1 reads, as `replacement_verdict` does for stage 2."""
+    shifted = [s for s in reference if s != REFERENCE_SHIFT]
+    return {
+        "folder": folder,
+        "dice_mean": {shift: float(values.mean()) for shift, values in candidate.items()},
+        "clean_minus_reference": dice_change(reference[REFERENCE_SHIFT], candidate[REFERENCE_SHIFT], lesions, samples),
+        "battery_minus_reference": dice_change(
+            np.mean([reference[s] for s in shifted], axis=0),
+            np.mean([candidate[s] for s in shifted], axis=0),
+            lesions,
+            samples,
+        ),
+    }
+
+
+def unet_verdict(comparison: dict) -> str:
+    """Whether a candidate U-Net would replace the study's own, by the rule stage 2 follows: better beyond noise
+    on the clean validation images, or under the battery while losing nothing on clean images; never when less
+    robust beyond noise. Returns "replace", "less robust" or "no gain"."""
+    clean, battery = comparison["clean_minus_reference"], comparison["battery_minus_reference"]
+    if battery["ci95"][1] < 0:
+        return "less robust"
+    if clean["ci95"][0] > 0 or (battery["ci95"][0] > 0 and clean["difference"] >= 0):
+        return "replace"
+    return "no gain"
+
+
 def merge_battery(existing: dict, fresh: dict) -> dict:
     """`existing` with `fresh`'s models added or replaced (`skinlib shifts --update`): refused unless both scored
     the same images under the same shifts through the same U-Net, so every model's numbers stay comparable.
@@ -162,6 +205,8 @@ def merge_battery(existing: dict, fresh: dict) -> dict:
     if max(dice) > 1e-6:
         raise ValueError("the existing battery masked the images with another U-Net: score every model again")
     merged = {**existing, "models": {**existing["models"], **fresh["models"]}}
+    if "unets" in existing or "unets" in fresh:
+        merged["unets"] = {**existing.get("unets", {}), **fresh.get("unets", {})}
     if REFERENCE_MODEL in fresh["models"]:  # a rescored reference: older comparisons were made with the old one
         reference = fresh["models"][REFERENCE_MODEL]["folder"]
         old = existing["models"].get(REFERENCE_MODEL, {}).get("folder")
@@ -223,6 +268,11 @@ def shift_battery_markdown(study: dict) -> str:
     lines.append(
         f"\n{study['images']} validation images of {study['lesions']} lesions; paired 95 % intervals over lesions."
     )
+    for name, unet in study.get("unets", {}).items():
+        lines.append(
+            f"U-Net {name} minus the study's U-Net: Dice {change(unet['clean_minus_reference'])} on the unshifted "
+            f"images, {change(unet['battery_minus_reference'])} under the battery: {unet_verdict(unet)}."
+        )
     compared = {n: m["battery_minus_reference"] for n, m in study["models"].items() if "battery_minus_reference" in m}
     for name, entry in compared.items():
         lines.append(
