@@ -91,15 +91,26 @@ def test_defaults_live_in_the_spec():
     assert small_spec(**SECTIONS).files() == ["weights.npz", "metadata_prior.json", "novelty.npz"]
 
 
+def _old_format_copy(path, folder) -> dict:
+    """A copy of a model folder whose model.json is in the format before schema_version (and the classifier's
+    colour_constancy field, False then) existed; returns that model.json."""
+    shutil.copytree(path, folder)
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec.get("colour_constancy", False) is False, "only a model without colour constancy had the old format"
+    old = {key: value for key, value in spec.items() if key not in ("schema_version", "colour_constancy")}
+    (folder / "model.json").write_text(json.dumps(old, indent=2) + "\n")
+    return old
+
+
 @pytest.mark.parametrize("path, kind", [(CLASSIFIER, "classifier"), (UNET, "unet")])
 def test_the_shipped_folders_read_as_version_1_and_write_back_the_same_numbers(path, kind, tmp_path):
-    """Today's shipped model.json has no schema_version: it reads as version 1, and writing it back only adds that
-    field (and the classifier's colour_constancy default, which newer exports write anyway)."""
+    """A shipped model.json in the format written before schema_version existed (the U-Net's is; the classifier's is
+    made so here) reads as version 1, and writing it back only adds that field (and the classifier's
+    colour_constancy default, which newer exports write anyway)."""
     if not (path / "model.json").is_file():
         pytest.skip(f"no shipped model in {path}")
-    original = json.loads((path / "model.json").read_text())
-    assert "schema_version" not in original
-    spec = ModelFolder(path, kind).read_spec()
+    original = _old_format_copy(path, tmp_path / "old")
+    spec = ModelFolder(tmp_path / "old", kind).read_spec()
     assert isinstance(spec, ClassifierSpec if kind == "classifier" else UNetSpec)
     copy = ModelFolder(tmp_path, kind)
     copy.write_spec(spec)
@@ -132,7 +143,7 @@ def test_an_old_format_folder_loads_and_predicts_exactly_as_after_a_rewrite(tmp_
     from skinlib.runtime import StageTwo, Views
 
     old, new = tmp_path / "old", tmp_path / "new"
-    shutil.copytree(CLASSIFIER, old)
+    _old_format_copy(CLASSIFIER, old)
     shutil.copytree(CLASSIFIER, new)
     ModelFolder(new).write_spec(ModelFolder(new).read_spec())
     assert "schema_version" not in json.loads((old / "model.json").read_text())
