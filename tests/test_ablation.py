@@ -420,6 +420,8 @@ def test_the_battery_can_hold_a_row_back_or_let_a_robust_one_in():
     assert verdict["qualify"] == ["tie_but_robust", "better_and_robust"]
     assert verdict["held_back"]["better_but_fragile"].startswith("less robust under the shift battery")
     assert verdict["held_back"]["better_unscored"].startswith("not scored under the shift battery")
+    assert ablation.chosen_row(results, verdict) == "better_and_robust"  # differences 0.0 and 0.02: the larger wins
+    assert ablation.chosen_row(results, {"qualify": []}) == "baseline"
     without = ablation.replacement_verdict(results)
     assert not without["robustness_weighed"] and without["qualify"] == [
         "better_but_fragile",
@@ -436,6 +438,7 @@ def test_the_shipped_recipe_follows_the_replacement_rule():
         json.loads(RESULTS.read_text()), battery=json.loads(SHIFT_BATTERY_RESULTS.read_text())
     )
     assert verdict["robustness_weighed"]
+    assert shipped_row() == ablation.chosen_row(json.loads(RESULTS.read_text()), verdict)
     assert shipped_row() in (verdict["qualify"] or ["baseline"])
 
 

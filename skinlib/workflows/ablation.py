@@ -559,6 +559,13 @@ def replacement_verdict(results: dict, ece_target: float = ECE_TARGET, battery: 
     }
 
 
+def chosen_row(results: dict, verdict: dict) -> str:
+    """The recipe the rule ships: of the qualifying rows, the one with the largest validation balanced-accuracy
+    gain (still validation only); the baseline when none qualifies."""
+    gains = {r["name"]: r["val_minus_baseline"]["balanced_accuracy"]["difference"] for r in results["rows"]}
+    return max(verdict["qualify"], key=gains.get, default="baseline")
+
+
 def _battery_interval(battery: dict, name: str) -> tuple[float, float]:
     """The 95 % interval of row `name`'s balanced accuracy under the battery minus the baseline's; NaN when the
     battery did not compare it with the baseline."""
