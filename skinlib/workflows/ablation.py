@@ -31,6 +31,7 @@ from ..runtime.views import SINGLE, Views
 from ..training.classifier import PREDICTIONS_FILE
 from ..training.recipe import NOT_RECIPE, ClassifierConfig, recipe_flags
 from .metadata_fusion import SPLITS, fusion_record, training_frame
+from .shift_battery import REFERENCE_MODEL
 
 #: The baseline recipe: how it differs from `ClassifierConfig`'s defaults (smaller input, cache lower, three phases).
 BASELINE_CHANGES = {"image_size": 128, "cache_at": "stage3_out", "phases": ((0, 3, 1e-3), (2, 4, 5e-4), (4, 8, 2e-4))}
@@ -529,23 +530,24 @@ def replacement_verdict(results: dict, ece_target: float = ECE_TARGET, battery: 
     "image_level" was judged on an interval that resampled images (too narrow): its verdict is provisional.
     """
     candidates = [r for r in results["rows"] if not r["tta"] and r["name"] != "baseline"]
+    under_battery = {r["name"]: _battery_interval(battery, r["name"]) for r in candidates} if battery else {}
     beat = [r["name"] for r in candidates if r["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] > 0]
     robust = [
         r["name"]
         for r in candidates
         if battery is not None
-        and _battery_interval(battery, r["name"])[0] > 0
+        and under_battery[r["name"]][0] > 0
         and r["val_minus_baseline"]["balanced_accuracy"]["difference"] >= 0
     ]
     chosen = [r for r in candidates if r["name"] in beat or r["name"] in robust]
     held_back = {}
     for r in chosen:
+        low, high = under_battery.get(r["name"], (0.0, 0.0))  # (0, 0): robustness not weighed
         if r["val"]["expected_calibration_error"] > ece_target:
             held_back[r["name"]] = f"validation ECE {r['val']['expected_calibration_error']:.3f} > {ece_target:g}"
-        elif battery is not None and _battery_interval(battery, r["name"])[1] < 0:
-            low, high = _battery_interval(battery, r["name"])
+        elif high < 0:
             held_back[r["name"]] = f"less robust under the shift battery ([{low:+.3f}, {high:+.3f}] vs the baseline)"
-        elif battery is not None and math.isnan(_battery_interval(battery, r["name"])[0]):
+        elif math.isnan(low):
             held_back[r["name"]] = (
                 f"not scored under the shift battery (skinlib shifts --update --model {r['name']}=...)"
             )
@@ -570,7 +572,7 @@ def _battery_interval(battery: dict, name: str) -> tuple[float, float]:
     """The 95 % interval of row `name`'s balanced accuracy under the battery minus the baseline's; NaN when the
     battery did not compare it with the baseline."""
     entry = battery["models"].get(name, {}).get("battery_minus_reference")
-    if entry is None or entry.get("reference") != "baseline":
+    if entry is None or entry.get("reference") != REFERENCE_MODEL:
         return (math.nan, math.nan)
     return tuple(entry["balanced_accuracy"]["ci95"])
 
