@@ -415,7 +415,13 @@ def _add_recipe_arguments(parser) -> None:
     """train-classifier's recipe options, one per `skinlib.training.recipe.RECIPE_FLAGS` entry; defaults (and
     so the help's) come from `ClassifierConfig`, the one place that holds them."""
 
-    checked = {"--phases": _parse_phases, "--patience": _at_least_one, "--members": _at_least_one}
+    checked = {
+        "--phases": _parse_phases,
+        "--patience": _at_least_one,
+        "--members": _at_least_one,
+        "--views": _at_least_one,
+        "--margin": _crop_margin,
+    }
     for spec in RECIPE_FLAGS:
         if spec.is_switch:
             parser.add_argument(spec.flag, action="store_true", help=spec.help)
@@ -428,6 +434,13 @@ def _add_recipe_arguments(parser) -> None:
             metavar=spec.metavar,
             help=f"{spec.help} (default: {default})",
         )
+
+
+def _crop_margin(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"a fraction of the lesion's side between 0 and 2, e.g. 0.25, not {value}")
+    return value
 
 
 def _at_least_one(text: str) -> int:
@@ -638,7 +651,7 @@ def cmd_colour_casts(args) -> int:
 
 def cmd_shifts(args) -> int:
     # deferred: loads Keras
-    from .workflows.shift_battery import merge_battery, shift_battery_markdown, shift_battery_study
+    from .workflows.shift_battery import merge_battery, shift_battery_markdown, shift_battery_study, unet_held_out
 
     models = {}
     for item in args.model:
@@ -654,12 +667,17 @@ def cmd_shifts(args) -> int:
         candidates[name] = folder
     if args.update and not Path(args.out).is_file():  # before any scoring, not after it
         raise UsageError(f"--update needs an existing {args.out}; leave out --update to write it")
+    external = _external_masks(args.external, candidates)
     study = {
         "command": _invoked_command(),
         **shift_battery_study(
             models, args.unet, args.data, limit=args.limit, progress=not args.quiet, unet_candidates=candidates
         ),
     }
+    if candidates:  # where no choice is made: HAM10000 test, and --external's collection
+        held_out = unet_held_out(args.unet, candidates, args.data, external, progress=not args.quiet)
+        for name, scores in held_out.items():
+            study["unets"][name]["held_out"] = scores
     if args.update:
         try:
             study = merge_battery(json.loads(Path(args.out).read_text()), study)
@@ -670,6 +688,20 @@ def cmd_shifts(args) -> int:
     Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def _external_masks(images_and_masks, candidates: dict):
+    """--external IMAGES MASKS as (collection name, images, masks), checked before any scoring."""
+    if images_and_masks is None:
+        return None
+    if not candidates:
+        raise UsageError("--external scores U-Net candidates elsewhere: add --unet-candidate NAME=DIR")
+    images, masks = (Path(p) for p in images_and_masks)
+    for folder, what in ((images, "IMAGES"), (masks, "MASKS")):
+        if not folder.is_dir():
+            raise DataError(f"--external: {what} folder {folder} does not exist (give --external IMAGES MASKS)")
+    name = images.resolve().parent.name if images.name == "images" else images.resolve().name
+    return name, images, masks
 
 
 def cmd_ablate(args) -> int:
@@ -1019,6 +1051,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=DIR",
         help="other U-Nets to compare with --unet on the same shifted images (Dice on clean images and under "
         "the battery, paired over lesions); the classifiers still read --unet's crops",
+    )
+    battery.add_argument(
+        "--external",
+        nargs=2,
+        metavar=("IMAGES", "MASKS"),
+        help="with --unet-candidate: also score each candidate against --unet on HAM10000 test and on this "
+        "collection from elsewhere (e.g. ../shared/data/isic2017/images ../shared/data/isic2017/masks); read after "
+        "the choice, never by the verdict",
     )
     battery.add_argument(
         "--out", default="skinlib/shipped/shift_battery.json", help="results JSON (default: %(default)s)"

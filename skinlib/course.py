@@ -153,6 +153,8 @@ DOMAIN_COMMANDS = {
     "colour_casts": "skinlib colour-casts --external ../shared/data/isic2017/images "
     "../shared/data/isic2017/ISIC2017_labels.csv",
     "shift_battery": "skinlib shifts --model NAME=DIR ...",
+    "unet_lever": "skinlib shifts --update --unet-candidate battery_augment=runs/unet_battery --external "
+    "../shared/data/isic2017/images ../shared/data/isic2017/masks",
 }
 
 
@@ -279,6 +281,66 @@ def lever_table(ablation: dict | None, battery: dict | None, collection: str = "
 
 #: Levers the battery must have scored before `transfer_reading` ranks their robustness against transfer.
 MIN_BATTERY_LEVERS = 4
+
+
+def unet_lever_table(battery: dict | None, collection: str = "isic2017") -> pd.DataFrame:
+    """One row per U-Net the battery compared with the shipped one (stage 1's levers): its Dice minus the shipped
+    U-Net's on the clean validation images and under the battery (what `unet_verdict` reads) and the verdict; then,
+    read afterwards, the same difference on HAM10000 test (over lesions) and on `collection` (over images) with the
+    two U-Nets' mean Dice there. NaN where a number is missing."""
+    from .workflows.shift_battery import unet_verdict
+
+    rows = []
+    for name, unet in ((battery or {}).get("unets") or {}).items():
+        held_out = unet.get("held_out", {})
+        elsewhere = held_out.get(collection, {})
+        row = {"unet": name, "verdict": unet_verdict(unet)}
+        for key, entry in (
+            ("clean", unet["clean_minus_reference"]),
+            ("battery", unet["battery_minus_reference"]),
+            ("test", held_out.get("ham10000_test", {}).get("minus_reference")),
+            ("external", elsewhere.get("minus_reference")),
+        ):
+            row.update(dict(zip((key, f"{key}_low", f"{key}_high"), _difference(entry))))
+        row["external_dice"] = elsewhere.get("dice_mean", float("nan"))
+        row["shipped_external_dice"] = elsewhere.get("reference_dice_mean", float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _signed_interval(value: float, low: float, high: float) -> str:
+    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def unet_lever_sentence(row: pd.Series, collection: str = "ISIC 2017") -> str:
+    """What one stage-1 lever did, in words that follow its numbers: the verdict first (validation), then what
+    test and the collection said afterwards."""
+    ruling = {
+        "replace": "beats the shipped U-Net under the rule, so it would replace it",
+        "less robust": "is less robust than the shipped U-Net beyond noise, so the rule keeps the shipped one",
+        "no gain": "beats the shipped U-Net neither on clean validation images nor under the battery beyond noise, "
+        "so the rule keeps the shipped one",
+    }[row["verdict"]]
+    text = (
+        f"U-Net {row['unet']}: Dice {_signed_interval(row['clean'], row['clean_low'], row['clean_high'])} on the "
+        f"clean validation images and {_signed_interval(row['battery'], row['battery_low'], row['battery_high'])} "
+        f"under the battery against the shipped U-Net; it {ruling}."
+    )
+    if np.isfinite(row["test"]) and np.isfinite(row["external"]):
+        moved = (
+            "gains beyond noise"
+            if row["external_low"] > 0
+            else "loses beyond noise"
+            if row["external_high"] < 0
+            else "differs by no more than noise"
+        )
+        text += (
+            f" Read afterwards: {_signed_interval(row['test'], row['test_low'], row['test_high'])} on HAM10000 test; "
+            f"on {collection} it {moved} "
+            f"({_signed_interval(row['external'], row['external_low'], row['external_high'])}, mean Dice "
+            f"{row['external_dice']:.3f} against {row['shipped_external_dice']:.3f})."
+        )
+    return text
 
 
 def transfer_reading(table: pd.DataFrame, baseline: str = "baseline", collection: str = "ISIC 2017") -> dict:

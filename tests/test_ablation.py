@@ -461,6 +461,20 @@ def test_a_copied_model_keeps_every_file_its_spec_names():
     assert all((DEFAULT_CLASSIFIER / name).is_file() for name in ablation.model_files(shipped))
 
 
+def test_a_model_reused_from_its_own_row_folder_is_left_in_place(tmp_path):
+    from skinlib.models.folder import ClassifierSpec
+
+    spec = ClassifierSpec(backbone="lite0", attention=True, image_size=64, weights="weights.npz")
+    source = tmp_path / "elsewhere"
+    source.mkdir()
+    for name in ablation.model_files(spec):
+        (source / name).write_text(name)
+    target = ablation.copy_model(spec, source, tmp_path / "out" / "baseline" / "model")
+    assert sorted(p.name for p in target.iterdir()) == sorted(ablation.model_files(spec))
+    again = ablation.copy_model(spec, target, tmp_path / "out" / "baseline" / "model")  # the same folder: no error
+    assert again == target and (target / "weights.npz").read_text() == "weights.npz"
+
+
 def test_the_augmented_tta_row_scores_the_baseline_model_with_its_own_views():
     row = ablation._row("tta_augmented")
     assert row.tta and row.views.kind == "augmented" and row.trains_from == "baseline" and row.own_tta_views

@@ -190,6 +190,40 @@ def test_transfer_reading_counts_what_the_numbers_say():
     assert none["rows"] == 0 and none["sentence"].startswith("No lever has both a validation gain and a X gain")
 
 
+def _unet_entry(clean, battery, external=None):
+    entry = {
+        "clean_minus_reference": {"difference": clean[0], "ci95": list(clean[1:])},
+        "battery_minus_reference": {"difference": battery[0], "ci95": list(battery[1:])},
+    }
+    if external is not None:
+        entry["held_out"] = {
+            "ham10000_test": {"minus_reference": {"difference": 0.001, "ci95": [-0.002, 0.004]}},
+            "isic2017": {
+                "dice_mean": 0.88,
+                "reference_dice_mean": 0.868,
+                "minus_reference": {"difference": external[0], "ci95": list(external[1:])},
+            },
+        }
+    return entry
+
+
+def test_unet_lever_table_reads_the_verdict_and_what_was_read_afterwards():
+    battery = {
+        "unets": {
+            "robust": _unet_entry((0.0, -0.003, 0.004), (0.012, 0.006, 0.019), (0.012, 0.008, 0.016)),
+            "fragile": _unet_entry((0.002, -0.001, 0.005), (-0.02, -0.03, -0.01)),
+        }
+    }
+    table = course.unet_lever_table(battery).set_index("unet")
+    assert table.loc["robust", "verdict"] == "replace" and table.loc["fragile", "verdict"] == "less robust"
+    assert table.loc["robust", "external"] == pytest.approx(0.012) and np.isnan(table.loc["fragile", "external"])
+    robust = course.unet_lever_sentence(table.reset_index().iloc[0])
+    assert "would replace it" in robust and "gains beyond noise" in robust and "0.880 against 0.868" in robust
+    fragile = course.unet_lever_sentence(table.reset_index().iloc[1])
+    assert "less robust" in fragile and "Read afterwards" not in fragile
+    assert course.unet_lever_table(None).empty and course.unet_lever_table({"models": {}}).empty
+
+
 def test_lever_transfer_figure_leaves_out_the_baseline_and_rows_without_both_numbers():
     gains = {"baseline": 0.0, "a": 0.04, "b": -0.03}
     table = course.lever_table(_ablation({n: _external(g) for n, g in gains.items()}), None)

@@ -27,6 +27,7 @@ def test_the_default_config_needs_no_flags_and_no_flag_means_the_default():
     [
         {"image_size": 96},
         {"source": "full"},
+        {"margin": 0.1},
         {"loss": "ce"},
         {"attention": False},
         {"colour_constancy": True},
@@ -87,3 +88,17 @@ def test_an_older_recorded_config_without_augment_reads_as_standard(tmp_path):
     path.write_text(json.dumps(recorded))
     assert config_from_metrics(UNetConfig, path).augment == "standard"
     assert config_from_metrics(ClassifierConfig, path).augment == "standard"
+
+
+@pytest.mark.parametrize("flag, bad", [("--margin", "-0.1"), ("--margin", "3"), ("--views", "0")])
+def test_a_crop_margin_or_view_count_out_of_range_is_a_usage_error_that_says_the_range(capsys, flag, bad):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train-classifier", flag, bad])
+    err = capsys.readouterr().err
+    assert flag in err and ("between 0 and 2" in err or "1 or more" in err)
+
+
+def test_the_crop_margin_flag_reaches_the_config_and_back():
+    config = train_classifier_config(["--margin", "0.1", "--views", "16"])
+    assert (config.margin, config.train_views) == (0.1, 16)
+    assert recipe_flags(config) == ["--margin", "0.1", "--views", "16"]

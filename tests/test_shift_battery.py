@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -105,6 +106,44 @@ def test_both_stages_are_scored_under_shifts_on_real_validation_images(data_dir)
         shift_battery.shift_battery_study({"shipped": CLASSIFIER}, data_dir=data_dir, shifts=("ring 0.6",))
 
 
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_unet_candidate_is_read_on_test_and_elsewhere_after_the_choice(data_dir, isic2017_dir, tmp_path):
+    from skinlib.shipped import UNET
+
+    isic = isic2017_dir
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for path in sorted((isic / "images").iterdir())[:6]:
+        (images / path.name).symlink_to(path)
+        (masks / f"{path.stem}_segmentation.png").symlink_to(isic / "masks" / f"{path.stem}_segmentation.png")
+    held_out = shift_battery.unet_held_out(
+        None, {"same": UNET}, data_dir, ("isic2017", images, masks), samples=50, progress=False, limit=14
+    )
+    test, elsewhere = held_out["same"]["ham10000_test"], held_out["same"]["isic2017"]
+    assert test["minus_reference"]["bootstrap_unit"] == "lesions" and elsewhere["images"] == 6
+    assert elsewhere["minus_reference"]["bootstrap_unit"] == "images"  # no lesion ids there
+    assert test["minus_reference"]["difference"] == 0 and elsewhere["minus_reference"]["ci95"] == [0, 0]
+    assert 0 < elsewhere["dice_mean"] == elsewhere["reference_dice_mean"] <= 1
+
+
+def test_a_mask_of_another_size_is_named_not_resized(tmp_path):
+    from skinlib.data.errors import DataError
+
+    image, mask = tmp_path / "a.png", tmp_path / "a_segmentation.png"
+    cv2.imwrite(str(image), np.full((30, 40, 3), 120, np.uint8))
+    cv2.imwrite(str(mask), np.zeros((20, 40), np.uint8))
+    with pytest.raises(DataError, match="a_segmentation.png"):
+        shift_battery.held_out_dice({"none": None}, [image], [mask], progress=False)
+
+
+def test_external_masks_need_a_unet_candidate_and_existing_folders(capsys, tmp_path):
+    from skinlib.cli import main
+
+    assert main(["shifts", "--external", str(tmp_path), str(tmp_path)]) == 2
+    assert "--unet-candidate" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(
     not SHIFT_BATTERY_RESULTS.is_file(), reason="skinlib/shipped/shift_battery.json not written yet (skinlib shifts)"
 )
@@ -166,6 +205,7 @@ def test_a_more_robust_model_shows_it_beyond_noise_on_the_same_lesions():
 def test_update_adds_models_only_to_a_battery_of_the_same_images_and_u_net():
     merged = shift_battery.merge_battery(_study_part(["baseline", "old"]), _study_part(["new"]))
     assert list(merged["models"]) == ["baseline", "old", "new"] and len(merged["commands"]) == 2
+    assert "--model baseline=runs/baseline old=runs/old new=runs/new" in merged["command"]  # one run redoes it all
     assert "battery_minus_reference" in merged["models"]["old"]  # same reference: the comparison still holds
     rescored = _study_part(["baseline"])
     rescored["models"]["baseline"]["folder"] = "elsewhere"
@@ -177,6 +217,24 @@ def test_update_adds_models_only_to_a_battery_of_the_same_images_and_u_net():
         shift_battery.merge_battery(_study_part(["a"]), _study_part(["b"], images=300))
     with pytest.raises(ValueError, match="another U-Net"):
         shift_battery.merge_battery(_study_part(["a"]), _study_part(["b"], dice=0.8))
+
+
+def test_the_merged_command_names_every_model_and_candidate_and_the_runs_options():
+    first = _study_part(["baseline", "old"])
+    first["command"] = "skinlib shifts --data ../d --limit 600 --model baseline=runs/baseline old=runs/old --quiet"
+    second = _study_part(["new"])
+    second["command"] = "skinlib shifts --data ../d --limit 600 --update --model new=runs/new --unet-candidate u=runs/u"
+    second["command"] += " --external ../i/images ../i/masks"
+    second["unets"] = {"u": {"folder": "runs/u"}}
+    command = shift_battery.merge_battery(first, second)["command"]
+    assert command == (
+        "skinlib shifts --data ../d --limit 600 --model baseline=runs/baseline old=runs/old new=runs/new "
+        "--unet-candidate u=runs/u --external ../i/images ../i/masks --quiet"
+    )
+    from skinlib.cli import build_parser
+
+    parsed = build_parser().parse_args(command.split()[1:])
+    assert parsed.model[-1] == "new=runs/new" and parsed.external == ["../i/images", "../i/masks"]
 
 
 def test_a_u_net_that_holds_up_under_the_battery_can_replace_the_shipped_one():

@@ -107,6 +107,13 @@ class RecipeFlag:
 RECIPE_FLAGS = (
     RecipeFlag("--size", "image_size", "square input size", int, metavar="PIXELS"),
     RecipeFlag("--source", "source", "lesion crop (from the U-Net mask) or the full image", choices=SOURCES),
+    RecipeFlag(
+        "--margin",
+        "margin",
+        "skin kept around the lesion's bounding box on each side, as a fraction of its longer side",
+        float,
+        metavar="FRACTION",
+    ),
     RecipeFlag("--loss", "loss", "focal loss, class-weighted or plain cross-entropy", choices=LOSSES),
     RecipeFlag("--no-attention", "attention", "global pooling straight after the backbone, no CBAM", switch_to=False),
     RecipeFlag(

@@ -9,13 +9,15 @@ elsewhere, afterwards: whether robustness measured this way transfers is a quest
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
 
 from ..data import load_split_frame, read_image, read_mask, split_sample
+from ..data.errors import DataError
 from ..evaluation.classification import balanced_accuracy
-from ..evaluation.report import count_units, headline_scores, paired_bootstrap_difference, paired_gains
+from ..evaluation.report import bootstrap_unit, count_units, headline_scores, paired_bootstrap_difference, paired_gains
 from ..evaluation.segmentation import dice as dice_coefficient
 from ..evaluation.shifts import REFERENCE_SHIFT, SHIFTS, apply_shift
 from ..runtime import StageTwo
@@ -39,11 +41,17 @@ def _mean_of_second(_, values):
 
 
 def dice_change(reference: np.ndarray, shifted: np.ndarray, lesions, samples: int) -> dict:
-    """Mean Dice under a shift minus without it, on the same images, with a paired interval over lesions."""
+    """Mean Dice under a shift minus without it, on the same images, with a paired interval over lesions
+    (over images when `lesions` is None: a collection without lesion ids)."""
     point, low, high = paired_bootstrap_difference(
         _mean_of_second, np.zeros(len(reference)), reference, shifted, samples, BOOTSTRAP_SEED, groups=lesions
     )
-    return {"difference": point, "ci95": [low, high], "bootstrap_unit": "lesions"}
+    return {
+        "difference": point,
+        "ci95": [low, high],
+        "bootstrap_unit": bootstrap_unit(lesions),
+        "units": count_units(lesions, len(reference)),
+    }
 
 
 def shift_battery_study(
@@ -178,6 +186,61 @@ def unet_comparison(reference: dict, candidate: dict, lesions, samples: int, fol
     }
 
 
+def held_out_dice(segmenters: dict, image_paths, mask_paths, progress: bool = True, desc: str = "") -> dict:
+    """{name: Dice of each image} for several U-Nets, each batch of images read once; a mask whose size differs
+    from its image is an error that names the file, not a silent resize."""
+    from tqdm.auto import tqdm
+
+    scores = {name: [] for name in segmenters}
+    pairs = list(zip(image_paths, mask_paths))
+    for start in tqdm(range(0, len(pairs), 32), desc=desc or "held-out Dice", unit="batch", disable=not progress):
+        images, truths = [], []
+        for image_path, mask_path in pairs[start : start + 32]:
+            images.append(read_image(image_path))
+            truths.append(read_mask(mask_path))
+            if images[-1].shape[:2] != truths[-1].shape:
+                raise DataError(f"{mask_path}: the mask's size differs from its image's; masks must match their image")
+        for name, segmenter in segmenters.items():
+            scores[name] += [dice_coefficient(mask, truth) for mask, truth in zip(segmenter.segment(images), truths)]
+    return {name: np.array(values) for name, values in scores.items()}
+
+
+def unet_held_out(
+    unet_dir,
+    candidates: dict,
+    data_dir=None,
+    external=None,
+    samples: int = BOOTSTRAP_SAMPLES,
+    progress: bool = True,
+    limit: int | None = None,
+) -> dict:
+    """Each candidate U-Net against the study's own where no choice is made: HAM10000 test (paired over lesions)
+    and, with `external` = (name, images folder, masks folder), a collection from elsewhere (paired over images:
+    it has no lesion ids). Read after the choice; `unet_verdict` never reads it. `limit`: a stratified sample of
+    about that many test images (quick checks)."""
+    from ..segmentation.apply import pair_images_and_masks
+
+    segmenters = {REFERENCE_MODEL: UNetSegmenter.load(unet_dir) if unet_dir else UNetSegmenter.load()}
+    segmenters.update({name: UNetSegmenter.load(folder) for name, folder in candidates.items()})
+    test = split_sample(load_split_frame(data_dir), "test", limit, 0)
+    sets = {"ham10000_test": (list(test["image_path"]), list(test["mask_path"]), test["lesion_id"].to_numpy())}
+    if external is not None:
+        name, images, masks = external
+        image_paths, mask_paths, _ = pair_images_and_masks(images, masks)
+        sets[name] = (image_paths, mask_paths, None)
+    out = {name: {} for name in candidates}
+    for collection, (image_paths, mask_paths, lesions) in sets.items():
+        dice = held_out_dice(segmenters, image_paths, mask_paths, progress, desc=f"U-Nets on {collection}")
+        for name in candidates:
+            out[name][collection] = {
+                "images": len(image_paths),
+                "dice_mean": float(dice[name].mean()),
+                "reference_dice_mean": float(dice[REFERENCE_MODEL].mean()),
+                "minus_reference": dice_change(dice[REFERENCE_MODEL], dice[name], lesions, samples),
+            }
+    return out
+
+
 def unet_verdict(comparison: dict) -> str:
     """Whether a candidate U-Net would replace the study's own, by the rule stage 2 follows: better beyond noise
     on the clean validation images, or under the battery while losing nothing on clean images; never when less
@@ -213,9 +276,42 @@ def merge_battery(existing: dict, fresh: dict) -> dict:
         for name, model in merged["models"].items():
             if name not in fresh["models"] and old != reference:
                 model.pop("battery_minus_reference", None)
-    merged["command"] = fresh.get("command", existing.get("command"))
+    merged["command"] = one_run_command(merged, existing.get("command", ""), fresh.get("command", ""))
     merged["commands"] = [*existing.get("commands", [existing.get("command")]), fresh.get("command")]
     return merged
+
+
+_VALUE_OPTIONS = {"--data": 1, "--limit": 1, "--unet": 1, "--out": 1, "--external": 2}
+
+
+def _shifts_options(command: str) -> dict:
+    """{option: its values} of the one-value options (and --external's two) of a recorded `skinlib shifts` call."""
+    tokens, options = shlex.split(command), {}
+    for at, token in enumerate(tokens):
+        if token in _VALUE_OPTIONS:
+            options[token] = tokens[at + 1 : at + 1 + _VALUE_OPTIONS[token]]
+    return options
+
+
+def one_run_command(study: dict, *commands: str) -> str:
+    """The one `skinlib shifts` call that scores everything a merged battery holds: every model and U-Net candidate
+    with its recorded folder, and the data folder, sample size and external collection of the runs merged (a later
+    run's value wins). What `--update` runs add up to, so the JSON's `command` still reproduces it all at once."""
+    options = {}
+    for command in commands:
+        options.update(_shifts_options(command or ""))
+    argv = ["skinlib", "shifts"]
+    for flag in ("--data", "--limit", "--unet"):
+        if flag in options:
+            argv += [flag, *options[flag]]
+    argv += ["--model", *(f"{name}={model['folder']}" for name, model in study["models"].items())]
+    if study.get("unets"):
+        argv += ["--unet-candidate", *(f"{name}={unet['folder']}" for name, unet in study["unets"].items())]
+        if "--external" in options:
+            argv += ["--external", *options["--external"]]
+    if "--out" in options:
+        argv += ["--out", *options["--out"]]
+    return shlex.join(argv + ["--quiet"])
 
 
 class _Fixed:
@@ -273,6 +369,12 @@ def shift_battery_markdown(study: dict) -> str:
             f"U-Net {name} minus the study's U-Net: Dice {change(unet['clean_minus_reference'])} on the unshifted "
             f"images, {change(unet['battery_minus_reference'])} under the battery: {unet_verdict(unet)}."
         )
+        for collection, scores in unet.get("held_out", {}).items():
+            lines.append(
+                f"  read afterwards, {collection}: Dice {scores['dice_mean']:.3f} against "
+                f"{scores['reference_dice_mean']:.3f}, {change(scores['minus_reference'])} over "
+                f"{scores['minus_reference']['bootstrap_unit']}."
+            )
     compared = {n: m["battery_minus_reference"] for n, m in study["models"].items() if "battery_minus_reference" in m}
     for name, entry in compared.items():
         lines.append(
