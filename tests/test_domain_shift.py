@@ -222,6 +222,20 @@ def test_unet_lever_table_reads_the_verdict_and_what_was_read_afterwards():
     fragile = course.unet_lever_sentence(table.reset_index().iloc[1])
     assert "less robust" in fragile and "Read afterwards" not in fragile
     assert course.unet_lever_table(None).empty and course.unet_lever_table({"models": {}}).empty
+    shown = course.unet_lever_display(table.reset_index())
+    assert shown.loc["robust", "under the battery"] == "+0.012 [+0.006, +0.019]"
+    assert shown.loc["fragile", "ISIC 2017 (afterwards)"] == "not scored" and shown.loc["fragile", "verdict"] == (
+        "less robust"
+    )
+
+
+def test_a_unet_robust_under_the_battery_but_lower_on_clean_images_is_said_so():
+    battery = {"unets": {"steady": _unet_entry((-0.002, -0.008, 0.004), (0.003, 0.0004, 0.005))}}
+    row = course.unet_lever_table(battery).iloc[0]
+    assert row["verdict"] == "no gain"
+    assert "better under the battery beyond noise but scores lower on the clean images" in (
+        course.unet_lever_sentence(row)
+    )
 
 
 def test_lever_transfer_figure_leaves_out_the_baseline_and_rows_without_both_numbers():
