@@ -23,6 +23,7 @@ from .data.splits import split_sample  # noqa: F401  (re-exported: the notebooks
 from .evaluation.segmentation import dice
 from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, SHIFT_BATTERY_RESULTS, UNET
 from .workflows.ablation import ECE_TARGET, chosen_tta_row
+from .workflows.shift_battery import unet_verdict
 
 #: The repository root (benchmarks/ and notebooks/ exist only in a checkout).
 REPO = Path(__file__).resolve().parent.parent
@@ -288,8 +289,6 @@ def unet_lever_table(battery: dict | None, collection: str = "isic2017") -> pd.D
     U-Net's on the clean validation images and under the battery (what `unet_verdict` reads) and the verdict; then,
     read afterwards, the same difference on HAM10000 test (over lesions) and on `collection` (over images) with the
     two U-Nets' mean Dice there. NaN where a number is missing."""
-    from .workflows.shift_battery import unet_verdict
-
     rows = []
     for name, unet in ((battery or {}).get("unets") or {}).items():
         held_out = unet.get("held_out", {})

@@ -22,6 +22,7 @@ from ..evaluation.segmentation import dice as dice_coefficient
 from ..evaluation.shifts import REFERENCE_SHIFT, SHIFTS, apply_shift
 from ..runtime import StageTwo
 from ..runtime.dual_stage import DualStage
+from ..segmentation.apply import pair_images_and_masks
 from ..segmentation.segmenter import UNetSegmenter
 
 BOOTSTRAP_SAMPLES = 1000
@@ -218,8 +219,6 @@ def unet_held_out(
     and, with `external` = (name, images folder, masks folder), a collection from elsewhere (paired over images:
     it has no lesion ids). Read after the choice; `unet_verdict` never reads it. `limit`: a stratified sample of
     about that many test images (quick checks)."""
-    from ..segmentation.apply import pair_images_and_masks
-
     segmenters = {REFERENCE_MODEL: UNetSegmenter.load(unet_dir) if unet_dir else UNetSegmenter.load()}
     segmenters.update({name: UNetSegmenter.load(folder) for name, folder in candidates.items()})
     test = split_sample(load_split_frame(data_dir), "test", limit, 0)
