@@ -22,6 +22,7 @@ from .data import (
 from .data.check import check_data
 from .data.classes import CLASSES
 from .data.errors import DataError
+from .data.layout import collection_name
 from .evaluation.calibration import prior_from_shares
 from .evaluation.referral import REFERRAL_SENSITIVITY
 from .evaluation.robustness import colour_cast_rows, merge_colour_cast_studies
@@ -700,8 +701,7 @@ def _external_masks(images_and_masks, candidates: dict):
     for folder, what in ((images, "IMAGES"), (masks, "MASKS")):
         if not folder.is_dir():
             raise DataError(f"--external: {what} folder {folder} does not exist (give --external IMAGES MASKS)")
-    name = images.resolve().parent.name if images.name == "images" else images.resolve().name
-    return name, images, masks
+    return collection_name(images), images, masks
 
 
 def cmd_ablate(args) -> int:

@@ -20,6 +20,7 @@ from .data.images import read_image, read_mask
 from .data.labels import read_labels
 from .data.metadata import DataWarning
 from .data.splits import split_sample  # noqa: F401  (re-exported: the notebooks sample through skinlib.course)
+from .evaluation.report import signed_interval
 from .evaluation.segmentation import dice
 from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, SHIFT_BATTERY_RESULTS, UNET
 from .workflows.ablation import ECE_TARGET, chosen_tta_row
@@ -318,15 +319,11 @@ def unet_lever_display(table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame(index=table["unet"])
     for key, title in columns.items():
         shown[title] = [
-            _signed_interval(*values) if np.isfinite(values[0]) else "not scored"
+            signed_interval(*values) if np.isfinite(values[0]) else "not scored"
             for values in table[[key, f"{key}_low", f"{key}_high"]].to_numpy(float)
         ]
     shown.insert(2, "verdict", table["verdict"].to_numpy())
     return shown
-
-
-def _signed_interval(value: float, low: float, high: float) -> str:
-    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def unet_lever_sentence(row: pd.Series, collection: str = "ISIC 2017") -> str:
@@ -344,8 +341,8 @@ def unet_lever_sentence(row: pd.Series, collection: str = "ISIC 2017") -> str:
             "robustness win only when nothing is lost on them, so it keeps the shipped one"
         )
     text = (
-        f"U-Net {row['unet']}: Dice {_signed_interval(row['clean'], row['clean_low'], row['clean_high'])} on the "
-        f"clean validation images and {_signed_interval(row['battery'], row['battery_low'], row['battery_high'])} "
+        f"U-Net {row['unet']}: Dice {signed_interval(row['clean'], row['clean_low'], row['clean_high'])} on the "
+        f"clean validation images and {signed_interval(row['battery'], row['battery_low'], row['battery_high'])} "
         f"under the battery against the shipped U-Net; it {ruling}."
     )
     if np.isfinite(row["test"]) and np.isfinite(row["external"]):
@@ -357,9 +354,9 @@ def unet_lever_sentence(row: pd.Series, collection: str = "ISIC 2017") -> str:
             else "differs by no more than noise"
         )
         text += (
-            f" Read afterwards: {_signed_interval(row['test'], row['test_low'], row['test_high'])} on HAM10000 test; "
+            f" Read afterwards: {signed_interval(row['test'], row['test_low'], row['test_high'])} on HAM10000 test; "
             f"on {collection} it {moved} "
-            f"({_signed_interval(row['external'], row['external_low'], row['external_high'])}, mean Dice "
+            f"({signed_interval(row['external'], row['external_low'], row['external_high'])}, mean Dice "
             f"{row['external_dice']:.3f} against {row['shipped_external_dice']:.3f})."
         )
     return text

@@ -370,3 +370,12 @@ def test_a_temperature_keeps_each_top_class_but_can_reorder_one_class_across_ima
 
     first_is_class_0 = np.array([True, False])  # one-vs-rest AUC of class 0 flips from 1 to 0
     assert binary_roc_auc(first_is_class_0, probs[:, 0]) == 1.0 and binary_roc_auc(first_is_class_0, hot[:, 0]) == 0.0
+
+
+def test_a_difference_that_rounds_to_zero_does_not_read_as_a_loss():
+    from skinlib.evaluation.report import signed, signed_interval
+
+    assert signed(-0.0004) == "±0.000" and signed(0.0004) == "±0.000"
+    assert signed(-0.0006) == "-0.001" and signed(0.0123) == "+0.012"
+    assert signed(-0.012, digits=2) == "-0.01"
+    assert signed_interval(-0.0002, -0.034, 0.016) == "±0.000 [-0.034, +0.016]"

@@ -126,6 +126,22 @@ def test_a_missing_folder_or_a_partly_missing_collection_is_named(tmp_path):
         external.PreparedInputs(collection, segmenter=object())
 
 
+def test_a_collection_is_named_after_the_folder_that_holds_its_images_by_every_command(tmp_path, capsys):
+    from skinlib.cli import _external_masks
+    from skinlib.data.layout import collection_name
+
+    (tmp_path / "clinic_b" / "images").mkdir(parents=True)
+    (tmp_path / "clinic_b" / "masks").mkdir()
+    (tmp_path / "loose_photos").mkdir()
+    assert collection_name(tmp_path / "clinic_b" / "images") == "clinic_b"
+    assert collection_name(tmp_path / "loose_photos") == "loose_photos"
+    folders = [tmp_path / "clinic_b" / "images", tmp_path / "clinic_b" / "masks"]
+    assert _external_masks(folders, {"candidate": "runs/unet"})[0] == "clinic_b"  # skinlib shifts --external
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image_id,dx\n")
+    assert external.ExternalCollection.of(folders[0], labels).name == "clinic_b"  # skinlib ablate --external
+
+
 @pytest.mark.data
 @pytest.mark.slow
 def test_a_row_is_scored_on_real_external_images(tmp_path, isic2017_dir):

@@ -18,8 +18,11 @@ key is a build error, never a guess.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from skinlib.evaluation.report import signed, signed_interval
 
 #: The headline numbers shown per source: (label, key path inside the JSON). Missing keys are left out.
 UNET_NUMBERS = [
@@ -289,9 +292,9 @@ def _difference(row: dict, baseline: str | None) -> str:
     if not isinstance(change, dict) or change.get("difference") is None:
         return "–"
     low, high = change.get("ci95") or (None, None)
-    text = f"{change['difference']:+.3f}"
+    text = signed(change["difference"])
     if low is not None and high is not None:
-        text += f" [{low:+.3f}, {high:+.3f}]"
+        text = signed_interval(change["difference"], low, high)
     return text + (" (images)" if change.get("bootstrap_unit") == "images" else "")
 
 
@@ -409,6 +412,9 @@ def format_value(value, spec: str = "") -> str:
         return format_duration(value)
     if spec.endswith("%"):
         return f"{100 * value:{spec[:-1] or '.0'}f} %"
+    signed_digits = re.fullmatch(r"\+\.(\d)f", spec)
+    if signed_digits:  # a difference: one that rounds to zero reads "±0.000", not "-0.000"
+        return signed(value, int(signed_digits.group(1)))
     return f"{value:{spec}}"
 
 

@@ -104,3 +104,10 @@ def image_files_by_stem(folder) -> dict:
         for p in Path(folder).rglob("*")
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(MASK_SUFFIX)
     }
+
+
+def collection_name(images_folder) -> str:
+    """The name a collection of images is reported under: the folder that holds `images/` (so
+    `../shared/data/isic2017/images` is `isic2017`), else the images folder's own name."""
+    images_folder = Path(images_folder).resolve()
+    return images_folder.parent.name if images_folder.name == "images" else images_folder.name

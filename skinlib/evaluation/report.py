@@ -97,6 +97,18 @@ class PairedDifference(NamedTuple):
     high: float
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """A difference with its sign, "+0.012" or "-0.034"; one that rounds to zero reads "±0.000" rather than a
+    "-0.000" that looks like a loss."""
+    text = f"{value:+.{digits}f}"
+    return "±" + text[1:] if float(text) == 0 else text
+
+
+def signed_interval(difference: float, low: float, high: float, digits: int = 3) -> str:
+    """A paired difference with its 95 % interval, as every table of the course prints it: "+0.012 [-0.004, +0.030]"."""
+    return f"{signed(difference, digits)} [{signed(low, digits)}, {signed(high, digits)}]"
+
+
 def binary_roc_auc(positive, scores) -> float:
     """ROC AUC as the Mann-Whitney statistic: the chance that a random positive outscores a random negative,
     ties counting half. Equal to sklearn's `roc_auc_score`, without its input checks: a bootstrap calls it

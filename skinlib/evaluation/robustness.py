@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .report import headline_scores, paired_gains
+from .report import headline_scores, paired_gains, signed_interval
 
 #: Per-channel RGB gains of each cast (product 1). "warm": a yellower lamp; "cool": a bluer one; "green": a
 #: green-magenta shift, as white balance errors of cameras make; "strong" doubles the log-gain.
@@ -107,7 +107,7 @@ def colour_cast_cell(scores: dict) -> str:
     if change is None:
         return f"{scores['balanced_accuracy']:.3f}"
     gain = change["balanced_accuracy"]
-    return "{:.3f} ({:+.3f} [{:+.3f}, {:+.3f}])".format(scores["balanced_accuracy"], gain["difference"], *gain["ci95"])
+    return f"{scores['balanced_accuracy']:.3f} ({signed_interval(gain['difference'], *gain['ci95'])})"
 
 
 def colour_cast_rows(study: dict) -> list[dict]:

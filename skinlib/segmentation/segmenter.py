@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..data.errors import DataError
 from ..data.images import fit_size, read_image, read_mask, unfit_size
@@ -86,6 +87,24 @@ def load_segmenter(method: str = "unet", model_dir: str | Path | None = None):
     raise ValueError(f"method must be 'unet' or 'classical', not {method!r}")
 
 
+def paired_batches(image_paths, mask_paths, batch_size: int = 32, progress: bool = True, desc: str = "segmenting"):
+    """Yield (images, masks, image ids) a batch at a time, so several segmenters can share one read of the
+    images. Masks are read strictly (only 0 and 255); a mask whose size differs from its image is an error that
+    names the file, not a silent resize."""
+    image_paths, mask_paths = [Path(p) for p in image_paths], [Path(p) for p in mask_paths]
+    for start in tqdm(range(0, len(image_paths), batch_size), desc=desc, unit="batch", disable=not progress):
+        batch_images, batch_masks = image_paths[start : start + batch_size], mask_paths[start : start + batch_size]
+        images = [read_image(p) for p in batch_images]
+        masks = [read_mask(p, strict=True) for p in batch_masks]
+        for image, mask, path in zip(images, masks, batch_masks):
+            if image.shape[:2] != mask.shape:
+                raise DataError(
+                    f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                    f"{image.shape[1]}x{image.shape[0]}; masks must match their image's size."
+                )
+        yield images, masks, [p.stem for p in batch_images]
+
+
 def evaluate_segmenter(segmenter, image_paths, mask_paths, batch_size: int = 32, progress: bool = True) -> dict:
     """Score a segmenter against masks at each mask's own resolution.
 
@@ -93,27 +112,13 @@ def evaluate_segmenter(segmenter, image_paths, mask_paths, batch_size: int = 32,
     Images are read with `read_image`, masks strictly (only 0 and 255), and a mask whose size differs
     from its image is an error, not a silent resize.
     """
-    from tqdm.auto import tqdm
-
-    image_paths, mask_paths = [Path(p) for p in image_paths], [Path(p) for p in mask_paths]
     preds, trues, names = [], [], []
-    for start in tqdm(
-        range(0, len(image_paths), batch_size),
-        desc=f"segmenting ({segmenter.name})",
-        unit="batch",
-        disable=not progress,
+    for images, masks, ids in paired_batches(
+        image_paths, mask_paths, batch_size, progress, desc=f"segmenting ({segmenter.name})"
     ):
-        images = [read_image(p) for p in image_paths[start : start + batch_size]]
-        masks = [read_mask(p, strict=True) for p in mask_paths[start : start + batch_size]]
-        for image, mask, path in zip(images, masks, mask_paths[start : start + batch_size]):
-            if image.shape[:2] != mask.shape:
-                raise DataError(
-                    f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                    f"{image.shape[1]}x{image.shape[0]}; masks must match their image's size."
-                )
         preds += segmenter.segment(images, batch_size)
         trues += masks
-        names += [p.stem for p in image_paths[start : start + batch_size]]
+        names += ids
     summary = segmentation_scores(preds, trues)
     summary["per_image"] = {
         n: {"dice": round(dice(p, t), 4), "iou": round(iou(p, t), 4)} for n, p, t in zip(names, preds, trues)

@@ -24,7 +24,7 @@ from ..data import CLASSES
 from ..data.errors import DataError
 from ..data.images import read_image
 from ..data.labels import read_labels
-from ..data.layout import image_files_by_stem
+from ..data.layout import collection_name, image_files_by_stem
 from ..evaluation.calibration import apply_temperature
 from ..evaluation.report import bootstrap_ci, paired_bootstrap_difference
 from ..evaluation.robustness import REFERENCE_CAST, colour_cast
@@ -53,8 +53,7 @@ class ExternalCollection:
             raise DataError(f"external images folder {images} does not exist (give --external IMAGES LABELS).")
         if not labels.is_file():
             raise DataError(f"external labels file {labels} not found (give --external IMAGES LABELS).")
-        default = images.resolve().parent.name if images.name == "images" else images.resolve().name
-        return cls(images, labels, name or default)
+        return cls(images, labels, name or collection_name(images))
 
 
 def external_file(out_dir, name: str, collection: str) -> Path:

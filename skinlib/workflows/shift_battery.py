@@ -15,15 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_split_frame, read_image, read_mask, split_sample
-from ..data.errors import DataError
 from ..evaluation.classification import balanced_accuracy
-from ..evaluation.report import bootstrap_unit, count_units, headline_scores, paired_bootstrap_difference, paired_gains
+from ..evaluation.report import (
+    bootstrap_unit,
+    count_units,
+    headline_scores,
+    paired_bootstrap_difference,
+    paired_gains,
+    signed_interval,
+)
 from ..evaluation.segmentation import dice as dice_coefficient
 from ..evaluation.shifts import REFERENCE_SHIFT, SHIFTS, apply_shift
 from ..runtime import StageTwo
 from ..runtime.dual_stage import DualStage
 from ..segmentation.apply import pair_images_and_masks
-from ..segmentation.segmenter import UNetSegmenter
+from ..segmentation.segmenter import UNetSegmenter, paired_batches
 
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0
@@ -188,19 +194,10 @@ def unet_comparison(reference: dict, candidate: dict, lesions, samples: int, fol
 
 
 def held_out_dice(segmenters: dict, image_paths, mask_paths, progress: bool = True, desc: str = "") -> dict:
-    """{name: Dice of each image} for several U-Nets, each batch of images read once; a mask whose size differs
-    from its image is an error that names the file, not a silent resize."""
-    from tqdm.auto import tqdm
-
+    """{name: Dice of each image} for several U-Nets, each batch of images read once (`paired_batches`), unrounded
+    so the paired bootstrap sees the exact values."""
     scores = {name: [] for name in segmenters}
-    pairs = list(zip(image_paths, mask_paths))
-    for start in tqdm(range(0, len(pairs), 32), desc=desc or "held-out Dice", unit="batch", disable=not progress):
-        images, truths = [], []
-        for image_path, mask_path in pairs[start : start + 32]:
-            images.append(read_image(image_path))
-            truths.append(read_mask(mask_path))
-            if images[-1].shape[:2] != truths[-1].shape:
-                raise DataError(f"{mask_path}: the mask's size differs from its image's; masks must match their image")
+    for images, truths, _ in paired_batches(image_paths, mask_paths, progress=progress, desc=desc or "held-out Dice"):
         for name, segmenter in segmenters.items():
             scores[name] += [dice_coefficient(mask, truth) for mask, truth in zip(segmenter.segment(images), truths)]
     return {name: np.array(values) for name, values in scores.items()}
@@ -345,8 +342,7 @@ def shift_battery_markdown(study: dict) -> str:
     def change(entry) -> str:
         if entry is None:
             return "reference"
-        low, high = entry["ci95"]
-        return f"{entry['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+        return signed_interval(entry["difference"], *entry["ci95"])
 
     names = list(study["models"])
     lines = [
