@@ -20,10 +20,10 @@ from .data.images import read_image, read_mask
 from .data.labels import read_labels
 from .data.metadata import DataWarning
 from .data.splits import split_sample  # noqa: F401  (re-exported: the notebooks sample through skinlib.course)
-from .evaluation.report import signed_interval
+from .evaluation.report import signed, signed_interval
 from .evaluation.segmentation import dice
 from .shipped import ABLATION_RESULTS, CLASSIFIER, COLOUR_CAST_RESULTS, SHIFT_BATTERY_RESULTS, UNET
-from .workflows.ablation import ECE_TARGET, chosen_tta_row
+from .workflows.ablation import ECE_TARGET, chosen_row, chosen_tta_row, replacement_verdict
 from .workflows.shift_battery import unet_verdict
 
 #: The repository root (benchmarks/ and notebooks/ exist only in a checkout).
@@ -283,6 +283,63 @@ def lever_table(ablation: dict | None, battery: dict | None, collection: str = "
 
 #: Levers the battery must have scored before `transfer_reading` ranks their robustness against transfer.
 MIN_BATTERY_LEVERS = 4
+
+
+def verdict_paragraph(ablation: dict, battery: dict | None) -> str:
+    """The replacement rule's verdict in words, as the results chapter prints it: which rows beat the baseline and
+    how (validation, battery), which are held back and why, which one ships, then the test scores of the winners,
+    read after the choice and never used for it."""
+    verdict = replacement_verdict(ablation, battery=battery)
+    rows = {r["name"]: r for r in ablation["rows"]}
+    winners = verdict["beat_on_val"] + [n for n in verdict["beat_under_battery"] if n not in verdict["beat_on_val"]]
+    lines = []
+    if not verdict["robustness_weighed"]:
+        lines.append("The shift battery's results are missing (`skinlib shifts`), so robustness is not weighed.")
+    if not winners:
+        lines.append("No row beats the shipped recipe on validation beyond noise, so it stays.")
+    else:
+        if verdict["beat_on_val"]:
+            lines.append(
+                "Rows that beat the baseline on clean validation images beyond noise: **"
+                + ", ".join(verdict["beat_on_val"])
+                + "**."
+            )
+        if verdict["beat_under_battery"]:
+            lines.append(
+                "Rows that beat it under the shift battery and lose nothing on clean images: **"
+                + ", ".join(verdict["beat_under_battery"])
+                + "**."
+            )
+        lines += [f"**{name}** is held back: {why}." for name, why in verdict["held_back"].items()]
+        lines.append(
+            "Qualifying: **" + ", ".join(verdict["qualify"]) + "**."
+            if verdict["qualify"]
+            else "None qualifies, so the baseline recipe stays."
+        )
+        if len(verdict["qualify"]) > 1:
+            lines.append(
+                f"Of these, the rule ships **{chosen_row(ablation, verdict)}**, the one with the largest validation gain."
+            )
+        for name in winners:  # reported after the choice, never used for it
+            gain = rows[name]["test_minus_baseline"]["balanced_accuracy"]
+            low, high = gain["ci95"]
+            lines.append(
+                f"On test, {name} scored {signed(gain['difference'])} against the baseline "
+                f"(95 % CI {signed(low)} to {signed(high)})."
+            )
+    best = max((r for r in ablation["rows"] if r["name"] != "baseline"), key=lambda r: r["val"]["balanced_accuracy"])
+    low, high = best["val_minus_baseline"]["balanced_accuracy"]["ci95"]
+    lines.append(
+        f"The highest validation balanced accuracy is **{best['name']}**'s "
+        f"({best['val']['balanced_accuracy']:.3f}, interval of the difference [{signed(low)}, {signed(high)}])."
+    )
+    if verdict["image_level"]:
+        names = ", ".join(f"**{name}**" for name in verdict["image_level"])
+        lines.append(
+            f"Provisional for {names}: their intervals still resample images, which usually makes them too narrow, "
+            "so a verdict on them may change once they are rerun."
+        )
+    return " ".join(lines)
 
 
 def unet_lever_table(battery: dict | None, collection: str = "isic2017") -> pd.DataFrame:

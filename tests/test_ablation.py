@@ -597,3 +597,22 @@ def test_the_ablation_figure_marks_rows_whose_intervals_resample_images():
     )
     labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
     assert labels == ["tta", "plain_ce *"] and "too narrow" in figure.axes[0].get_xlabel()
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="skinlib/shipped/ablation.json not written yet (skinlib ablate)")
+def test_what_exercise_4_7_and_how_it_works_say_of_the_combination_row_holds():
+    """The prose (book/exercises.md ex-4-7, book/how_it_works.md) describes the lite2_tight_crop row in words; if a
+    rerun changes the numbers, this fails and the words must be rewritten."""
+    rows = {row["name"]: row for row in json.loads(RESULTS.read_text())["rows"]}
+    val = {name: rows[name]["val_minus_baseline"]["balanced_accuracy"] for name in rows}
+    both = val["lite2_tight_crop"]
+    assert both["difference"] < min(val["lite2_backbone"]["difference"], val["tight_crop"]["difference"])
+    assert both["ci95"][0] < 0  # not beyond noise
+    assert rows["lite2_tight_crop"]["val"]["expected_calibration_error"] > ablation.ECE_TARGET
+    three = ("lite2_backbone", "tight_crop", "lite2_tight_crop")
+    for name in three:
+        assert rows[name]["test_minus_baseline"]["balanced_accuracy"]["ci95"][0] < 0, name  # no test gain beyond noise
+    isic = {name: rows[name]["external"]["isic2017"]["restricted_change"] for name in three}
+    assert isic["lite2_backbone"]["ci95"][1] < 0  # Lite2 loses beyond noise
+    assert isic["lite2_tight_crop"]["difference"] < 0 < isic["lite2_tight_crop"]["ci95"][1]
+    assert isic["tight_crop"]["ci95"][0] < 0 < isic["tight_crop"]["difference"]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from skinlib import course
 from skinlib.course import interval_verdict, round_robin_sample, write_chapter_json
 
 
@@ -33,3 +34,22 @@ def test_write_chapter_json_writes_numpy_scalars_as_numbers(tmp_path):
     path = write_chapter_json(tmp_path / "09_x.json", {"gain": np.float32(0.25), "n": 3})
     assert json.loads(path.read_text()) == {"gain": 0.25, "n": 3}
     assert path.read_text().endswith("\n")
+
+
+def test_the_verdict_paragraph_follows_the_rule_and_never_prints_minus_zero():
+    import copy
+
+    from skinlib.workflows.ablation import chosen_row, replacement_verdict
+
+    ablation, battery = course.shipped_result("ablation"), course.shipped_result("shift_battery")
+    verdict = replacement_verdict(ablation, battery=battery)
+    text = course.verdict_paragraph(ablation, battery)
+    assert "Qualifying: **" + ", ".join(verdict["qualify"]) + "**." in text
+    if len(verdict["qualify"]) > 1:
+        assert f"the rule ships **{chosen_row(ablation, verdict)}**" in text
+    assert "-0.000" not in text
+    nobody = copy.deepcopy(ablation)
+    for row in nobody["rows"]:
+        row["val_minus_baseline"]["balanced_accuracy"]["ci95"][0] = -0.01
+    assert "No row beats the shipped recipe" in course.verdict_paragraph(nobody, None)
+    assert "robustness is not weighed" in course.verdict_paragraph(nobody, None)

@@ -72,7 +72,7 @@ def test_every_exercise_is_a_labelled_block_with_a_folded_solution():
         assert solution["options"].get("class") == "dropdown", f"the solution of {label} is not folded"
         assert solution["body"], f"the solution of {label} is empty"
     assert sorted(seen) == [*range(1, 11), 12, 13], "chapters 1 to 10, the model card (12) and 13 have exercises"
-    assert len(pairs) == 42
+    assert len(pairs) == 43
 
 
 def test_solution_only_phrases_occur_only_in_solutions():
